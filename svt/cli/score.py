@@ -1,0 +1,103 @@
+"""`svt-score REF EST`: note-level scores of transcriptions against references.
+
+REF and EST are each a note file, a folder of note files (matched by song name) or a dict file
+(`Annotations.json` / N20EMv2 `annotations.json`). Two single files are compared directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from svt.notes_io import NoteFileError, detect_format, read_note_collection, read_note_folder, \
+    read_notes, song_id
+from svt.scoring import DEFAULT_TOLERANCES, format_table, score_songs
+
+
+def load_side(path, fmt=None, split=None) -> dict:
+    """`{song: notes}` from a file, a folder or a dict file."""
+    path = Path(path)
+    if path.is_dir():
+        songs = read_note_folder(path, fmt)
+        if not songs:
+            raise NoteFileError(f"{path}: the folder holds no note files (.json, .csv, .mid, .txt, "
+                                ".notes.Corrected)")
+        return songs
+    if not path.exists():
+        raise NoteFileError(f"{path}: no such file or folder")
+    if (fmt or detect_format(path)) == "json-dict":
+        return read_note_collection(path, split=split)
+    return {song_id(path): read_notes(path, fmt)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="svt-score", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("reference", help="reference note file, folder or dict file")
+    parser.add_argument("estimate", help="estimated note file, folder or dict file")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--onset-tolerance", type=float,
+                        default=DEFAULT_TOLERANCES["onset_tolerance"], metavar="S",
+                        help="onset tolerance in seconds (default 0.05)")
+    parser.add_argument("--pitch-tolerance", type=float,
+                        default=DEFAULT_TOLERANCES["pitch_tolerance"], metavar="CENTS",
+                        help="pitch tolerance in cents (default 50)")
+    parser.add_argument("--offset-ratio", type=float, default=DEFAULT_TOLERANCES["offset_ratio"],
+                        metavar="R", help="offset tolerance as a ratio of the reference note's "
+                        "duration (default 0.2)")
+    parser.add_argument("--offset-min-tolerance", type=float,
+                        default=DEFAULT_TOLERANCES["offset_min_tolerance"], metavar="S",
+                        help="minimum offset tolerance in seconds (default 0.05)")
+    parser.add_argument("--format", dest="fmt", default=None,
+                        choices=["json", "mirex", "ismir2014", "csv", "tonas", "midi"],
+                        help="force the note-file format of both sides (default: detect)")
+    parser.add_argument("--split", default=None,
+                        help="with an N20EMv2 annotations.json, score only this split")
+    parser.add_argument("--summary-only", action="store_true", help="omit the per-song rows")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    tolerances = {"onset_tolerance": args.onset_tolerance,
+                  "pitch_tolerance": args.pitch_tolerance,
+                  "offset_ratio": args.offset_ratio,
+                  "offset_min_tolerance": args.offset_min_tolerance}
+    try:
+        ref = load_side(args.reference, args.fmt, args.split)
+        est = load_side(args.estimate, args.fmt, args.split)
+        if len(ref) == 1 and len(est) == 1 and not Path(args.reference).is_dir() \
+                and not Path(args.estimate).is_dir():
+            # Two single files: compare them whatever their names.
+            est = {next(iter(ref)): next(iter(est.values()))}
+        scores, summary, missing = score_songs(ref, est, **tolerances)
+    except (NoteFileError, ValueError) as err:
+        print(f"svt-score: error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({
+            "mean": summary["mean"],
+            "pooled": summary["pooled"],
+            "songs": {song: s.metrics for song, s in scores.items()},
+            "counts": {song: s.counts() for song, s in scores.items()},
+            "missing": missing,
+            "tolerances": tolerances,
+        }, indent=2))
+    else:
+        print(format_table(scores, summary, per_song=not args.summary_only))
+        print(f"\n{len(scores)} songs scored (mean = unweighted mean over songs, as in the paper; "
+              "pooled = all notes together)")
+    for side, songs in (("reference", missing["reference_only"]),
+                        ("estimate", missing["estimate_only"])):
+        if songs:
+            shown = ", ".join(songs[:10]) + (" ..." if len(songs) > 10 else "")
+            print(f"svt-score: warning: {len(songs)} song(s) only in the {side}, not scored: "
+                  f"{shown}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
