@@ -1,0 +1,12 @@
+#!/usr/bin/env python3
+"""Evaluate a trained audio-only model on ISMIR2014.
+
+    python experiment.py hparams/evaluate.yaml --data_folder /path/to/ISMIR2014 --model /path/to/model
+"""
+import sys
+
+from svt.prepare import prepare_ismir2014
+from svt.recipe import evaluate_dataset
+
+if __name__ == "__main__":
+    evaluate_dataset(prepare_ismir2014, sys.argv[1:])

@@ -1,0 +1,12 @@
+#!/usr/bin/env python3
+"""Evaluate a trained audio-only model on TONAS.
+
+    python experiment.py hparams/evaluate.yaml --data_folder /path/to/TONAS --model /path/to/model
+"""
+import sys
+
+from svt.prepare import prepare_tonas
+from svt.recipe import evaluate_dataset
+
+if __name__ == "__main__":
+    evaluate_dataset(prepare_tonas, sys.argv[1:])

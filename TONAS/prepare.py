@@ -1,0 +1,27 @@
+#!/usr/bin/env python3
+"""Prepare TONAS (evaluation only) -> <save_folder>/dur_<D>s/tonas.csv.
+
+    python prepare.py --data_folder /path/to/TONAS [--save_folder data]
+
+Reads TONAS as distributed (<stem>.wav at 44.1 kHz beside <stem>.notes.Corrected, in Deblas/,
+Martinetes1/, Martinetes2/ or any other subfolder; the audio is converted to 16 kHz mono), or the
+converted layout Annotations.json + wav16kHz/<song>/vocals.wav.
+"""
+import sys
+from pathlib import Path
+
+try:
+    import svt  # noqa: F401
+except ImportError:  # running from a checkout without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from svt.prepare import cli_parser, common_kwargs, prepare_tonas, run_cli
+
+
+def main(argv=None):
+    args = cli_parser(__doc__).parse_args(argv)
+    return run_cli(lambda: prepare_tonas(args.data_folder, **common_kwargs(args)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

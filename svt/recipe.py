@@ -1,0 +1,134 @@
+"""What every recipe's `experiment.py` does, so recipe folders stay thin: parse the command line,
+load the YAML, prepare the data (on the main process only), train, export the inference bundle,
+and test on every test set."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import speechbrain as sb
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.utils.distributed import if_main_process, run_on_main
+
+from svt.brain import SELECTION_KEYS, TranscriptionBrain
+from svt.bundle import export_bundle, load_bundle, read_manifest
+from svt.data import audio_dataset
+from svt.prepare import csv_folder
+
+logger = logging.getLogger(__name__)
+
+
+def encoder_output_size(encoder) -> int:
+    """Feature size of an encoder (used in YAML to size the head)."""
+    return int(encoder.output_size)
+
+
+def load_experiment(argv=None):
+    """`(hparams, run_opts)` from `experiment.py hparams.yaml --key value ...`; creates the output
+    folder (saving the YAML and overrides there) and initialises DDP under torchrun."""
+    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:] if argv is None else argv)
+    sb.utils.distributed.ddp_init_group(run_opts)
+    with open(hparams_file) as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    sb.create_experiment_directory(experiment_directory=hparams["output_folder"],
+                                   hyperparams_to_save=hparams_file, overrides=overrides)
+    return hparams, run_opts
+
+
+def prepare_on_main(function, **kwargs):
+    """Run a data-preparation function once (main process), others wait for it."""
+    run_on_main(function, kwargs=kwargs)
+
+
+def bundle_settings(hparams) -> dict:
+    return {
+        "modality": "audio",
+        "frame_rate": hparams["frame_rate"],
+        "sample_rate": hparams.get("sample_rate", 16000),
+        "dur_threshold": hparams["dur_threshold"],
+        "onset_threshold": hparams["onset_threshold"],
+        "offset_threshold": hparams["offset_threshold"],
+        "trained_with": {k: hparams.get(k) for k in (
+            "ssl_source", "number_of_epochs", "linear_prob_epochs", "selection_metric", "seed")},
+    }
+
+
+def existing_test_sets(test_csvs: dict) -> dict:
+    """Test sets whose CSV exists; the optional ones (TONAS, ISMIR2014) may be absent."""
+    present = {name: csv for name, csv in test_csvs.items() if Path(csv).is_file()}
+    for name in sorted(set(test_csvs) - set(present)):
+        logger.info("test set %s not prepared (no %s); skipping it", name, test_csvs[name])
+    return present
+
+
+def train_and_test(hparams, run_opts, train_csv=None, valid_csv=None, test_csvs=None):
+    """Train with the Brain's schedule, export the bundle, and evaluate every test set.
+
+    Returns `{test_set: statistics}`.
+    """
+    train_csv = train_csv or hparams["train_csv"]
+    valid_csv = valid_csv or hparams["valid_csv"]
+    test_csvs = existing_test_sets(test_csvs or hparams["test_csvs"])
+    dur, frame_rate = hparams["dur_threshold"], hparams["frame_rate"]
+    train_set = audio_dataset(train_csv, dur, frame_rate, sorting=hparams.get("sorting"))
+    valid_set = audio_dataset(valid_csv, dur, frame_rate)
+    train_opts = dict(hparams["train_dataloader_opts"])
+    if hparams.get("sorting") == "random":
+        train_opts["shuffle"] = True
+
+    brain = TranscriptionBrain(
+        modules={"encoder": hparams["encoder"], "head": hparams["head"]},
+        hparams=hparams, run_opts=run_opts, checkpointer=hparams["checkpointer"])
+    brain.fit(hparams["epoch_counter"], train_set, valid_set, train_loader_kwargs=train_opts,
+              valid_loader_kwargs=hparams["valid_dataloader_opts"])
+
+    key = hparams["selection_metric"]
+    brain.on_evaluate_start(**{f"{SELECTION_KEYS[key]}_key": key})
+    if if_main_process():
+        export_bundle(hparams["bundle_folder"], hparams["encoder"], hparams["head"],
+                      bundle_settings(hparams))
+        logger.info("inference bundle written to %s", hparams["bundle_folder"])
+
+    results = {}
+    for name, csv_path in test_csvs.items():
+        results[name] = brain.evaluate_test_set(
+            name, audio_dataset(csv_path, dur, frame_rate), hparams["test_dataloader_opts"])
+    return results
+
+
+def evaluate_bundle(hparams, run_opts, test_csvs: dict):
+    """Evaluate an exported model (`hparams["model"]`: a bundle or a recipe output folder) on
+    prepared test sets, with the bundle's own frame rate, utterance length and thresholds.
+
+    Returns `{test_set: statistics}`.
+    """
+    model = load_bundle(hparams["model"])
+    settings = model.settings
+    brain_hparams = dict(hparams)
+    for key in ("frame_rate", "dur_threshold", "onset_threshold", "offset_threshold"):
+        if hparams.get(key) is None:
+            brain_hparams[key] = settings[key]
+    brain_hparams.update(encoder=model.encoder, head=model.head)
+    brain = TranscriptionBrain(modules={"encoder": model.encoder, "head": model.head},
+                               hparams=brain_hparams, run_opts=run_opts)
+    dur, frame_rate = brain_hparams["dur_threshold"], brain_hparams["frame_rate"]
+    return {name: brain.evaluate_test_set(name, audio_dataset(csv_path, dur, frame_rate),
+                                          hparams["test_dataloader_opts"])
+            for name, csv_path in existing_test_sets(test_csvs).items()}
+
+
+def evaluate_dataset(prepare_function, argv=None):
+    """An evaluation-only recipe (TONAS, ISMIR2014): prepare the dataset with the model's own frame
+    rate and utterance length, then evaluate the model (`--model`) on it."""
+    hparams, run_opts = load_experiment(argv)
+    manifest = read_manifest(hparams["model"])
+    dur = hparams.get("dur_threshold") or manifest["dur_threshold"]
+    frame_rate = hparams.get("frame_rate") or manifest["frame_rate"]
+    prepare_on_main(prepare_function, data_folder=hparams["data_folder"],
+                    save_folder=hparams["prepare_folder"], dur_threshold=dur,
+                    frame_rate=frame_rate)
+    name = hparams["dataset_name"]
+    csv_path = csv_folder(hparams["prepare_folder"], dur) / f"{name}.csv"
+    return evaluate_bundle(hparams, run_opts, {name: csv_path})

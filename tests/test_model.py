@@ -1,0 +1,86 @@
+"""Head and loss: checked against SpeechBrain's own masked losses (the original used SpeechBrain's
+bce_loss / nll_loss with relative lengths) and against hand-computed values."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from speechbrain.nnet import losses as sb_losses
+
+from svt.model import TranscriptionHead, frame_predictions, transcription_loss
+
+
+def random_batch(b=3, t=40, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(b, t, 20, generator=g)
+    labels = torch.stack([torch.randint(0, 2, (b, t), generator=g),
+                          torch.randint(0, 2, (b, t), generator=g),
+                          torch.randint(0, 5, (b, t), generator=g),
+                          torch.randint(0, 13, (b, t), generator=g)], dim=-1)
+    lengths = torch.tensor([1.0, 0.5, 0.73])[:b]
+    return logits, labels, lengths
+
+
+def speechbrain_reference(logits, labels, lengths, reduction="mean"):
+    onset = sb_losses.bce_loss(logits[..., 0], labels[..., 0].float(), lengths,
+                               pos_weight=torch.tensor(15.0), reduction=reduction)
+    offset = sb_losses.bce_loss(logits[..., 1], labels[..., 1].float(), lengths,
+                                reduction=reduction)
+    octave = sb_losses.nll_loss(torch.log_softmax(logits[..., 2:7], -1), labels[..., 2], lengths,
+                                reduction=reduction)
+    pitch = sb_losses.nll_loss(torch.log_softmax(logits[..., 7:20], -1), labels[..., 3], lengths,
+                               reduction=reduction)
+    return {"onset": onset, "offset": offset, "octave": octave, "pitch": pitch}
+
+
+@pytest.mark.parametrize("reduction", ["mean", "batch"])
+def test_loss_matches_speechbrain_masked_losses(reduction):
+    logits, labels, lengths = random_batch()
+    total, parts = transcription_loss(logits, labels, lengths, reduction=reduction)
+    expected = speechbrain_reference(logits, labels, lengths, reduction)
+    for name in parts:
+        torch.testing.assert_close(parts[name], expected[name], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(total, sum(expected.values()), rtol=1e-5, atol=1e-6)
+
+
+def test_loss_hand_computed_single_frame():
+    logits = torch.zeros(1, 1, 20)
+    labels = torch.tensor([[[1, 0, 2, 5]]])
+    total, parts = transcription_loss(logits, labels, torch.tensor([1.0]))
+    assert parts["onset"].item() == pytest.approx(15 * math.log(2))
+    assert parts["offset"].item() == pytest.approx(math.log(2))
+    assert parts["octave"].item() == pytest.approx(math.log(5))
+    assert parts["pitch"].item() == pytest.approx(math.log(13))
+    assert total.item() == pytest.approx(16 * math.log(2) + math.log(5) + math.log(13))
+
+
+def test_length_difference_is_truncated_or_rejected():
+    logits, labels, lengths = random_batch(t=40)
+    total, _ = transcription_loss(logits[:, :38], labels, lengths)
+    ref, _ = transcription_loss(logits[:, :38], labels[:, :38], lengths)
+    torch.testing.assert_close(total, ref)
+    with pytest.raises(ValueError, match="frame rate"):
+        transcription_loss(logits[:, :30], labels, lengths)
+
+
+def test_padded_frames_do_not_count():
+    logits, labels, lengths = random_batch()
+    total, _ = transcription_loss(logits, labels, lengths, reduction="batch")
+    changed = logits.clone()
+    changed[1, 25:] = 100.0  # beyond item 1's valid half
+    total2, _ = transcription_loss(changed, labels, lengths, reduction="batch")
+    torch.testing.assert_close(total, total2)
+
+
+def test_head_keys_and_predictions():
+    head = TranscriptionHead(8)
+    assert set(head.state_dict()) == {"w.weight", "w.bias"}
+    logits = torch.full((1, 2, 20), -5.0)
+    logits[0, 0, 0] = 5.0          # onset
+    logits[0, :, 2 + 3] = 5.0      # octave 3
+    logits[0, 1, 7 + 12] = 5.0     # frame 1 pitch class silence
+    logits[0, 0, 7 + 4] = 5.0      # frame 0 pitch class E
+    onset, offset, octave, pc = frame_predictions(logits)
+    assert onset[0, 0] > 0.99 and onset[0, 1] < 0.01 and (offset < 0.01).all()
+    np.testing.assert_array_equal(octave[0].numpy(), [3, 3])
+    np.testing.assert_array_equal(pc[0].numpy(), [4, 12])

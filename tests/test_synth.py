@@ -1,0 +1,283 @@
+"""Tests for svt.synth, the synthetic stand-in for MIR-ST500 / N20EMv2.
+
+The corpus replaces real datasets in tests and the demo, so these tests check
+that (a) it is deterministic, (b) it is written in exactly the real layouts,
+(c) the annotations are valid note lists, and (d) the audio really sings the
+annotated notes (checked with an independent pitch tracker, librosa.yin).
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from svt import synth
+
+SR = 16000
+DIATONIC_SETS = [frozenset((t + synth.SCALES["major"]) % 12) for t in range(12)]
+
+
+def _all_files(root):
+    out = {}
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            with open(path, "rb") as fh:
+                out[os.path.relpath(path, root)] = fh.read()
+    return out
+
+
+def _phrases(notes, min_rest=0.2):
+    """Split a note array into phrases at rests longer than ``min_rest``."""
+    gaps = notes[1:, 0] - notes[:-1, 1]
+    cuts = np.flatnonzero(gaps > min_rest) + 1
+    return np.split(notes, cuts)
+
+
+@pytest.fixture(scope="module")
+def mir_corpora(tmp_path_factory):
+    """Two corpora with seed 0 and one with seed 1 (small and short)."""
+    kw = dict(layout="mir_st500", num_train=2, num_valid=1, num_test=2, song_duration_s=6.0)
+    a = tmp_path_factory.mktemp("mir_a")
+    b = tmp_path_factory.mktemp("mir_b")
+    c = tmp_path_factory.mktemp("mir_c")
+    return (
+        synth.make_corpus(str(a), seed=0, **kw),
+        synth.make_corpus(str(b), seed=0, **kw),
+        synth.make_corpus(str(c), seed=1, **kw),
+    )
+
+
+@pytest.fixture(scope="module")
+def rendered_songs():
+    """One 20 s song per voice type: (voice, notes, vocals)."""
+    songs = []
+    for i, voice in enumerate(synth.VOICES):
+        rng = np.random.default_rng(1000 + i)
+        notes = synth.generate_melody(rng, 20.0, voice=voice)
+        audio = synth.render_singing(notes, SR, rng, voice=voice, duration_s=20.0)
+        songs.append((voice, notes, audio))
+    return songs
+
+
+# ---------------------------------------------------------------- determinism
+
+
+def test_same_seed_gives_identical_bytes(mir_corpora):
+    a, b, _ = mir_corpora
+    fa, fb = _all_files(a["root"]), _all_files(b["root"])
+    assert sorted(fa) == sorted(fb)
+    for rel in fa:
+        assert fa[rel] == fb[rel], rel
+
+
+def test_different_seed_differs(mir_corpora):
+    a, _, c = mir_corpora
+    fa, fc = _all_files(a["root"]), _all_files(c["root"])
+    assert fa["Annotations.json"] != fc["Annotations.json"]
+    vocals = [r for r in fa if r.endswith("vocals.wav")]
+    assert all(fa[r] != fc[r] for r in vocals)
+
+
+def test_render_functions_are_deterministic():
+    notes = synth.generate_melody(np.random.default_rng(5), 5.0, "alto")
+    again = synth.generate_melody(np.random.default_rng(5), 5.0, "alto")
+    np.testing.assert_array_equal(notes, again)
+    v1 = synth.render_singing(notes, SR, np.random.default_rng(9), "alto", 5.0)
+    v2 = synth.render_singing(notes, SR, np.random.default_rng(9), "alto", 5.0)
+    np.testing.assert_array_equal(v1, v2)
+    a1 = synth.render_accompaniment(notes, SR, np.random.default_rng(9), 5.0)
+    a2 = synth.render_accompaniment(notes, SR, np.random.default_rng(9), 5.0)
+    np.testing.assert_array_equal(a1, a2)
+
+
+# --------------------------------------------------------------------- layouts
+
+
+def test_mir_st500_layout(mir_corpora):
+    info = mir_corpora[0]
+    root = info["root"]
+    with open(os.path.join(root, "Annotations.json")) as fh:
+        ann = json.load(fh)
+    # Ids "1".."5": train (2 train + 1 valid folded in) first, then test.
+    assert list(ann) == ["1", "2", "3", "4", "5"]
+    assert info["splits"] == {"train": ["1", "2", "3"], "test": ["4", "5"]}
+    for song_id, notes in ann.items():
+        split = "train" if int(song_id) <= 3 else "test"
+        song_dir = os.path.join(root, "wav16kHz", split, song_id)
+        for name in ("vocals.wav", "accomp.wav"):
+            path = os.path.join(song_dir, name)
+            meta = sf.info(path)
+            assert (meta.samplerate, meta.channels, meta.subtype) == (SR, 1, "PCM_16")
+            assert meta.frames == int(6.0 * SR)
+        assert isinstance(notes, list) and notes
+        for note in notes:
+            assert len(note) == 3
+            assert isinstance(note[0], float) and isinstance(note[1], float)
+            assert isinstance(note[2], int)
+            assert note[0] == round(note[0], 6) and note[1] == round(note[1], 6)
+    # Nothing else was written, in particular no leftover temp files.
+    expected = {"Annotations.json"} | {
+        os.path.join("wav16kHz", s["split"], i, n)
+        for i, s in info["songs"].items()
+        for n in ("vocals.wav", "accomp.wav")
+    }
+    assert set(_all_files(root)) == expected
+
+
+def test_n20emv2_layout(tmp_path):
+    info = synth.make_corpus(
+        str(tmp_path), layout="n20emv2", num_train=2, num_valid=1, num_test=1,
+        song_duration_s=4.0, seed=3,
+    )
+    with open(tmp_path / "annotations.json") as fh:
+        ann = json.load(fh)
+    assert list(ann) == ["song_001", "song_002", "song_003", "song_004"]
+    assert [ann[k]["split"] for k in ann] == ["train", "train", "valid", "test"]
+    assert info["splits"] == {
+        "train": ["song_001", "song_002"], "valid": ["song_003"], "test": ["song_004"],
+    }
+    for entry, item in ann.items():
+        assert set(item) == {"midi", "split"}
+        assert all(len(n) == 3 and isinstance(n[2], int) for n in item["midi"])
+        for name in ("vocals.wav", "accomp.wav"):
+            audio, sr = sf.read(tmp_path / "data" / entry / name)
+            assert sr == SR and audio.ndim == 1 and len(audio) == 4 * SR
+    expected = {"annotations.json"} | {
+        os.path.join("data", e, n) for e in ann for n in ("vocals.wav", "accomp.wav")
+    }
+    assert set(_all_files(str(tmp_path))) == expected
+
+
+def test_voices_vary_across_songs(mir_corpora):
+    voices = [s["voice"] for s in mir_corpora[0]["songs"].values()]
+    assert len(set(voices)) == len(voices) == 5  # 5 songs cycle all 5 voices
+
+
+def test_cli(tmp_path):
+    rc = synth.main([str(tmp_path), "--layout", "mir_st500", "--num-train", "1",
+                     "--num-test", "1", "--duration", "3", "--seed", "0"])
+    assert rc == 0
+    ann = json.loads((tmp_path / "Annotations.json").read_text())
+    assert list(ann) == ["1", "2"]
+    assert (tmp_path / "wav16kHz" / "train" / "1" / "vocals.wav").is_file()
+    assert (tmp_path / "wav16kHz" / "test" / "2" / "accomp.wav").is_file()
+
+
+# ------------------------------------------------------------------ note lists
+
+
+@pytest.mark.parametrize("voice", synth.VOICES)
+def test_melody_note_constraints(voice):
+    lo, hi = synth.VOICE_RANGES[voice]
+    for seed in range(20):
+        notes = synth.generate_melody(np.random.default_rng(seed), 30.0, voice=voice)
+        assert notes.dtype == np.float64 and notes.ndim == 2 and notes.shape[1] == 3
+        assert len(notes) >= 10
+        on, off, midi = notes.T
+        assert np.all(np.diff(on) > 0), "sorted"
+        assert np.all(on[1:] >= off[:-1]), "non-overlapping"
+        assert np.all(off - on >= 0.1)
+        assert on[0] >= 0 and off[-1] <= 30.0
+        np.testing.assert_array_equal(midi, np.round(midi))
+        assert midi.min() >= max(lo, 36) and midi.max() <= min(hi, 83)
+        # Phrases are separated by rests; phrase-internal gaps are short.
+        phrases = _phrases(notes)
+        assert len(phrases) >= 2
+        assert all(4 <= len(p) <= 8 for p in phrases)
+        rests = on[1:] - off[:-1]
+        assert rests.max() <= 1.6
+
+
+def test_melody_tempo_argument():
+    # At 120 bpm every inter-onset interval is a multiple of an eighth note
+    # (0.25 s) within a phrase.
+    notes = synth.generate_melody(np.random.default_rng(0), 30.0, "tenor", tempo_bpm=120)
+    for phrase in _phrases(notes):
+        ioi = np.diff(phrase[:, 0]) / 0.25
+        np.testing.assert_allclose(ioi, np.round(ioi), atol=1e-4)
+
+
+def test_melody_musicality():
+    for seed in range(40):
+        voice = synth.VOICES[seed % len(synth.VOICES)]
+        notes = synth.generate_melody(np.random.default_rng(seed), 30.0, voice=voice)
+        intervals = np.concatenate([np.abs(np.diff(p[:, 2])) for p in _phrases(notes)])
+        assert np.mean(intervals <= 2) >= 0.6, seed
+        pcs = set(notes[:, 2].astype(int) % 12)
+        assert any(pcs <= s for s in DIATONIC_SETS), (seed, pcs)
+
+
+# ---------------------------------------------------------------------- audio
+
+
+def test_rendered_pitch_matches_annotation(rendered_songs):
+    librosa = pytest.importorskip("librosa")
+    hop = 160
+    for voice, notes, audio in rendered_songs:
+        assert audio.dtype == np.float32 and len(audio) == 20 * SR
+        assert abs(float(np.max(np.abs(audio))) - 0.5) < 1e-3
+        f0 = librosa.yin(audio.astype(np.float64), fmin=60, fmax=1100, sr=SR,
+                         frame_length=1024, hop_length=hop)
+        times = np.arange(len(f0)) * hop / SR
+        hits = []
+        for on, off, midi in notes:
+            mid = (times >= on + 0.08) & (times <= off - 0.05)
+            assert mid.any()
+            est = 69 + 12 * np.log2(np.median(f0[mid]) / 440.0)
+            hits.append(abs(est - midi) * 100 <= 50)
+        assert np.mean(hits) >= 0.9, (voice, np.mean(hits))
+
+
+def test_rests_are_quiet(rendered_songs):
+    checked = 0
+    for voice, notes, audio in rendered_songs:
+        note_rms = np.median([
+            np.sqrt(np.mean(audio[int(on * SR):int(off * SR)] ** 2)) for on, off, _ in notes
+        ])
+        # Long rests, skipping the release/reverb tail and the pre-onset
+        # consonant, contain only breath noise.
+        bounds = zip(np.r_[notes[:, 1]], np.r_[notes[1:, 0], len(audio) / SR])
+        rests = [(a, b) for a, b in bounds if b - a >= 0.6]
+        if not rests:
+            continue
+        checked += 1
+        rest_audio = np.concatenate([audio[int((a + 0.25) * SR):int((b - 0.15) * SR)]
+                                     for a, b in rests])
+        rest_rms = np.sqrt(np.mean(rest_audio ** 2))
+        assert rest_rms < 0.1 * note_rms, (voice, rest_rms / note_rms)
+        # Before the first note there is (near) silence.
+        lead = audio[: int(max(notes[0, 0] - 0.2, 0.0) * SR)]
+        if lead.size:
+            assert np.sqrt(np.mean(lead ** 2)) < 0.1 * note_rms
+    assert checked >= 3
+
+
+def test_accompaniment_in_key_and_normalised(rendered_songs):
+    voice, notes, _ = rendered_songs[1]
+    acc = synth.render_accompaniment(notes, SR, np.random.default_rng(0), 20.0)
+    assert acc.dtype == np.float32 and len(acc) == 20 * SR
+    assert abs(float(np.max(np.abs(acc))) - 0.5) < 1e-3
+    # Chroma of the accompaniment: energy should sit on the melody's scale.
+    spec = np.abs(np.fft.rfft(acc.astype(np.float64))) ** 2
+    freqs = np.fft.rfftfreq(len(acc), 1.0 / SR)
+    band = (freqs > 60) & (freqs < 1000)
+    pcs = np.round(12 * np.log2(freqs[band] / 440.0) + 69).astype(int) % 12
+    chroma = np.bincount(pcs, weights=spec[band], minlength=12)
+    tonic, mode = synth.infer_key(notes)
+    scale = (tonic + synth.SCALES[mode]) % 12
+    assert chroma[scale].sum() / chroma.sum() > 0.9
+    assert set(notes[:, 2].astype(int) % 12) <= set(scale)
+
+
+def test_empty_and_default_duration():
+    assert synth.render_singing(np.zeros((0, 3)), SR, 0, "tenor", 1.0).shape == (SR,)
+    notes = np.array([[0.2, 0.8, 60.0]])
+    y = synth.render_singing(notes, SR, 0, "tenor")
+    assert len(y) == int(round((0.8 + 0.6) * SR))
+    with pytest.raises(ValueError):
+        synth.generate_melody(0, 5.0, voice="baritone")
+    with pytest.raises(ValueError):
+        synth.make_corpus("unused", layout="nope")
