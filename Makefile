@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: test test-all bench venv clean
+.PHONY: test test-all demo bench venv clean
 
 venv: $(STAMP)
 
@@ -25,8 +25,12 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q tests
 
+demo: $(STAMP)
+	$(PY) -m svt.demo --output results/demo
+
 bench: $(STAMP)
 	$(PY) benchmarks/bench_labels_decoding.py
+	$(PY) benchmarks/bench_utterance_loading.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

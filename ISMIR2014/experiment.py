@@ -8,5 +8,10 @@ import sys
 from svt.prepare import prepare_ismir2014
 from svt.recipe import evaluate_dataset
 
+
+def main(argv=None):
+    return evaluate_dataset(prepare_ismir2014, argv)
+
+
 if __name__ == "__main__":
-    evaluate_dataset(prepare_ismir2014, sys.argv[1:])
+    main(sys.argv[1:])

@@ -8,5 +8,10 @@ import sys
 from svt.prepare import prepare_tonas
 from svt.recipe import evaluate_dataset
 
+
+def main(argv=None):
+    return evaluate_dataset(prepare_tonas, argv)
+
+
 if __name__ == "__main__":
-    evaluate_dataset(prepare_tonas, sys.argv[1:])
+    main(sys.argv[1:])
