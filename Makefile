@@ -31,6 +31,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_labels_decoding.py
 	$(PY) benchmarks/bench_utterance_loading.py
+	$(PY) benchmarks/bench_transcribe.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -22,6 +22,7 @@ setup(
     entry_points={
         "console_scripts": [
             "svt-score=svt.cli.score:main",
+            "svt-transcribe=svt.cli.transcribe:main",
         ]
     },
 )

@@ -121,3 +121,12 @@ def test_folder_reading_prefers_json(tmp_path):
     assert list(songs) == ["s"]
     np.testing.assert_allclose(songs["s"], NOTES)
     np.testing.assert_allclose(read_notes(tmp_path / "s.csv"), NOTES[:1])
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    import os
+    import stat
+    write_notes_json(tmp_path / "p.json", NOTES)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "p.json").stat().st_mode) == 0o666 & ~umask

@@ -1,0 +1,168 @@
+"""`svt-transcribe INPUT... --model MODEL_DIR --out-dir DIR`: singing to notes, JSON/CSV/MIDI.
+
+INPUT: audio files or folders of them (wav, flac, ogg, and mp3/m4a where a decoder is installed),
+any sample rate and channel count. For each input the notes are written to DIR/<stem>.json
+(`[[onset_s, offset_s, midi], ...]`) and, as asked by --format, DIR/<stem>.csv and DIR/<stem>.mid;
+--plot adds DIR/<stem>.png. A file that fails is reported and the others go on; the exit status is
+1 if any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from tqdm import tqdm
+
+from svt.bundle import BundleError
+from svt.notes_io import NoteFileError, write_notes_csv, write_notes_json, write_notes_midi
+from svt.transcribe import AUDIO_SUFFIXES, DEFAULT_CONTEXT_SECONDS, SilentInputWarning, \
+    resolve_model, transcribe
+
+FORMATS = ("json", "csv", "mid")
+
+
+def find_inputs(inputs):
+    """Audio files named directly or found (recursively) in folders, in a stable order."""
+    files, missing = [], []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*")
+                            if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+        elif path.is_file():
+            files.append(path)
+        else:
+            missing.append(path)
+    return files, missing
+
+
+def output_stems(files):
+    """Output names: the file stem, or parent_stem where two inputs share a stem."""
+    stems = [f.stem for f in files]
+    return [f"{f.parent.name}_{f.stem}" if stems.count(f.stem) > 1 else f.stem for f in files]
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="svt-transcribe", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders")
+    parser.add_argument("--model", required=True,
+                        help="model bundle (a recipe's <output_folder>/model, results/demo/model) "
+                             "or a recipe output folder")
+    parser.add_argument("--out-dir", required=True, help="folder for the outputs")
+    parser.add_argument("--format", default="json,csv,mid",
+                        help="comma-separated outputs besides JSON: csv, mid (default: all)")
+    parser.add_argument("--plot", action="store_true",
+                        help="also write a piano-roll PNG over the spectrogram")
+    parser.add_argument("--reference", default=None,
+                        help="reference notes (file, folder matched by name, or dict file): drawn "
+                             "in the plot and scored")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    parser.add_argument("--batch-size", type=int, default=4, help="chunks per forward pass")
+    parser.add_argument("--chunk-seconds", type=float, default=None,
+                        help="audio kept per chunk (default: the model's training utterance "
+                             "length)")
+    parser.add_argument("--context-seconds", type=float, default=DEFAULT_CONTEXT_SECONDS,
+                        help="extra audio read on each side of a chunk (default 0.5)")
+    return parser
+
+
+def load_references(path, stems):
+    from svt.cli.score import load_side
+
+    references = load_side(path)
+    if len(references) == 1 and len(stems) == 1:
+        return {stems[0]: next(iter(references.values()))}
+    return references
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    formats = {f.strip().lower().lstrip(".") for f in args.format.split(",") if f.strip()}
+    formats = {"mid" if f in ("midi",) else f for f in formats}
+    unknown = formats - set(FORMATS)
+    if unknown:
+        print(f"svt-transcribe: error: unknown --format {sorted(unknown)}; choose from csv, mid",
+              file=sys.stderr)
+        return 2
+    files, missing = find_inputs(args.inputs)
+    for path in missing:
+        print(f"svt-transcribe: error: {path}: no such file or folder", file=sys.stderr)
+    if not files:
+        print("svt-transcribe: error: no audio files to transcribe", file=sys.stderr)
+        return 2
+    try:
+        model = resolve_model(args.model, args.device)
+    except (BundleError, ValueError, OSError) as err:
+        print(f"svt-transcribe: error: cannot load the model: {err}", file=sys.stderr)
+        return 2
+    stems = output_stems(files)
+    references = {}
+    if args.reference:
+        try:
+            references = load_references(args.reference, stems)
+        except (NoteFileError, ValueError) as err:
+            print(f"svt-transcribe: error: --reference: {err}", file=sys.stderr)
+            return 2
+
+    out_dir = Path(args.out_dir)
+    failures, summary = [], []
+    start = time.time()
+    for path, stem in tqdm(list(zip(files, stems)), unit="file", desc="transcribing",
+                           disable=len(files) < 2):
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", SilentInputWarning)
+                notes = transcribe(path, model=model, chunk_seconds=args.chunk_seconds,
+                                   context_seconds=args.context_seconds,
+                                   batch_size=args.batch_size, progress=tqdm)
+            for warning in caught:
+                if issubclass(warning.category, SilentInputWarning):
+                    print(f"svt-transcribe: warning: {warning.message}", file=sys.stderr)
+            write_notes_json(out_dir / f"{stem}.json", notes)
+            if "csv" in formats:
+                write_notes_csv(out_dir / f"{stem}.csv", notes)
+            if "mid" in formats:
+                write_notes_midi(out_dir / f"{stem}.mid", notes)
+            reference = references.get(stem)
+            scores = None
+            if reference is not None:
+                from svt.scoring import score_song
+
+                scores = score_song(reference, notes)
+                summary.append((stem, scores))
+            if args.plot:
+                from svt.audio import read_audio
+                from svt.plot import plot_piano_roll
+
+                plot_piano_roll(out_dir / f"{stem}.png", notes, read_audio(path), 16000,
+                                reference=reference, title=stem, scores=scores)
+            print(f"{path}: {len(notes)} notes -> {out_dir / stem}.json")
+        except Exception as err:  # one bad file must not stop a folder run
+            message = str(err) if str(path) in str(err) else f"{path}: {err}"
+            failures.append((path, message))
+            print(f"svt-transcribe: error: {message}", file=sys.stderr)
+    if summary:
+        print(f"\n{'song':<30}{'COnPOff F1':>12}{'COnP F1':>10}{'COn F1':>10}{'COff F1':>10}")
+        for stem, s in summary:
+            print(f"{stem[:30]:<30}" + "".join(f"{100 * s[f'{m}_f1']:>{w}.2f}" for m, w in
+                                               (("COnPOff", 12), ("COnP", 10), ("COn", 10),
+                                                ("COff", 10))))
+    unmatched = [s for s in stems if s not in references]
+    if references and unmatched:
+        print(f"svt-transcribe: warning: no reference notes for: {', '.join(unmatched)} "
+              "(references are matched by file name)", file=sys.stderr)
+    done = len(files) - len(failures)
+    print(f"\n{done} of {len(files)} file(s) transcribed in {time.time() - start:.1f} s"
+          + (f"; {len(failures)} failed:" if failures else ""))
+    for _, reason in failures:
+        print(f"  {reason}")
+    return 1 if failures or missing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""svt.transcribe and svt-transcribe: chunked stitching, formats, errors, outputs."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import svt
+from svt.bundle import export_bundle, load_bundle
+from svt.cli.score import main as score_main
+from svt.cli.transcribe import main as transcribe_main
+from svt.decoding import frames_to_notes
+from svt.encoders import SSLEncoder, build_tiny_ssl_model
+from svt.model import TranscriptionHead
+from svt.notes_io import read_notes
+from svt.scoring import score_song
+from svt.synth import generate_melody, render_singing
+from svt.transcribe import ArraySource, SilentInputWarning, predict_frames
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def local_bundle(tmp_path_factory):
+    """A model whose frames depend only on nearby audio (conv front-end + positional conv, no
+    attention, no whole-utterance normalisation): chunked processing must equal one whole-file
+    pass exactly, which isolates the stitching from the encoder's use of context."""
+    root = tmp_path_factory.mktemp("local")
+    source = build_tiny_ssl_model(root / "hf", num_layers=0, feat_extract_norm="layer",
+                                  do_normalize=False)
+    encoder = SSLEncoder(source=source, output_norm=False)
+    torch.manual_seed(0)
+    head = TranscriptionHead(encoder.output_size)
+    with torch.no_grad():
+        head.w.weight.mul_(4.0)  # livelier onset/offset curves: more notes to compare
+    settings = {"frame_rate": 49.8, "sample_rate": SR, "dur_threshold": 5,
+                "onset_threshold": 0.4, "offset_threshold": 0.5}
+    return export_bundle(root / "model", encoder, head, settings)
+
+
+@pytest.fixture(scope="module")
+def song():
+    rng = np.random.default_rng(3)
+    notes = generate_melody(rng, 95.0, voice="tenor")
+    return notes, render_singing(notes, SR, rng=rng, duration_s=95.0)
+
+
+def whole_file_frames(model, wav):
+    return model.predict_frames(wav)
+
+
+@pytest.mark.parametrize("chunk, context, batch", [(5.0, 1.0, 4), (7.3, 0.5, 3), (30.0, 2.0, 1)])
+def test_chunked_frames_equal_whole_file_pass(local_bundle, song, chunk, context, batch):
+    model = load_bundle(local_bundle)
+    _, wav = song
+    whole = whole_file_frames(model, wav)
+    chunked = predict_frames(model, ArraySource(wav), chunk, context, batch)
+    assert len(chunked[0]) == len(whole[0]) == model.encoder.num_frames(len(wav))
+    np.testing.assert_allclose(chunked[0], whole[0], atol=1e-4)
+    np.testing.assert_allclose(chunked[1], whole[1], atol=1e-4)
+    assert (chunked[2] == whole[2]).mean() > 0.999 and (chunked[3] == whole[3]).mean() > 0.999
+    notes = svt.transcribe(wav, SR, model, chunk_seconds=chunk, context_seconds=context,
+                           batch_size=batch)
+    reference = frames_to_notes(*whole, 0.4, 0.5, frame_rate=model.encoder.frame_rate)
+    assert len(notes) > 20
+    # Notes at chunk borders are neither doubled nor cut: same notes as the whole-file decoding.
+    assert score_song(reference, notes)["COnP_f1"] >= 0.99
+    assert abs(len(notes) - len(reference)) <= 1
+
+
+def test_file_and_array_inputs_agree_and_resampled_input_works(local_bundle, song, tmp_path):
+    model = load_bundle(local_bundle)
+    _, wav = song
+    sf.write(tmp_path / "a.wav", wav, SR, subtype="FLOAT")
+    from_file = svt.transcribe(tmp_path / "a.wav", model=model)
+    from_array = svt.transcribe(wav, SR, model)
+    np.testing.assert_allclose(from_file, from_array)
+    import librosa
+    stereo44 = np.stack([librosa.resample(wav, orig_sr=SR, target_sr=44100)] * 2, axis=1)
+    sf.write(tmp_path / "b.flac", stereo44, 44100)
+    converted = svt.transcribe(tmp_path / "b.flac", model=model)
+    assert score_song(from_file, converted)["COn_f1"] >= 0.8
+    as_array = svt.transcribe(stereo44, 44100, model)
+    assert score_song(converted, as_array)["COn_f1"] >= 0.8
+
+
+def test_silent_and_too_short_input_give_empty_notes_with_warning(local_bundle):
+    model = load_bundle(local_bundle)
+    for wav in (np.zeros(SR * 3, np.float32), np.zeros(100, np.float32)):
+        with pytest.warns(SilentInputWarning):
+            notes = svt.transcribe(wav, SR, model)
+        assert notes.shape == (0, 3)
+
+
+def test_api_requires_a_model_and_rate():
+    with pytest.raises(ValueError, match="model="):
+        svt.transcribe(np.zeros(10), 16000)
+
+
+def test_cli_folder_run_outputs_errors_and_scoring(local_bundle, song, tmp_path, capsys):
+    notes, wav = song
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    sf.write(inputs / "song.wav", wav[: SR * 20], SR)
+    sf.write(inputs / "quiet.wav", np.zeros(SR * 2), SR)
+    (inputs / "broken.wav").write_text("not audio")
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    (refs / "song.json").write_text(json.dumps([n for n in notes.tolist() if n[1] <= 20]))
+    out = tmp_path / "out"
+    code = transcribe_main([str(inputs), "--model", str(local_bundle), "--out-dir", str(out),
+                            "--plot", "--reference", str(refs), "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert code == 1  # one file failed
+    assert "broken.wav: not a readable audio file" in captured.err
+    assert "no notes found" in captured.err and "quiet.wav" in captured.err
+    assert "2 of 3 file(s) transcribed" in captured.out and "COnPOff F1" in captured.out
+    for stem in ("song", "quiet"):
+        for ext in ("json", "csv", "mid", "png"):
+            assert (out / f"{stem}.{ext}").is_file(), f"{stem}.{ext}"
+    assert not (out / "broken.json").exists()
+    assert read_notes(out / "quiet.json").shape == (0, 3)
+    from_json = read_notes(out / "song.json")
+    np.testing.assert_allclose(read_notes(out / "song.csv"), from_json, atol=1e-6)
+    np.testing.assert_allclose(read_notes(out / "song.mid"), from_json, atol=2e-3)
+    assert not list(out.glob(".*tmp"))  # atomic writes leave no temporaries
+    # svt-score works directly on the output folder (quiet has no reference: reported).
+    assert score_main([str(refs), str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert list(result["songs"]) == ["song"] and result["missing"]["estimate_only"] == ["quiet"]
+    expected = score_song(json.loads((refs / "song.json").read_text()), from_json)
+    assert result["songs"]["song"]["COnP_f1"] == pytest.approx(expected["COnP_f1"])
+
+
+def test_cli_format_choice_and_bad_model(local_bundle, song, tmp_path, capsys):
+    _, wav = song
+    sf.write(tmp_path / "s.wav", wav[: SR * 6], SR)
+    assert transcribe_main([str(tmp_path / "s.wav"), "--model", str(local_bundle), "--out-dir",
+                            str(tmp_path / "o"), "--format", "csv"]) == 0
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["s.csv", "s.json"]
+    assert transcribe_main([str(tmp_path / "s.wav"), "--model", str(tmp_path), "--out-dir",
+                            str(tmp_path / "o")]) == 2
+    assert "no model bundle here" in capsys.readouterr().err
+    assert transcribe_main([str(tmp_path / "nothing.wav"), "--model", str(local_bundle),
+                            "--out-dir", str(tmp_path / "o")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_long_input_is_read_chunk_by_chunk(local_bundle, tmp_path, monkeypatch):
+    """A 12-minute file: the reader is only ever asked for chunk-sized slices."""
+    model = load_bundle(local_bundle)
+    rng = np.random.default_rng(0)
+    notes = generate_melody(rng, 60.0)
+    minute = render_singing(notes, SR, rng=rng, duration_s=60.0)
+    with sf.SoundFile(tmp_path / "long.wav", "w", SR, 1, subtype="PCM_16") as f:
+        for _ in range(12):
+            f.write(minute)
+    from svt.transcribe import FileSource
+    sizes = []
+    original = FileSource.read
+
+    def spy(self, start, stop):
+        sizes.append(stop - start)
+        return original(self, start, stop)
+
+    monkeypatch.setattr(FileSource, "read", spy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SilentInputWarning)
+        result = svt.transcribe(tmp_path / "long.wav", model=model, batch_size=8)
+    assert max(sizes) <= (5 + 2 * 0.5) * SR + 400
+    assert len(sizes) == int(np.ceil(12 * 60 / 5))
+    # The 12 repetitions of the same minute give (nearly) the same notes each minute.
+    per_minute = [((result[:, 0] >= 60 * k) & (result[:, 0] < 60 * (k + 1))).sum()
+                  for k in range(12)]
+    assert max(per_minute) - min(per_minute) <= 2
