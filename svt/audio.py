@@ -89,10 +89,13 @@ def read_audio(path, sample_rate: int | None = SAMPLE_RATE, start: int | None = 
 def write_audio(path, wav, sample_rate: int) -> None:
     """Write a mono (1-D) or `(n, channels)` waveform as 16-bit PCM WAV, atomically.
 
-    Values are clipped to [-1, 1] first (resampling can overshoot slightly)."""
-    wav = np.clip(np.asarray(wav, dtype=np.float32), -1.0, 1.0)
+    Samples are rounded to the nearest 16-bit step and clipped to full scale (libsndfile's own
+    float -> int16 conversion floors, a bias of half a step; resampling can overshoot 1.0).
+    Samples already on the 16-bit grid are written bit-exactly."""
+    grid = np.round(np.asarray(wav, dtype=np.float64) * 32768.0)
+    pcm = np.clip(grid, -32768, 32767).astype(np.int16)
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), wav, int(sample_rate), subtype="PCM_16", format="WAV")
+        sf.write(str(tmp), pcm, int(sample_rate), subtype="PCM_16", format="WAV")
 
 
 def is_16k_mono(path) -> bool:

@@ -94,16 +94,29 @@ class TranscriptionBrain(sb.Brain):
             opt.zero_grad(set_to_none=set_to_none)
 
     # ------------------------------------------------------------------------- forward and loss
+    @property
+    def modality(self):
+        return getattr(self.hparams, "modality", "audio")
+
+    def encoder_inputs(self, batch):
+        """`(inputs, relative_lengths, padded_length)` for the encoder: waveforms `(B, N)`, or
+        lip videos `(B, T, 88, 88)` given to the video encoder as `(B, 1, T, 88, 88)`."""
+        if self.modality == "video":
+            videos, lens = batch.video
+            return videos.unsqueeze(1), lens, videos.shape[1]
+        wavs, lens = batch.sig
+        return wavs, lens, wavs.shape[1]
+
     def compute_forward(self, batch, stage):
         batch = batch.to(self.device)
-        wavs, wav_lens = batch.sig
+        inputs, lens, _ = self.encoder_inputs(batch)
         no_encoder_grad = stage != sb.Stage.TRAIN or self.linear_probing
         with torch.no_grad() if no_encoder_grad else contextlib.nullcontext():
-            features = self.modules.encoder(wavs, wav_lens)
-        return self.modules.head(features), wav_lens
+            features = self.modules.encoder(inputs, lens)
+        return self.modules.head(features), lens
 
     def compute_objectives(self, predictions, batch, stage):
-        logits, wav_lens = predictions
+        logits, _ = predictions
         labels, label_lens = batch.labels
         kwargs = dict(onset_pos_weight=self.hparams.onset_pos_weight,
                       offset_pos_weight=self.hparams.offset_pos_weight)
@@ -118,18 +131,16 @@ class TranscriptionBrain(sb.Brain):
         return totals.mean()
 
     # ------------------------------------------------------------------------------- evaluation
-    def valid_frame_count(self, num_samples: int, num_output_frames: int) -> int:
-        encoder = self.hparams.encoder
-        if hasattr(encoder, "num_frames"):
-            return min(int(encoder.num_frames(num_samples)), num_output_frames)
-        return num_output_frames
+    def valid_frame_count(self, num_inputs: int, num_output_frames: int) -> int:
+        """Output frames of an utterance of `num_inputs` samples (audio) or frames (video)."""
+        return min(int(self.hparams.encoder.num_frames(num_inputs)), num_output_frames)
 
     def collect_song_predictions(self, batch, logits):
-        wavs, wav_lens = batch.sig
+        _, lens, padded_length = self.encoder_inputs(batch)
         onset, offset, octave, pitch_class = (t.cpu().numpy() for t in frame_predictions(logits))
         for b in range(logits.shape[0]):
-            num_samples = int(round(float(wav_lens[b]) * wavs.shape[1]))
-            n = self.valid_frame_count(num_samples, logits.shape[1])
+            num_inputs = int(round(float(lens[b]) * padded_length))
+            n = self.valid_frame_count(num_inputs, logits.shape[1])
             done = self.stitcher.add(batch.song_key[b], int(batch.utter_index[b]),
                                      int(batch.utter_count[b]),
                                      (onset[b, :n], offset[b, :n], octave[b, :n],

@@ -73,7 +73,7 @@ def _unwrap(module):
 
 
 def export_bundle(folder, encoder, head, settings: dict) -> Path:
-    """Write an audio (SSL encoder) bundle to `folder` atomically."""
+    """Write a bundle (any encoder with `save_for_bundle` / `from_bundle`) to `folder` atomically."""
     encoder, head = _unwrap(encoder), _unwrap(head)
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -125,19 +125,37 @@ def read_manifest(path) -> dict:
                           "the model") from None
 
 
-def load_bundle(path, device="cpu") -> TranscriptionModel:
-    """Load a bundle written by `export_bundle` (or a recipe output folder holding one)."""
-    from svt.encoders import SSLEncoder
+#: Encoder classes a bundle may name (never an arbitrary import path from a file).
+ENCODER_CLASSES = {
+    "svt.encoders.SSLEncoder": ("svt.encoders", "SSLEncoder"),
+    "svt.avhubert.AVHubertVideoEncoder": ("svt.avhubert", "AVHubertVideoEncoder"),
+}
 
+
+def _encoder_class(name, folder):
+    import importlib
+
+    if name not in ENCODER_CLASSES:
+        raise BundleError(f"{folder}: unknown encoder class {name!r} in the bundle; this svt knows "
+                          f"{sorted(ENCODER_CLASSES)}")
+    module, attribute = ENCODER_CLASSES[name]
+    return getattr(importlib.import_module(module), attribute)
+
+
+def load_bundle(path, device="cpu", modality=None) -> TranscriptionModel:
+    """Load a bundle written by `export_bundle` (or a recipe output folder holding one).
+
+    With `modality` ("audio" or "video"), a bundle of another modality is a clear error."""
     folder = find_bundle(path)
     manifest = read_manifest(folder)
     if manifest.get("format_version") != FORMAT_VERSION:
         raise BundleError(f"{folder}: bundle format {manifest.get('format_version')} is not "
                           f"supported by this svt (expects {FORMAT_VERSION}); re-export it")
-    if manifest.get("modality", "audio") != "audio":
-        raise BundleError(f"{folder}: a {manifest['modality']} bundle cannot be loaded as an "
-                          "audio model")
-    encoder = SSLEncoder.from_bundle(folder / "encoder")
+    found = manifest.get("modality", "audio")
+    if modality is not None and found != modality:
+        raise BundleError(f"{folder}: this is a {found} model; a {modality} model is needed here")
+    encoder_class = _encoder_class(manifest.get("encoder_class", "svt.encoders.SSLEncoder"), folder)
+    encoder = encoder_class.from_bundle(folder / "encoder")
     head = TranscriptionHead(manifest["head_input_size"])
     settings = {k: v for k, v in manifest.items()
                 if k not in ("encoder_config", "encoder_class", "head_input_size")}

@@ -44,7 +44,7 @@ def prepare_on_main(function, **kwargs):
 
 def bundle_settings(hparams) -> dict:
     return {
-        "modality": "audio",
+        "modality": hparams.get("modality", "audio"),
         "frame_rate": hparams["frame_rate"],
         "sample_rate": hparams.get("sample_rate", 16000),
         "dur_threshold": hparams["dur_threshold"],
@@ -63,6 +63,25 @@ def existing_test_sets(test_csvs: dict) -> dict:
     return present
 
 
+def make_dataset(hparams, csv_path, train=False):
+    """The utterance dataset of a CSV for the recipe's modality (`modality: audio | video`);
+    training sets are sorted as `sorting` says and, for video, randomly cropped and flipped."""
+    dur, frame_rate = hparams["dur_threshold"], hparams["frame_rate"]
+    sorting = hparams.get("sorting") if train else None
+    if hparams.get("modality", "audio") == "video":
+        from svt.video import video_dataset
+
+        return video_dataset(csv_path, dur, frame_rate, train=train, sorting=sorting,
+                             seed=hparams.get("seed", 0))
+    return audio_dataset(csv_path, dur, frame_rate, sorting=sorting)
+
+
+def build_brain(hparams, run_opts):
+    return TranscriptionBrain(
+        modules={"encoder": hparams["encoder"], "head": hparams["head"]},
+        hparams=hparams, run_opts=run_opts, checkpointer=hparams["checkpointer"])
+
+
 def train_and_test(hparams, run_opts, train_csv=None, valid_csv=None, test_csvs=None):
     """Train with the Brain's schedule, export the bundle, and evaluate every test set.
 
@@ -71,16 +90,13 @@ def train_and_test(hparams, run_opts, train_csv=None, valid_csv=None, test_csvs=
     train_csv = train_csv or hparams["train_csv"]
     valid_csv = valid_csv or hparams["valid_csv"]
     test_csvs = existing_test_sets(test_csvs or hparams["test_csvs"])
-    dur, frame_rate = hparams["dur_threshold"], hparams["frame_rate"]
-    train_set = audio_dataset(train_csv, dur, frame_rate, sorting=hparams.get("sorting"))
-    valid_set = audio_dataset(valid_csv, dur, frame_rate)
+    train_set = make_dataset(hparams, train_csv, train=True)
+    valid_set = make_dataset(hparams, valid_csv)
     train_opts = dict(hparams["train_dataloader_opts"])
     if hparams.get("sorting") == "random":
         train_opts["shuffle"] = True
 
-    brain = TranscriptionBrain(
-        modules={"encoder": hparams["encoder"], "head": hparams["head"]},
-        hparams=hparams, run_opts=run_opts, checkpointer=hparams["checkpointer"])
+    brain = build_brain(hparams, run_opts)
     brain.fit(hparams["epoch_counter"], train_set, valid_set, train_loader_kwargs=train_opts,
               valid_loader_kwargs=hparams["valid_dataloader_opts"])
 
@@ -93,8 +109,8 @@ def train_and_test(hparams, run_opts, train_csv=None, valid_csv=None, test_csvs=
 
     results = {}
     for name, csv_path in test_csvs.items():
-        results[name] = brain.evaluate_test_set(
-            name, audio_dataset(csv_path, dur, frame_rate), hparams["test_dataloader_opts"])
+        results[name] = brain.evaluate_test_set(name, make_dataset(hparams, csv_path),
+                                                hparams["test_dataloader_opts"])
     return results
 
 
@@ -132,3 +148,20 @@ def evaluate_dataset(prepare_function, argv=None):
     name = hparams["dataset_name"]
     csv_path = csv_folder(hparams["prepare_folder"], dur) / f"{name}.csv"
     return evaluate_bundle(hparams, run_opts, {name: csv_path})
+
+
+def extract_features(hparams, run_opts, csvs: dict, name: str):
+    """Write per-song encoder features of the trained model (selected checkpoint) for every CSV
+    in `csvs` (train, valid and test songs alike) under `hparams["features_folder"]`. A recipe
+    without a trained checkpoint is an error: extraction never trains."""
+    from svt.features import extract_song_features, recover_trained_model
+
+    brain = build_brain(hparams, run_opts)
+    recover_trained_model(brain, hparams["selection_metric"])
+    written = []
+    for split, csv_path in csvs.items():
+        logger.info("extracting %s features of %s", name, split)
+        written += extract_song_features(brain, make_dataset(hparams, csv_path),
+                                         hparams["test_dataloader_opts"],
+                                         hparams["features_folder"], name)
+    return written

@@ -19,6 +19,7 @@ Public API
 ``generate_melody``      -> ``(N, 3)`` array of ``[onset_s, offset_s, midi]``
 ``render_singing``       -> float32 mono vocal waveform
 ``render_accompaniment`` -> float32 mono accompaniment waveform
+``render_lip_video``     -> uint8 ``(T, 96, 96)`` grayscale mouth-region video
 ``make_corpus``          -> writes a MIR-ST500 or N20EMv2 style corpus
 ``main``                 -> CLI (``python -m svt.synth OUT_DIR ...``)
 """
@@ -34,7 +35,7 @@ import numpy as np
 from scipy import signal
 
 from svt.audio import write_audio
-from svt.fileio import write_json_atomic
+from svt.fileio import atomic_path, write_json_atomic
 
 # --------------------------------------------------------------------------
 # Musical constants
@@ -488,6 +489,13 @@ def _normalise(x: np.ndarray, peak: float = 0.5) -> np.ndarray:
     return (x * (peak / m) if m > 0 else x).astype(np.float32)
 
 
+def _output_length(notes: np.ndarray, duration_s, sr: int) -> int:
+    """Samples of a rendered track: `duration_s`, or the last offset plus a 0.6-s release tail."""
+    if duration_s is None:
+        duration_s = (notes[-1, 1] if len(notes) else 0.0) + 0.6
+    return int(round(duration_s * sr))
+
+
 def render_singing(
     notes,
     sample_rate: int = 16000,
@@ -516,9 +524,7 @@ def render_singing(
     rng = _as_rng(rng)
     notes = _notes_array(notes)
     sr = int(sample_rate)
-    if duration_s is None:
-        duration_s = (notes[-1, 1] if len(notes) else 0.0) + 0.6
-    n_samples = int(round(duration_s * sr))
+    n_samples = _output_length(notes, duration_s, sr)
     if len(notes) == 0 or n_samples == 0:
         return np.zeros(n_samples, dtype=np.float32)
     nyquist = sr / 2.0
@@ -721,9 +727,7 @@ def render_accompaniment(
     rng = _as_rng(rng)
     notes = _notes_array(notes)
     sr = int(sample_rate)
-    if duration_s is None:
-        duration_s = (notes[-1, 1] if len(notes) else 0.0) + 0.6
-    n_samples = int(round(duration_s * sr))
+    n_samples = _output_length(notes, duration_s, sr)
     out = np.zeros(n_samples)
     if len(notes) == 0 or n_samples == 0:
         return out.astype(np.float32)
@@ -766,6 +770,174 @@ def render_accompaniment(
 
 
 # --------------------------------------------------------------------------
+# Lip video
+# --------------------------------------------------------------------------
+
+#: Frame rate of the N20EMv2 lip videos (``data/<entry>/video_50fps.npy``).
+VIDEO_FPS = 50
+#: Mouth opening per sung vowel (1 = widest), and mouth width relative to a
+#: neutral mouth: /a/ is open, /i/ spread and narrow, /o/ and /u/ rounded.
+VOWEL_OPENING = {"a": 1.0, "e": 0.75, "i": 0.5, "o": 0.8, "u": 0.55}
+VOWEL_WIDTH = {"a": 1.0, "e": 1.05, "i": 1.1, "o": 0.75, "u": 0.65}
+#: Opening of the lightly closed lips in rests.
+REST_OPENING = 0.03
+#: A gap longer than this between notes is a rest: the mouth closes and stays closed.
+LIP_REST_GAP_S = 0.15
+
+
+def _mouth_tracks(
+    notes: np.ndarray, frame_t: np.ndarray, rng: np.random.Generator, vowels=None
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Per-frame mouth ``(opening, width_factor)`` from the sung syllables.
+
+    Piecewise-linear keyframes per note: the lips close (bilabial consonant,
+    opening 0) or narrow (other consonants, 12-30 % of the vowel opening)
+    20-45 ms before the onset, open to the vowel's opening (scaled by a
+    per-note loudness) 40-90 ms after it, hold (slightly decaying) to the
+    offset, and close within 50-90 ms when a rest follows.  Legato notes thus
+    still show a dip-then-rise at every onset.
+    """
+    n = len(notes)
+    if n == 0:
+        return np.full(len(frame_t), REST_OPENING), np.ones(len(frame_t))
+    if vowels is None:
+        ids = rng.choice(len(VOWELS), size=n, p=VOWEL_P)
+        vowels = [VOWELS[i] for i in ids]
+    elif len(vowels) != n:
+        raise ValueError(f"got {len(vowels)} vowels for {n} notes")
+    opening = np.array([VOWEL_OPENING[v] for v in vowels]) * rng.uniform(0.8, 1.0, n)
+    width = np.array([VOWEL_WIDTH[v] for v in vowels])
+    lead = rng.uniform(0.02, 0.045, n)
+    rise = rng.uniform(0.04, 0.09, n)
+    release = rng.uniform(0.05, 0.09, n)
+    sustain = rng.uniform(0.85, 1.0, n)
+    closure = np.where(rng.random(n) < 0.4, 0.0, rng.uniform(0.05, 0.2, n))
+
+    on, off = notes[:, 0], notes[:, 1]
+    key_t, key_open, key_width = [0.0], [REST_OPENING], [1.0]
+    for k in range(n):
+        legato = k > 0 and on[k] - off[k - 1] <= LIP_REST_GAP_S
+        closed_at = on[k] - lead[k] if k == 0 else max(on[k] - lead[k], off[k - 1])
+        depth = closure[k] * min(opening[k - 1], opening[k]) if legato else REST_OPENING
+        peak = on[k] + min(rise[k], 0.4 * (off[k] - on[k]))
+        key_t += [closed_at, peak, off[k] - 0.03]
+        key_open += [depth, opening[k], opening[k] * sustain[k]]
+        key_width += [1.0, width[k], width[k]]
+        if k == n - 1 or on[k + 1] - off[k] > LIP_REST_GAP_S:
+            key_t.append(off[k] + release[k])
+            key_open.append(REST_OPENING)
+            key_width.append(1.0)
+    # Strictly increasing key times whatever the notes (very short or
+    # overlapping notes squeeze their keyframes together).
+    key_t = np.asarray(key_t)
+    for i in range(1, len(key_t)):
+        key_t[i] = max(key_t[i], key_t[i - 1] + 1e-4)
+    return (np.interp(frame_t, key_t, key_open), np.interp(frame_t, key_t, key_width))
+
+
+def _smooth_noise(rng: np.random.Generator, shape: Tuple[int, int], sigma: float) -> np.ndarray:
+    """Unit-variance 2-D noise low-passed with a Gaussian of ``sigma`` px (via FFT)."""
+    noise = rng.standard_normal(shape)
+    fy = np.fft.fftfreq(shape[0])[:, None]
+    fx = np.fft.rfftfreq(shape[1])[None, :]
+    gain = np.exp(-2.0 * (np.pi * sigma) ** 2 * (fx**2 + fy**2))
+    out = np.fft.irfft2(np.fft.rfft2(noise) * gain, s=shape)
+    return out / (np.std(out) + 1e-12)
+
+
+def render_lip_video(
+    notes,
+    duration_s: float,
+    fps: float = VIDEO_FPS,
+    rng: Union[None, int, np.random.Generator] = None,
+    size: int = 96,
+    vowels: Optional[Sequence[str]] = None,
+    chunk_frames: int = 256,
+) -> np.ndarray:
+    """Render a grayscale mouth-region video of a singer singing ``notes``.
+
+    Stands in for the N20EMv2 lip videos (96x96 lip regions, 50 fps).  The
+    mouth is drawn per frame as soft-edged ellipses (skin, lips, dark mouth
+    interior with upper teeth) whose opening follows the syllables (see
+    ``_mouth_tracks``): closed or narrowed at the consonant just before each
+    onset, open on the vowel through the note (wider for /a/, rounded for
+    /o/, /u/; louder notes open more), closed in rests, with a small tremor.
+    Per singer (drawn from ``rng``): mouth size and position, lip thickness,
+    teeth visibility, skin/lip/interior brightness, a lighting gradient and
+    skin texture; per frame: slow head motion, jaw drop with the opening,
+    brightness flicker and sensor noise.
+
+    ``vowels``: optional vowel (``"a"``, ``"e"``, ``"i"``, ``"o"``, ``"u"``)
+    per note; drawn at random otherwise.  Returns uint8 ``(T, size, size)``
+    with ``T = round(duration_s * fps)``, frame ``i`` showing time ``i / fps``.
+    Vectorised over pixels and frames (``chunk_frames`` at a time): a 30-s
+    song (1500 frames of 96x96) takes a few hundred milliseconds.
+    """
+    rng = _as_rng(rng)
+    notes = _notes_array(notes)
+    num_frames = int(round(duration_s * fps))
+    size = int(size)
+    if num_frames <= 0:
+        return np.zeros((0, size, size), dtype=np.uint8)
+    scale = size / 96.0
+    frame_t = np.arange(num_frames) / fps
+
+    # Singer and recording.
+    half_width = rng.uniform(17.0, 24.0) * scale
+    open_height = rng.uniform(9.0, 14.0) * scale
+    lip_v, lip_h = rng.uniform(3.5, 6.0) * scale, rng.uniform(2.0, 4.0) * scale
+    cx0 = size / 2 + rng.uniform(-4.0, 4.0) * scale
+    cy0 = size * 0.55 + rng.uniform(-4.0, 4.0) * scale
+    skin = rng.uniform(105.0, 175.0)
+    lip = skin * rng.uniform(0.6, 0.85)
+    interior = rng.uniform(10.0, 45.0)
+    teeth = rng.uniform(150.0, 220.0) if rng.random() < 0.6 else interior
+    teeth_h = rng.uniform(2.0, 4.0) * scale
+    grad_x, grad_y = rng.uniform(-0.35, 0.35, 2)
+    noise_sigma = rng.uniform(1.5, 4.5)
+    motion = rng.uniform(0.5, 2.5) * scale
+    texture = 6.0 * _smooth_noise(rng, (size, size), 3.0 * scale)
+
+    # Per-frame tracks.
+    opening, width = _mouth_tracks(notes, frame_t, rng, vowels)
+    voiced = opening > 2 * REST_OPENING
+    opening = np.clip(opening + 0.02 * _lowpass_noise(rng, num_frames, 8.0, fps) * voiced, 0, 1.1)
+    cx = cx0 + motion * _lowpass_noise(rng, num_frames, 0.4, fps)
+    cy = cy0 + motion * _lowpass_noise(rng, num_frames, 0.4, fps)
+    gain = 1.0 + 0.005 * _lowpass_noise(rng, num_frames, 1.0, fps)
+    a_in = half_width * width * (1.0 + 0.1 * opening)  # the mouth widens a little as it opens
+    b_in = 0.7 * scale + open_height * opening
+    cy = cy + 0.3 * open_height * opening  # the jaw drops: the mouth centre moves down
+
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    background = (skin + grad_x * (xs - size / 2) + grad_y * (ys - size / 2) + texture)
+    background = background.astype(np.float32)[None]
+    out = np.empty((num_frames, size, size), dtype=np.uint8)
+    for s in range(0, num_frames, chunk_frames):
+        sl = slice(s, min(s + chunk_frames, num_frames))
+
+        def col(x):
+            return np.asarray(x[sl], dtype=np.float32)[:, None, None]
+
+        dx, dy = xs[None] - col(cx), ys[None] - col(cy)
+        a, b = col(a_in), col(b_in)
+
+        def inside(ax, bx):  # soft ellipse mask, ~1 px anti-aliased edge
+            r2 = (dx / ax) ** 2 + (dy / bx) ** 2
+            return np.clip((1.0 - r2) * (0.5 * np.minimum(ax, bx)) + 0.5, 0.0, 1.0)
+
+        m_lips = inside(a + lip_h, b + lip_v)
+        m_mouth = inside(a, b)
+        m_teeth = m_mouth * np.clip(col(cy) - b + teeth_h - ys[None] + 0.5, 0.0, 1.0)
+        frame = background + (lip - background) * m_lips
+        frame += (interior - lip) * m_mouth + (teeth - interior) * m_teeth
+        frame *= col(gain)
+        frame += noise_sigma * rng.standard_normal(frame.shape, dtype=np.float32)
+        out[sl] = np.clip(np.rint(frame), 0, 255).astype(np.uint8)
+    return out
+
+
+# --------------------------------------------------------------------------
 # Corpus writing
 # --------------------------------------------------------------------------
 
@@ -773,6 +945,12 @@ def render_accompaniment(
 def _note_list(notes: np.ndarray) -> List[list]:
     """JSON-ready ``[[onset, offset, midi], ...]`` with 6-decimal times and int midi."""
     return [[round(float(a), 6), round(float(b), 6), int(m)] for a, b, m in notes]
+
+
+def _save_npy(path: str, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array)
 
 
 def render_song(
@@ -798,6 +976,7 @@ def make_corpus(
     song_duration_s: float = 30.0,
     seed: int = 0,
     sample_rate: int = 16000,
+    with_video: bool = False,
 ) -> dict:
     """Write a synthetic corpus in the on-disk layout of a real dataset.
 
@@ -814,14 +993,23 @@ def make_corpus(
 
         out_dir/annotations.json  {"song_001": {"midi": [...], "split": "train"}, ...}
         out_dir/data/<entry>/vocals.wav  (+ accomp.wav)
+        out_dir/data/<entry>/video_50fps.npy  with ``with_video=True``: uint8
+            (T, 96, 96) lip video (``render_lip_video``), T = round(duration * 50),
+            aligned with vocals.wav
+
+    ``with_video`` is off by default (a 30-s video takes 13.8 MB) and only
+    valid for the n20emv2 layout.  The videos have their own random streams,
+    so the audio and notes are the same with and without them.
 
     Voices cycle through a seeded permutation of ``VOICES``.  Same seed ->
     byte-identical files.  Returns ``{"layout", "root", "annotations",
     "sample_rate", "splits": {split: [ids]}, "songs": {id: {"split", "voice",
-    "vocals", "accomp", "num_notes"}}}``.
+    "vocals", "accomp", "num_notes"[, "video"]}}}``.
     """
     if layout not in ("mir_st500", "n20emv2"):
         raise ValueError(f"unknown layout {layout!r}; use 'mir_st500' or 'n20emv2'")
+    if with_video and layout != "n20emv2":
+        raise ValueError("with_video=True needs layout='n20emv2' (only N20EMv2 has lip videos)")
     counts = [int(num_train), int(num_valid), int(num_test)]
     if min(counts) < 0:
         raise ValueError("song counts must be >= 0")
@@ -872,6 +1060,14 @@ def make_corpus(
             "accomp": accomp_path,
             "num_notes": int(len(notes)),
         }
+        if with_video:
+            # A fourth child of the song's seed, next to render_song's three.
+            ss = song_seeds[i]
+            video_rng = np.random.default_rng(
+                np.random.SeedSequence(ss.entropy, spawn_key=tuple(ss.spawn_key) + (3,)))
+            video_path = os.path.join(song_dir, "video_50fps.npy")
+            _save_npy(video_path, render_lip_video(notes, song_duration_s, VIDEO_FPS, video_rng))
+            result["songs"][song_id]["video"] = video_path
 
     ann_name = "Annotations.json" if layout == "mir_st500" else "annotations.json"
     result["annotations"] = os.path.join(root, ann_name)
@@ -898,6 +1094,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--duration", type=float, default=30.0, help="song duration in seconds")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sample-rate", type=int, default=16000)
+    p.add_argument("--video", action="store_true",
+                   help="also write data/<entry>/video_50fps.npy lip videos (n20emv2 layout)")
     args = p.parse_args(argv)
     info = make_corpus(
         args.out_dir,
@@ -908,6 +1106,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         song_duration_s=args.duration,
         seed=args.seed,
         sample_rate=args.sample_rate,
+        with_video=args.video,
     )
     sizes = ", ".join(f"{k}={len(v)}" for k, v in info["splits"].items())
     print(f"wrote {len(info['songs'])} songs ({sizes}) to {info['root']} [{info['layout']}]")

@@ -203,7 +203,7 @@ def resolve_model(model, device="cpu") -> TranscriptionModel:
     """A loaded model from a `TranscriptionModel` or a bundle / recipe output folder path."""
     if isinstance(model, TranscriptionModel):
         return model
-    return load_bundle(model, device=resolve_device(device))
+    return load_bundle(model, device=resolve_device(device), modality="audio")
 
 
 def resolve_device(device="auto") -> str:

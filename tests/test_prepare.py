@@ -527,3 +527,24 @@ def test_synthetic_corpora_and_clis(tmp_path, capsys):
                                         str(save)]) == 0
     assert "tonas: " in capsys.readouterr().out
     assert [r["ID"] for r in read_rows(save / "dur_5s/ismir2014.csv")] == ["ismir2014_b_1"]
+
+
+def test_video_prepare_cli(tmp_path, capsys):
+    synth = pytest.importorskip("svt.synth")
+    n20 = synth.make_corpus(tmp_path / "n20", "n20emv2", 1, 1, 0, 6.0, seed=5, with_video=True)
+    save = tmp_path / "prep"
+    main = cli("N20EMv2/video_only/prepare.py")
+    assert main(["--data_folder", n20["root"], "--save_folder", str(save)]) == 0
+    printed = capsys.readouterr().out
+    for split in ("train", "valid", "test"):
+        assert f"n20em_video_{split}: {save.resolve()}/dur_5s/n20em_video_{split}.csv" in printed
+    rows = read_rows(save / "dur_5s/n20em_video_train.csv")
+    assert [(r["ID"], r["duration"]) for r in rows] == [("n20emv2_song_001_1", "6.0")]
+    assert np.load(rows[0]["frame_anno"]).shape == (300, 4)  # 50 fps by default
+    # The audio CSVs are untouched by (and independent of) the video preparation.
+    assert not (save / "dur_5s/n20em_train.csv").exists()
+    Path(n20["songs"]["song_002"]["video"]).unlink()
+    assert main(["--data_folder", n20["root"], "--save_folder", str(save)]) == 1
+    assert "song 'song_002'" in capsys.readouterr().err
+    assert main(["--data_folder", n20["root"], "--save_folder", str(save),
+                 "--skip_invalid"]) == 0

@@ -281,3 +281,76 @@ def test_empty_and_default_duration():
         synth.generate_melody(0, 5.0, voice="baritone")
     with pytest.raises(ValueError):
         synth.make_corpus("unused", layout="nope")
+
+
+# ------------------------------------------------------------------ lip video
+
+
+def _mouth_darkness(video):
+    """Mean darkness of the mouth area per frame (an open mouth shows the dark interior)."""
+    return 255.0 - video[:, 28:84, 16:80].reshape(len(video), -1).mean(axis=1)
+
+
+def test_lip_video_shape_dtype_determinism():
+    notes = synth.generate_melody(np.random.default_rng(2), 6.0, "alto")
+    video = synth.render_lip_video(notes, 6.0, rng=np.random.default_rng(5))
+    assert video.shape == (300, 96, 96) and video.dtype == np.uint8
+    np.testing.assert_array_equal(video, synth.render_lip_video(notes, 6.0, rng=5))
+    assert not np.array_equal(video, synth.render_lip_video(notes, 6.0, rng=6))
+    assert synth.render_lip_video(notes, 2.01, fps=25, rng=0, size=112).shape == (50, 112, 112)
+    assert synth.render_lip_video(notes, 0.0, rng=0).shape == (0, 96, 96)
+    # No notes: the mouth stays closed, only head motion and noise change the frames.
+    still = _mouth_darkness(synth.render_lip_video(np.zeros((0, 3)), 6.0, rng=5))  # same singer
+    assert np.ptp(still) < 0.2 * np.ptp(_mouth_darkness(video))
+    with pytest.raises(ValueError, match="vowels"):
+        synth.render_lip_video(notes, 6.0, rng=0, vowels=["a"])
+
+
+def test_lip_video_shows_onsets():
+    """The mouth closes or narrows just before every onset and opens on the vowel: the darkness
+    of the mouth area has a local minimum within 100 ms before each onset, followed by a clear
+    rise, and follows the sung notes overall."""
+    fps = 50
+    for seed, voice in [(11, "tenor"), (12, "soprano"), (13, "bass")]:
+        rng = np.random.default_rng(seed)
+        notes = synth.generate_melody(rng, 15.0, voice)
+        video = synth.render_lip_video(notes, 15.0, fps, rng)
+        dark = _mouth_darkness(video)
+        span = np.percentile(dark, 95) - np.percentile(dark, 5)
+        voiced = np.zeros(len(dark))
+        t = np.arange(len(dark)) / fps
+        for k, (on, off, _) in enumerate(notes):
+            voiced[(t >= on) & (t < off)] = 1.0
+            i = int(round(on * fps))
+            window = dark[i - 5:i + 3]  # 100 ms before to 40 ms after the onset
+            low = window.min()
+            assert np.argmin(window) <= 5, (seed, k)  # the minimum is at or before the onset
+            assert dark[i:i + 6].max() - low > 0.08 * span, (seed, k)  # the rise
+            if k > 0 and on - notes[k - 1, 1] <= synth.LIP_REST_GAP_S:  # legato: a real dip
+                before = dark[int(round(notes[k - 1, 0] * fps)):i].max()
+                assert before - low > 0.03 * span, (seed, k)
+        assert np.corrcoef(voiced, dark)[0, 1] > 0.5
+
+
+def test_n20emv2_corpus_with_video(tmp_path):
+    kw = dict(layout="n20emv2", num_train=1, num_valid=0, num_test=1, song_duration_s=3.0,
+              seed=8)
+    plain = synth.make_corpus(str(tmp_path / "plain"), **kw)
+    info = synth.make_corpus(str(tmp_path / "video"), with_video=True, **kw)
+    for entry, song in info["songs"].items():
+        assert song["video"] == os.path.join(info["root"], "data", entry, "video_50fps.npy")
+        video = np.load(song["video"])
+        assert video.shape == (150, 96, 96) and video.dtype == np.uint8
+        # The audio and notes do not depend on whether videos are made.
+        with open(song["vocals"], "rb") as a, open(plain["songs"][entry]["vocals"], "rb") as b:
+            assert a.read() == b.read()
+    assert _all_files(info["root"])["annotations.json"] == \
+        _all_files(plain["root"])["annotations.json"]
+    assert not os.path.exists(os.path.join(plain["root"], "data", "song_001", "video_50fps.npy"))
+    videos = [np.load(s["video"]) for s in info["songs"].values()]
+    assert not np.array_equal(videos[0], videos[1])
+    with pytest.raises(ValueError, match="with_video"):
+        synth.make_corpus(str(tmp_path / "mir"), layout="mir_st500", with_video=True)
+    assert synth.main([str(tmp_path / "cli"), "--layout", "n20emv2", "--num-train", "1",
+                       "--num-test", "0", "--duration", "2", "--video"]) == 0
+    assert np.load(tmp_path / "cli/data/song_001/video_50fps.npy").shape == (100, 96, 96)
