@@ -38,18 +38,22 @@ def load_audio_slice(path, utter_id, utter_num, dur_threshold,
     return torch.from_numpy(read_audio(path, sample_rate, start=start, stop=stop))
 
 
-def audio_dataset(csv_path, dur_threshold, frame_rate, sorting=None):
+def audio_dataset(csv_path, dur_threshold, frame_rate, sorting=None, wav_for_song=None):
     """SpeechBrain dataset of utterances from a prepared CSV.
 
     Items: `id`, `song_key` ("<dataset>/<song>"), `utter_id`, `utter_num`, `sig` (float waveform),
     `labels` ((T, 4) int64), `song_anno` (path of the song's note JSON).
     `sorting`: None (CSV order, required for evaluation), "ascending"/"descending" by duration.
+    `wav_for_song(dataset, song)`: another audio file to read instead of the CSV's (e.g. a noisy
+    mixture of the same length); None keeps the CSV's.
     """
     dataset = sb.dataio.dataset.DynamicItemDataset.from_csv(csv_path)
 
-    @sb.utils.data_pipeline.takes("wav", "utter_id", "utter_num")
+    @sb.utils.data_pipeline.takes("wav", "dataset", "song", "utter_id", "utter_num")
     @sb.utils.data_pipeline.provides("sig")
-    def audio_pipeline(wav, utter_id, utter_num):
+    def audio_pipeline(wav, dataset_name, song, utter_id, utter_num):
+        if wav_for_song is not None:
+            wav = wav_for_song(dataset_name, song)
         return load_audio_slice(wav, int(utter_id), int(utter_num), dur_threshold)
 
     @sb.utils.data_pipeline.takes("frame_anno", "utter_id", "utter_num")

@@ -928,3 +928,23 @@ __all__ = [
     "measure_snr", "mix_at_snr", "noise_track", "prepare_musan", "signal_level", "snr_name",
     "speaker_split", "synthesize_noisy_songs",
 ]
+
+
+# --------------------------------------------------------------------------------------------
+# Noise conditions as the audio-visual stage names them
+# --------------------------------------------------------------------------------------------
+
+def condition_name(noise_type=None, snr_db=None) -> str:
+    """`clean`, or `<type>/SNR_<snr>dB` for a noisy condition (used for feature file names)."""
+    if not noise_type or noise_type == "clean":
+        return "clean"
+    if noise_type not in NOISE_TYPES:
+        raise NoiseError(f"unknown noise type {noise_type!r}; choose from {NOISE_TYPES}")
+    if snr_db is None:
+        raise NoiseError(f"noise type {noise_type!r} needs an SNR (snr_db)")
+    return f"{noise_type}/{snr_name(snr_db)[:-len('.wav')]}"
+
+
+def noisy_wav_path(n20emv2_root, song: str, noise_type: str, snr_db) -> Path:
+    """`<root>/data/<song>/noise_data/<type>/SNR_<snr>dB.wav` (made by `synthesize_noisy_songs`)."""
+    return Path(n20emv2_root) / "data" / song / "noise_data" / noise_type / snr_name(snr_db)

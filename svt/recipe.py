@@ -73,7 +73,30 @@ def make_dataset(hparams, csv_path, train=False):
 
         return video_dataset(csv_path, dur, frame_rate, train=train, sorting=sorting,
                              seed=hparams.get("seed", 0))
-    return audio_dataset(csv_path, dur, frame_rate, sorting=sorting)
+    return audio_dataset(csv_path, dur, frame_rate, sorting=sorting,
+                         wav_for_song=noisy_audio_reader(hparams))
+
+
+def noisy_audio_reader(hparams):
+    """With `noise_type` / `snr_db` set (audio-visual stage), N20EMv2 songs are read from their
+    noisy mixtures `data/<song>/noise_data/<type>/SNR_<snr>dB.wav` instead of the clean vocals."""
+    noise_type = hparams.get("noise_type")
+    if not noise_type or noise_type == "clean":
+        return None
+    from svt.noise import noisy_wav_path
+
+    root, snr = hparams["data_folder"], hparams["snr_db"]
+
+    def wav_for_song(dataset, song):
+        path = noisy_wav_path(root, song, noise_type, snr)
+        if dataset != "n20emv2":
+            raise ValueError(f"noisy input exists for N20EMv2 songs only, not {dataset}/{song}")
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: noisy mixture missing; make it with "
+                                    "N20EMv2/audio_visual/synthesize_noise.py")
+        return str(path)
+
+    return wav_for_song
 
 
 def build_brain(hparams, run_opts):
@@ -165,3 +188,43 @@ def extract_features(hparams, run_opts, csvs: dict, name: str):
                                          hparams["test_dataloader_opts"],
                                          hparams["features_folder"], name)
     return written
+
+
+def train_fusion(hparams, run_opts):
+    """The audio-visual stage: RCA fusion + head on extracted features under one noise condition
+    (matched for train, valid and test), tested on N20EMv2 test and valid.
+
+    Returns `{test_set: statistics}`."""
+    from svt.av import FusionBrain, av_dataset, initialise_head_from_bundle, prepare_av_csvs
+    from svt.noise import condition_name
+    from svt.prepare import prepare_n20emv2_audio
+
+    dur = hparams["dur_threshold"]
+    audio_csvs = {}
+    run_on_main(lambda: audio_csvs.update(prepare_n20emv2_audio(
+        hparams["data_folder"], hparams["prepare_folder"], dur_threshold=dur,
+        frame_rate=hparams["frame_rate"])))
+    if not audio_csvs:  # other processes: the main one has prepared them
+        folder = csv_folder(hparams["prepare_folder"], dur)
+        audio_csvs = {f"n20em_{s}": folder / f"n20em_{s}.csv" for s in ("train", "valid", "test")}
+    audio_name = condition_name(hparams["noise_type"], hparams["snr_db"]) + "_feats"
+    splits = {s: audio_csvs[f"n20em_{s}"] for s in ("train", "valid", "test")}
+    av_csvs = prepare_av_csvs(splits, hparams["features_folder"],
+                              Path(hparams["output_folder"]) / "csv", dur, audio_name=audio_name)
+
+    def dataset(split, train=False):
+        return av_dataset(av_csvs[split], dur, audio_name=audio_name,
+                          zero_video=hparams["zero_video"],
+                          sorting=hparams.get("sorting") if train else None)
+
+    brain = FusionBrain(modules={"fusion": hparams["fusion"], "head": hparams["head"]},
+                        hparams=hparams, run_opts=run_opts, checkpointer=hparams["checkpointer"])
+    if hparams.get("init_head_from") and not hparams["checkpointer"].list_checkpoints():
+        # Only for a fresh run: resuming must keep the recovered head (the original reloaded the
+        # pre-trained head after recovery, undoing the training).
+        initialise_head_from_bundle(hparams["head"], hparams["init_head_from"])
+    brain.fit(hparams["epoch_counter"], dataset("train", train=True), dataset("valid"),
+              train_loader_kwargs=hparams["train_dataloader_opts"],
+              valid_loader_kwargs=hparams["valid_dataloader_opts"])
+    return {name: brain.evaluate_test_set(name, dataset(split), hparams["test_dataloader_opts"])
+            for name, split in (("n20em_test", "test"), ("n20em_valid", "valid"))}

@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
 """Audio-only SVT on N20EMv2 ("Ours 2"): train on MIR-ST500 train + N20EMv2 train, select by valid
 COnPOff F1, test on N20EMv2 test/valid, MIR-ST500 test and, when given, TONAS and ISMIR2014.
+With --extract_features True, write the trained model's per-song features instead (clean, or
+with --noise_type/--snr_db from the noisy mixtures) for the audio-visual stage.
 
     python experiment.py hparams/train_audio_ssl.yaml --data_folder /path/to/N20EMv2 \
         --mir_st500_folder /path/to/MIR-ST500
+    python experiment.py hparams/train_audio_ssl.yaml ... --extract_features True \
+        [--noise_type accomp --snr_db -10]
 """
 import sys
 
 from svt.prepare import prepare_ismir2014, prepare_mir_st500, prepare_n20emv2_audio, \
     prepare_tonas
-from svt.recipe import load_experiment, prepare_on_main, train_and_test
+from svt.noise import condition_name
+from svt.recipe import extract_features, load_experiment, prepare_on_main, train_and_test
 
 
 def main(argv=None):
@@ -33,6 +38,13 @@ def main(argv=None):
         prepare_on_main(prepare_tonas, data_folder=hparams["tonas_folder"], **common)
     if hparams["ismir2014_folder"]:
         prepare_on_main(prepare_ismir2014, data_folder=hparams["ismir2014_folder"], **common)
+    if hparams["extract_features"]:
+        # Per-song features of the trained model for every N20EMv2 split (the original's
+        # extraction YAML forgot the training songs).
+        csvs = {"train": hparams["train_csv"], "valid": hparams["valid_csv"],
+                "test": hparams["test_csvs"]["n20em_test"]}
+        name = condition_name(hparams["noise_type"], hparams["snr_db"]) + "_feats"
+        return extract_features(hparams, run_opts, csvs, name=name)
     train_csv = hparams["mix_train_csv"] if hparams["mix_train"] else hparams["train_csv"]
     return train_and_test(hparams, run_opts, train_csv=train_csv)
 

@@ -1,0 +1,129 @@
+"""The audio-visual stage: noisy feature extraction from a trained audio recipe, AV CSVs,
+RCA training and the audio-only control, on a tiny synthetic corpus."""
+
+import json
+import runpy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from svt.av import FeatureError, av_dataset, prepare_av_csvs
+from svt.encoders import build_tiny_ssl_model
+from svt.features import NoTrainedModelError, feature_path, load_features
+from svt.noise import condition_name, make_fake_musan, prepare_musan, synthesize_noisy_songs
+from svt.scoring import METRIC_KEYS
+from svt.synth import make_corpus
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(recipe, yaml, *args):
+    main = runpy.run_path(str(ROOT / recipe / "experiment.py"), run_name="experiment")["main"]
+    return main([str(ROOT / recipe / "hparams" / yaml), *map(str, args)])
+
+
+@pytest.fixture(scope="module")
+def trained_audio(tmp_path_factory):
+    """A tiny N20EMv2 audio recipe run (N20EMv2 only), plus accompaniment noise at -10 dB."""
+    root = tmp_path_factory.mktemp("av")
+    make_corpus(root / "n20", layout="n20emv2", num_train=2, num_valid=1, num_test=1,
+                song_duration_s=9, seed=4)
+    make_fake_musan(root / "musan", seed=0, num_speech=6, num_music=2, num_free_sound=4,
+                    num_sound_bible=2)
+    prepare_musan(root / "musan", root / "musan_prepared", num_babble={"train": 2, "valid": 1,
+                                                                      "test": 1},
+                  speakers_per_babble=3, progress=False)
+    synthesize_noisy_songs(root / "n20", root / "musan_prepared", noise_types=("accomp",),
+                           snrs=(-10,), progress=False)
+    build_tiny_ssl_model(root / "encoder", feat_extract_norm="layer")
+    args = ["--data_folder", root / "n20", "--mix_train", "False", "--ssl_source",
+            root / "encoder", "--ssl_name", "tiny", "--number_of_epochs", 1,
+            "--linear_prob_epochs", 1, "--num_workers", 0, "--batch_size", 4,
+            "--output_folder", root / "audio_run", "--prepare_folder", root / "data",
+            "--bundle_folder", root / "audio_run" / "model", "--device", "cpu"]
+    run("N20EMv2/audio_only", "train_audio_ssl.yaml", *args)
+    return root, args
+
+
+def test_extraction_refuses_without_a_trained_model(trained_audio, tmp_path):
+    root, args = trained_audio
+    args = list(args)
+    args[args.index("--output_folder") + 1] = tmp_path / "untrained"
+    with pytest.raises(NoTrainedModelError, match="train the recipe first"):
+        run("N20EMv2/audio_only", "train_audio_ssl.yaml", *args, "--extract_features", "True")
+
+
+def test_features_round_trip_and_av_training(trained_audio, tmp_path):
+    root, args = trained_audio
+    features = root / "data" / "features"
+    for extra in ([], ["--noise_type", "accomp", "--snr_db", -10]):
+        run("N20EMv2/audio_only", "train_audio_ssl.yaml", *args, "--extract_features", "True",
+            *extra)
+    annotations = json.loads((root / "n20" / "annotations.json").read_text())
+    assert len(annotations) == 4
+    for song in annotations:  # every split, training songs included
+        clean = load_features(feature_path(features, f"n20emv2/{song}", "clean_feats"))
+        noisy = load_features(feature_path(features, f"n20emv2/{song}",
+                                           condition_name("accomp", -10) + "_feats"))
+        labels = np.load(root / "data" / "labels" / "n20emv2" / f"{song}.npy")
+        assert clean.dtype == np.float16 and clean.shape == noisy.shape
+        assert abs(clean.shape[0] - len(labels)) <= 3  # 249 feature frames per 5-s utterance
+        assert not np.allclose(clean, noisy)  # the noise changed the input
+        # Video features stand in here (the video recipe has its own tests): 50 rows per second.
+        video = np.random.default_rng(0).standard_normal(
+            (int(round(clean.shape[0] / 49.8 * 50)), clean.shape[1])).astype(np.float16)
+        np.save(feature_path(features, f"n20emv2/{song}", "video_feats"), video)
+
+    # The extracted features equal the trained encoder run on the song's utterances.
+    from svt.bundle import load_bundle
+    from svt.data import audio_dataset
+    model = load_bundle(root / "audio_run" / "model")
+    test_song = next(s for s, e in annotations.items() if e["split"] == "test")
+    dataset = audio_dataset(root / "data" / "dur_5s" / "n20em_test.csv", 5, 49.8)
+    with torch.no_grad():
+        parts = [model.encoder(dataset[i]["sig"][None])[0].numpy() for i in range(len(dataset))
+                 if dataset[i]["song_key"] == f"n20emv2/{test_song}"]
+    np.testing.assert_allclose(load_features(feature_path(features, f"n20emv2/{test_song}",
+                                                          "clean_feats")),
+                               np.concatenate(parts), atol=2e-2)
+
+    common = ["--data_folder", root / "n20", "--prepare_folder", root / "data",
+              "--noise_type", "accomp", "--snr_db", -10, "--number_of_epochs", 1,
+              "--d_model", 32, "--nhead", 2, "--d_ffn", 64, "--num_workers", 0,
+              "--batch_size", 4, "--eval_batch_size", 2, "--device", "cpu",
+              "--init_head_from", root / "audio_run" / "model"]
+    for yaml, system in (("train_rca_av.yaml", "AV"), ("train_rca_a.yaml", "A")):
+        out = tmp_path / system
+        results = run("N20EMv2/audio_visual", yaml, *common, "--output_folder", out)
+        assert set(results) == {"n20em_test", "n20em_valid"}
+        assert set(METRIC_KEYS) <= set(results["n20em_test"])
+        assert (out / "summary_n20em_test.json").is_file()
+        assert list((out / "predictions" / "n20em_test").glob("*.json"))
+
+
+def test_av_dataset_alignment_and_missing_features(trained_audio, tmp_path):
+    root, _ = trained_audio
+    features = tmp_path / "features"
+    song_key = "n20emv2/x"
+    np.save(feature_path(features, song_key, "clean_feats").parent.mkdir(parents=True) or
+            feature_path(features, song_key, "clean_feats"),
+            np.arange(300 * 4, dtype=np.float16).reshape(300, 4) % 7)
+    np.save(feature_path(features, song_key, "video_feats"),
+            np.ones((297, 4), dtype=np.float16))  # a little shorter than 300 / 49.8 * 50
+    labels = tmp_path / "x.npy"
+    np.save(labels, np.zeros((300, 4), dtype=np.int64))
+    audio_csv = tmp_path / "a.csv"
+    audio_csv.write_text("ID,song,dataset,duration,wav,utter_id,utter_num,frame_anno,song_anno\n"
+                         f"n20emv2_x_1,x,n20emv2,6.02,none.wav,1,1,{labels},notes.json\n")
+    csvs = prepare_av_csvs({"test": audio_csv}, features, tmp_path / "prep", 5)
+    item = av_dataset(csvs["test"], 5)[0]
+    assert item["audio_feats"].shape == item["video_feats"].shape == (300, 4)
+    assert (item["video_feats"][297:] == 0).all() and (item["video_feats"][:297] == 1).all()
+    assert item["labels"].shape == (300, 4)
+    zero = av_dataset(csvs["test"], 5, zero_video=True)[0]
+    assert (zero["video_feats"] == 0).all()
+    (feature_path(features, song_key, "video_feats")).unlink()
+    with pytest.raises(FeatureError, match="video_feats.npy: features missing"):
+        prepare_av_csvs({"test": audio_csv}, features, tmp_path / "prep", 5)
