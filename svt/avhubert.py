@@ -798,7 +798,7 @@ class AVHubertVideoEncoder(nn.Module):
         if video.dim() != 5 or video.shape[1] != 1 or video.shape[2] == 0:
             raise ValueError(f"AVHubertVideoEncoder expects video shaped [batch, 1, frames, "
                              f"height, width] with at least one frame, got {tuple(video.shape)}")
-        batch, num_frames = video.shape[0], video.shape[2]
+        num_frames = video.shape[2]
         frame_mask = None
         if lens is not None:
             frame_lens = self.frame_lengths(lens, num_frames).to(video.device)

@@ -29,7 +29,7 @@ def trained_audio(tmp_path_factory):
     """A tiny N20EMv2 audio recipe run (N20EMv2 only), plus accompaniment noise at -10 dB."""
     root = tmp_path_factory.mktemp("av")
     make_corpus(root / "n20", layout="n20emv2", num_train=2, num_valid=1, num_test=1,
-                song_duration_s=9, seed=4)
+                song_duration_s=9, seed=4, with_video=True)
     make_fake_musan(root / "musan", seed=0, num_speech=6, num_music=2, num_free_sound=4,
                     num_sound_bible=2)
     prepare_musan(root / "musan", root / "musan_prepared", num_babble={"train": 2, "valid": 1,
@@ -127,3 +127,43 @@ def test_av_dataset_alignment_and_missing_features(trained_audio, tmp_path):
     (feature_path(features, song_key, "video_feats")).unlink()
     with pytest.raises(FeatureError, match="video_feats.npy: features missing"):
         prepare_av_csvs({"test": audio_csv}, features, tmp_path / "prep", 5)
+
+
+def test_noise_grid_and_report(trained_audio, tmp_path):
+    """The grid on a tiny corpus: video features from a (tiny) trained video recipe, audio features
+    per condition, AV and A per condition, then the table and the figure."""
+    import csv
+
+    from svt.avhubert import AVHubertVideoEncoder, save_fairseq_style_checkpoint, tiny_config
+    root, audio_args = trained_audio
+    config = tiny_config()
+    save_fairseq_style_checkpoint(AVHubertVideoEncoder(config), config, tmp_path / "tiny.pt")
+    video_args = ["--data_folder", root / "n20", "--avhubert_checkpoint", tmp_path / "tiny.pt",
+                  "--number_of_epochs", 1, "--linear_prob_epochs", 1, "--num_workers", 0,
+                  "--batch_size", 2, "--eval_batch_size", 2, "--output_folder",
+                  tmp_path / "video_run", "--prepare_folder", root / "data", "--bundle_folder",
+                  tmp_path / "video_run" / "model", "--device", "cpu"]
+    runpy.run_path(str(ROOT / "N20EMv2" / "video_only" / "experiment.py"),
+                   run_name="x")["main"]([str(ROOT / "N20EMv2" / "video_only" / "hparams" /
+                                              "train_video_ssl.yaml"), *map(str, video_args)])
+    av_args = ["--data_folder", root / "n20", "--prepare_folder", root / "data",
+               "--number_of_epochs", 1, "--d_model", 32, "--nhead", 2, "--d_ffn", 64,
+               "--num_workers", 0, "--batch_size", 4, "--device", "cpu"]
+    grid = runpy.run_path(str(ROOT / "N20EMv2" / "audio_visual" / "run_noise_grid.py"),
+                          run_name="x")["main"]
+
+    def joined(items):
+        return " ".join(str(x) for x in items)
+
+    out = tmp_path / "grid"
+    assert grid(["--output", str(out), "--noise_types", "accomp", "--snrs", "-10",
+                 "--audio_args", joined(["hparams/train_audio_ssl.yaml", *audio_args]),
+                 "--video_args", joined(["hparams/train_video_ssl.yaml", *video_args]),
+                 "--av_args", joined(av_args)]) == 0
+    with open(out / "noise_table.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["system"], r["noise_type"], r["snr_db"]) for r in rows] == [
+        ("A", "clean", "clean"), ("A", "accomp", "-10"), ("AV", "clean", "clean"),
+        ("AV", "accomp", "-10")]
+    assert all(0 <= float(r["COn_f1"]) <= 1 for r in rows)
+    assert (out / "noise_test.png").stat().st_size > 1000 and (out / "noise_table.md").is_file()
