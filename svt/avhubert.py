@@ -637,6 +637,8 @@ class AVHubertVideoEncoder(nn.Module):
                 unexpected / wrongly shaped tensors (all listed).
         """
         path = Path(path).expanduser()
+        # None means "the checkpoint's value" (lets YAML files expose optional overrides).
+        config_overrides = {k: v for k, v in config_overrides.items() if v is not None}
         _check_overrides(config_overrides)
         checkpoint = load_fairseq_checkpoint(path)
         state, model_cfg, _ = _encoder_state_and_config(checkpoint, source=str(path))

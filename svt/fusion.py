@@ -92,6 +92,11 @@ class FusionRCA(nn.Module):
     def forward(self, audio: torch.Tensor, video: torch.Tensor | None = None, lens=None):
         """`lens`: relative lengths (B,) of the valid audio frames (None: all valid)."""
         batch, frames, _ = audio.shape
+        for name, x in (("audio", audio), ("video", video)):
+            if x is not None and x.shape[-1] != self.d_model:
+                raise ValueError(f"FusionRCA(d_model={self.d_model}) got {name} features of size "
+                                 f"{x.shape[-1]}: set d_model to the encoders' feature size (both "
+                                 "streams must have it)")
         if self.zero_video or video is None:
             video = torch.zeros_like(audio)
         else:
