@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: test test-all demo bench venv clean
+.PHONY: test test-all demo demo-video demo-av bench venv clean
 
 venv: $(STAMP)
 
@@ -27,6 +27,12 @@ test-all: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m svt.demo --output results/demo
+
+demo-video: $(STAMP)
+	$(PY) -m svt.demo --modality video --output results/demo-video
+
+demo-av: $(STAMP)
+	$(PY) -m svt.demo_av --output results/demo-av
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_labels_decoding.py

@@ -21,7 +21,7 @@ import torch
 from speechbrain.nnet.schedulers import update_learning_rate
 
 from svt.brain import TranscriptionBrain
-from svt.data import load_label_slice
+from svt.data import with_song_items
 from svt.features import feature_path, load_features
 from svt.fileio import write_text_atomic
 from svt.prepare import csv_folder, read_csv, split_utterances, utterance_slice
@@ -106,26 +106,9 @@ def av_dataset(csv_path, dur_threshold, audio_name="clean_feats", video_name="vi
             video = np.pad(video, ((0, len(audio) - len(video)), (0, 0)))
         yield torch.from_numpy(video)
 
-    @sb.utils.data_pipeline.takes("frame_anno", "utter_id", "utter_num")
-    @sb.utils.data_pipeline.provides("labels")
-    def label_pipeline(frame_anno, utter_id, utter_num):
-        return load_label_slice(frame_anno, int(utter_id), int(utter_num), AUDIO_FEATURE_RATE,
-                                dur_threshold)
-
-    @sb.utils.data_pipeline.takes("dataset", "song", "utter_id", "utter_num")
-    @sb.utils.data_pipeline.provides("song_key", "utter_index", "utter_count")
-    def song_pipeline(dataset_name, song, utter_id, utter_num):
-        yield f"{dataset_name}/{song}"
-        yield int(utter_id)
-        yield int(utter_num)
-
-    for item in (feature_pipeline, label_pipeline, song_pipeline):
-        dataset.add_dynamic_item(item)
-    dataset.set_output_keys(["id", "song_key", "utter_index", "utter_count", "audio_feats",
-                             "video_feats", "labels", "song_anno"])
-    if sorting in ("ascending", "descending"):
-        dataset = dataset.filtered_sorted(sort_key="duration", reverse=sorting == "descending")
-    return dataset
+    dataset.add_dynamic_item(feature_pipeline)
+    return with_song_items(dataset, ["audio_feats", "video_feats"], AUDIO_FEATURE_RATE,
+                           dur_threshold, sorting)
 
 
 class FusionBrain(TranscriptionBrain):

@@ -56,10 +56,20 @@ def audio_dataset(csv_path, dur_threshold, frame_rate, sorting=None, wav_for_son
             wav = wav_for_song(dataset_name, song)
         return load_audio_slice(wav, int(utter_id), int(utter_num), dur_threshold)
 
+    dataset.add_dynamic_item(audio_pipeline)
+    return with_song_items(dataset, ["sig"], frame_rate, dur_threshold, sorting)
+
+
+def with_song_items(dataset, input_keys, label_rate, dur_threshold, sorting=None):
+    """Add what every utterance dataset shares to `dataset` (whose own dynamic items provide
+    `input_keys`): `labels` (the utterance's label frames at `label_rate`), `song_key`
+    ("<dataset>/<song>"), `utter_index`, `utter_count`; set the output keys and sort as asked
+    (None: CSV order, required for evaluation; "ascending"/"descending" by duration)."""
+
     @sb.utils.data_pipeline.takes("frame_anno", "utter_id", "utter_num")
     @sb.utils.data_pipeline.provides("labels")
     def label_pipeline(frame_anno, utter_id, utter_num):
-        return load_label_slice(frame_anno, int(utter_id), int(utter_num), frame_rate,
+        return load_label_slice(frame_anno, int(utter_id), int(utter_num), label_rate,
                                 dur_threshold)
 
     @sb.utils.data_pipeline.takes("dataset", "song", "utter_id", "utter_num")
@@ -69,14 +79,13 @@ def audio_dataset(csv_path, dur_threshold, frame_rate, sorting=None, wav_for_son
         yield int(utter_id)
         yield int(utter_num)
 
-    dataset.add_dynamic_item(audio_pipeline)
     dataset.add_dynamic_item(label_pipeline)
     dataset.add_dynamic_item(song_pipeline)
-    dataset.set_output_keys(["id", "song_key", "utter_index", "utter_count", "sig", "labels",
-                             "song_anno"])
+    dataset.set_output_keys(["id", "song_key", "utter_index", "utter_count", *input_keys,
+                             "labels", "song_anno"])
     if sorting in ("ascending", "descending"):
-        dataset = dataset.filtered_sorted(sort_key="duration", reverse=sorting == "descending")
-    elif sorting not in (None, "random"):
+        return dataset.filtered_sorted(sort_key="duration", reverse=sorting == "descending")
+    if sorting not in (None, "random"):
         raise ValueError(f"sorting must be ascending, descending, random or None, got {sorting!r}")
     return dataset
 

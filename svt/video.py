@@ -227,7 +227,7 @@ def video_dataset(csv_path, dur_threshold, frame_rate: float = VIDEO_FPS, train:
     import torch
     from speechbrain.dataio.dataio import load_data_csv
 
-    from svt.data import load_label_slice
+    from svt.data import with_song_items
 
     data = load_data_csv(csv_path)
     for item_id, row in data.items():
@@ -247,29 +247,8 @@ def video_dataset(csv_path, dur_threshold, frame_rate: float = VIDEO_FPS, train:
         transform = VideoTransform(train=True, rng=rngs.get()) if train else eval_transform
         return torch.from_numpy(transform(frames))
 
-    @sb.utils.data_pipeline.takes("frame_anno", "utter_id", "utter_num")
-    @sb.utils.data_pipeline.provides("labels")
-    def label_pipeline(frame_anno, utter_id, utter_num):
-        return load_label_slice(frame_anno, int(utter_id), int(utter_num), frame_rate,
-                                dur_threshold)
-
-    @sb.utils.data_pipeline.takes("dataset", "song", "utter_id", "utter_num")
-    @sb.utils.data_pipeline.provides("song_key", "utter_index", "utter_count")
-    def song_pipeline(dataset_name, song, utter_id, utter_num):
-        yield f"{dataset_name}/{song}"
-        yield int(utter_id)
-        yield int(utter_num)
-
     dataset.add_dynamic_item(video_pipeline)
-    dataset.add_dynamic_item(label_pipeline)
-    dataset.add_dynamic_item(song_pipeline)
-    dataset.set_output_keys(["id", "song_key", "utter_index", "utter_count", "video", "labels",
-                             "song_anno"])
-    if sorting in ("ascending", "descending"):
-        dataset = dataset.filtered_sorted(sort_key="duration", reverse=sorting == "descending")
-    elif sorting not in (None, "random"):
-        raise ValueError(f"sorting must be ascending, descending, random or None, got {sorting!r}")
-    return dataset
+    return with_song_items(dataset, ["video"], frame_rate, dur_threshold, sorting)
 
 
 __all__ = [
