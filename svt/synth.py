@@ -230,7 +230,10 @@ def generate_melody(
         while len(rhythm) > 4 and t + sum(rhythm) * beat > end_limit:
             degs, rhythm = degs[:-1], rhythm[:-2] + [max(rhythm[-2], 2.0)]
         if t + sum(rhythm) * beat > end_limit:
-            break  # song is full (very short songs may end up with no notes)
+            fit = (end_limit - t) / sum(rhythm)
+            if notes or fit * min(rhythm) < 0.12:
+                break  # song is full
+            beat = fit  # a very short song sings its one phrase faster rather than stay silent
 
         for d, value in zip(degs, rhythm):
             span = value * beat
