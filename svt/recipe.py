@@ -72,7 +72,8 @@ def make_dataset(hparams, csv_path, train=False):
         from svt.video import video_dataset
 
         return video_dataset(csv_path, dur, frame_rate, train=train, sorting=sorting,
-                             seed=hparams.get("seed", 0))
+                             seed=hparams.get("seed", 0),
+                             per_clip_norm=hparams.get("video_norm", "dataset") == "per_clip")
     return audio_dataset(csv_path, dur, frame_rate, sorting=sorting,
                          wav_for_song=noisy_audio_reader(hparams))
 

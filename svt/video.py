@@ -146,11 +146,15 @@ class VideoTransform:
     (drawn after the offsets); `train=False`: centre crop at `((H-crop)//2, (W-crop)//2)`. Pixels
     become `(x / 255 - mean) / std`, computed in float64 as the original then stored as float32.
     `rng`: a numpy Generator or a seed (None: fresh OS entropy).
+    `per_clip=True` (an option, not the original): standardise each clip by its own pixel mean and
+    standard deviation instead of the dataset constants, which removes a singer's overall
+    brightness and contrast.
     """
 
     def __init__(self, train: bool, crop: int = CROP, mean: float = MEAN, std: float = STD,
-                 rng=None):
+                 rng=None, per_clip: bool = False):
         self.train, self.crop, self.mean, self.std = bool(train), int(crop), mean, std
+        self.per_clip = bool(per_clip)
         self.rng = _as_rng(rng)
         # Pixel values are 0..255, so the whole float pipeline is one lookup table.
         self.table = ((np.arange(256) / 255.0 - mean) / std).astype(np.float32)
@@ -175,6 +179,9 @@ class VideoTransform:
         clip = frames[:, top:top + self.crop, left:left + self.crop]
         if self.train and self.rng.random() < 0.5:
             clip = clip[:, :, ::-1]
+        if self.per_clip:
+            pixels = clip.astype(np.float32) / 255.0
+            return ((pixels - pixels.mean()) / max(float(pixels.std()), 1e-3)).astype(np.float32)
         return self.table[clip]
 
     def __repr__(self):
@@ -213,7 +220,7 @@ class _WorkerRng:
 
 
 def video_dataset(csv_path, dur_threshold, frame_rate: float = VIDEO_FPS, train: bool = False,
-                  sorting=None, seed=None):
+                  sorting=None, seed=None, per_clip_norm: bool = False):
     """SpeechBrain dataset of video utterances from a prepared video CSV
     (`svt.prepare.prepare_n20emv2_video`).
 
@@ -237,14 +244,15 @@ def video_dataset(csv_path, dur_threshold, frame_rate: float = VIDEO_FPS, train:
         row["video_file"] = row.pop("video")  # the dynamic item below provides `video`
     dataset = sb.dataio.dataset.DynamicItemDataset(data)
     rngs = _WorkerRng(seed)
-    eval_transform = VideoTransform(train=False)
+    eval_transform = VideoTransform(train=False, per_clip=per_clip_norm)
 
     @sb.utils.data_pipeline.takes("video_file", "utter_id", "utter_num")
     @sb.utils.data_pipeline.provides("video")
     def video_pipeline(video_file, utter_id, utter_num):
         frames = load_video_utterance(video_file, int(utter_id), int(utter_num), dur_threshold,
                                       frame_rate)
-        transform = VideoTransform(train=True, rng=rngs.get()) if train else eval_transform
+        transform = (VideoTransform(train=True, rng=rngs.get(), per_clip=per_clip_norm) if train
+                     else eval_transform)
         return torch.from_numpy(transform(frames))
 
     dataset.add_dynamic_item(video_pipeline)

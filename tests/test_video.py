@@ -335,3 +335,16 @@ def test_video_dataset_rejects_audio_csv(tmp_path):
     path.write_text("ID,duration,wav\na,1.0,x.wav\n")
     with pytest.raises(ValueError, match="no 'video' column"):
         video_dataset(path, 5)
+
+
+def test_per_clip_normalisation_option():
+    from svt.video import VideoTransform
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (3, 96, 96)).astype(np.uint8)
+    out = VideoTransform(train=False, per_clip=True)(frames)
+    crop = frames[:, 4:92, 4:92].astype(np.float64) / 255.0
+    np.testing.assert_allclose(out, (crop - crop.mean()) / crop.std(), atol=1e-5)
+    # Brightness and contrast of the clip no longer matter.
+    brighter = np.clip(frames.astype(np.int32) // 2 + 60, 0, 255).astype(np.uint8)
+    np.testing.assert_allclose(VideoTransform(train=False, per_clip=True)(brighter), out,
+                               atol=0.03)
