@@ -34,14 +34,14 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="python -m svt.demo_av", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default="results/demo-av")
-    parser.add_argument("--num-train", type=int, default=10)
+    parser.add_argument("--num-train", type=int, default=8)
     parser.add_argument("--num-valid", type=int, default=2)
     parser.add_argument("--num-test", type=int, default=4)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per song")
+    parser.add_argument("--duration", type=float, default=12.0, help="seconds per song")
     parser.add_argument("--noise-types", default="accomp,babble,white,natural")
     parser.add_argument("--snrs", default="-10,-5,0,5,10")
     parser.add_argument("--audio-epochs", type=int, default=10)
-    parser.add_argument("--video-epochs", type=int, default=3)
+    parser.add_argument("--video-epochs", type=int, default=4)
     parser.add_argument("--av-epochs", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
     return parser
