@@ -868,6 +868,24 @@ def _n20emv2_entries(dataset, raw: dict, ann_path: Path, problems) -> tuple[dict
     return entries, splits, other
 
 
+def _open_n20emv2(data_folder, save_folder, layout: str):
+    """The parts of an N20EMv2 folder both preparations start from: `(data, ann_path, problems,
+    entries, splits, other, folders)` with `folders` = the song folders under `data/` that have a
+    usable annotation entry."""
+    dataset = "n20emv2"
+    data = _check_layout_paths(dataset, data_folder, save_folder)
+    ann_path = data / "annotations.json"
+    raw = _load_json_object(ann_path, dataset, layout)
+    problems = Problems(dataset, data)
+    entries, splits, other = _n20emv2_entries(dataset, raw, ann_path, problems)
+    song_root = data / "data"
+    if not song_root.is_dir():
+        raise PrepareError(f"{dataset}: no folder {song_root}; expected the layout {layout}")
+    folders = {p.name: p for p in sorted(song_root.iterdir())
+               if p.is_dir() and p.name not in other and p.name not in problems.songs}
+    return data, ann_path, problems, entries, splits, other, folders
+
+
 def prepare_n20emv2_audio(data_folder, save_folder, dur_threshold: float = 5,
                           frame_rate: float = 49.8, mir_st500_train_csv=None, strict: bool = True,
                           overwrite: bool = False, progress: bool = True) -> dict:
@@ -880,17 +898,8 @@ def prepare_n20emv2_audio(data_folder, save_folder, dur_threshold: float = 5,
     rows. Returns `{csv_name: path}`.
     """
     dataset = "n20emv2"
-    data = _check_layout_paths(dataset, data_folder, save_folder)
-    ann_path = data / "annotations.json"
-    raw = _load_json_object(ann_path, dataset, N20EMV2_LAYOUT)
-    problems = Problems(dataset, data)
-    entries, splits, other = _n20emv2_entries(dataset, raw, ann_path, problems)
-    audio_root = data / "data"
-    if not audio_root.is_dir():
-        raise PrepareError(f"{dataset}: no folder {audio_root}; expected the layout "
-                           f"{N20EMV2_LAYOUT}")
-    folders = {p.name: p for p in sorted(audio_root.iterdir())
-               if p.is_dir() and p.name not in other and p.name not in problems.songs}
+    data, ann_path, problems, entries, splits, other, folders = _open_n20emv2(
+        data_folder, save_folder, N20EMV2_LAYOUT)
     sources = _folder_sources(dataset, entries, folders, ann_path, problems,
                               "data/<entry>/vocals.wav", splits=splits)
     sources = [s for s in sources if s.song not in problems.songs]
@@ -977,20 +986,11 @@ def prepare_n20emv2_video(data_folder, save_folder, dur_threshold: float = 5,
     from svt.video import VideoError, validate_video
 
     dataset = "n20emv2"
-    data = _check_layout_paths(dataset, data_folder, save_folder)
-    ann_path = data / "annotations.json"
-    raw = _load_json_object(ann_path, dataset, N20EMV2_VIDEO_LAYOUT)
-    problems = Problems(dataset, data)
-    entries, splits, other = _n20emv2_entries(dataset, raw, ann_path, problems)
-    video_root = data / "data"
-    if not video_root.is_dir():
-        raise PrepareError(f"{dataset}: no folder {video_root}; expected the layout "
-                           f"{N20EMV2_VIDEO_LAYOUT}")
-    folders = {p.name: p for p in sorted(video_root.iterdir())
-               if p.is_dir() and p.name not in other and p.name not in problems.songs}
+    data, ann_path, problems, entries, splits, other, folders = _open_n20emv2(
+        data_folder, save_folder, N20EMV2_VIDEO_LAYOUT)
     expected_layout = f"data/<entry>/{N20EMV2_VIDEO_FILE}"
     for song in sorted(set(entries) - set(folders), key=natural_key):
-        problems.add(song, f"annotated in {ann_path} but has no folder {video_root / song} "
+        problems.add(song, f"annotated in {ann_path} but has no folder {data / 'data' / song} "
                            f"(expected {expected_layout}); add the video or remove the entry")
     for song in sorted(set(folders) - set(entries), key=natural_key):
         problems.add(song, f"folder {folders[song]} has no entry in {ann_path}; add its notes or "
