@@ -92,12 +92,15 @@ def run_recipe(output: Path, corpus: Path, encoder: Path, epochs: int):
     return experiment["main"](argv)
 
 
-def print_results(results: dict, output: Path):
-    stats = results["mir_st500_test"]
-    print("\nHeld-out synthetic songs (mean over songs, %):")
+def print_metric_table(title: str, stats: dict):
+    print(f"\n{title} (mean over songs, %):")
     print(f"{'':12}" + "".join(f"{m:>10}" for m in METRICS))
     for stat in ("precision", "recall", "f1"):
         print(f"{stat:12}" + "".join(f"{100 * stats[f'{m}_{stat}']:>10.2f}" for m in METRICS))
+
+
+def print_results(results: dict, output: Path):
+    print_metric_table("Held-out synthetic songs", results["mir_st500_test"])
     print(f"\nPer-song notes and MIDI: {output / 'train' / 'predictions'}")
     print(f"Model bundle: {output / 'model'}  (svt-score REF EST compares note files)")
 
@@ -178,11 +181,7 @@ def run_video_demo(args, output: Path):
     results = runpy.run_path(str(VIDEO_RECIPE / "experiment.py"))["main"](argv)
     annotations = json.loads((corpus / "annotations.json").read_text())
     chance = chance_onset_f1([e["midi"] for e in annotations.values() if e["split"] == "test"])
-    stats = results["n20em_video_test"]
-    print("\nHeld-out synthetic songs, video only (mean over songs, %):")
-    print(f"{'':12}" + "".join(f"{m:>10}" for m in METRICS))
-    for stat in ("precision", "recall", "f1"):
-        print(f"{stat:12}" + "".join(f"{100 * stats[f'{m}_{stat}']:>10.2f}" for m in METRICS))
+    print_metric_table("Held-out synthetic songs, video only", results["n20em_video_test"])
     print(f"chance COn F1 (random onsets at the true note rate): {100 * chance:.2f}")
     return results
 

@@ -476,27 +476,35 @@ def save_labels(path, labels) -> None:
             np.save(f, labels)
 
 
+def _labels_outdated(settings_path: Path, settings: dict, dataset: str) -> bool:
+    """True when existing labels were made with other settings (frame rate, ...): every song must
+    then be relabelled. The stale settings file is removed first, so a crash before the end
+    leaves no settings behind that would vouch for a half-relabelled folder."""
+    if not settings_path.is_file():
+        return False
+    try:
+        previous = json.loads(settings_path.read_text())
+    except json.JSONDecodeError:
+        previous = None
+    if previous == settings:
+        return False
+    logger.info("%s: labels in %s were made with %s; relabelling all songs with %s",
+                dataset, settings_path.parent, previous, settings)
+    settings_path.unlink()
+    return True
+
+
 def prepare_songs(sources, save_folder, dataset: str, frame_rate: float = 49.8,
                   overwrite: bool = False, progress: bool = True) -> list[PreparedSong]:
     """Prepare songs of one dataset (audio, labels, notes under `save_folder`); resumable."""
     settings_path = Path(os.path.abspath(save_folder)) / "labels" / dataset / "_settings.json"
     settings = {"frame_rate": float(frame_rate), "sample_rate": SAMPLE_RATE}
-    relabel, previous = overwrite, None
-    if settings_path.is_file():
-        try:
-            previous = json.loads(settings_path.read_text())
-        except json.JSONDecodeError:
-            pass
-        if previous != settings:
-            logger.info("%s: labels in %s were made with %s; relabelling all songs with %s",
-                        dataset, settings_path.parent, previous, settings)
-            relabel = True
-            settings_path.unlink()  # a crash before the end leaves no stale settings behind
+    relabel = _labels_outdated(settings_path, settings, dataset) or overwrite
 
     prepared, counts = [], {"prepared": 0, "up to date": 0, "converted": 0, "separated": 0}
     for src in tqdm(sources, desc=f"preparing {dataset}", unit="song", disable=not progress):
         prepared.append(_prepare_song(src, save_folder, frame_rate, overwrite, relabel, counts))
-    if previous != settings:
+    if not settings_path.is_file():  # new, or removed above as outdated
         write_json_atomic(settings_path, settings)
     logger.info("%s: %d songs (%s) in %s", dataset, len(prepared),
                 ", ".join(f"{v} {k}" for k, v in counts.items() if v), save_folder)
@@ -1035,17 +1043,7 @@ def prepare_n20emv2_video(data_folder, save_folder, dur_threshold: float = 5,
     root = Path(os.path.abspath(save_folder))
     settings_path = root / "labels" / N20EMV2_VIDEO_LABELS / "_settings.json"
     settings = {"frame_rate": float(frame_rate), "source": "video"}
-    relabel, previous = overwrite, None
-    if settings_path.is_file():
-        try:
-            previous = json.loads(settings_path.read_text())
-        except json.JSONDecodeError:
-            pass
-        if previous != settings:
-            logger.info("%s: video labels in %s were made with %s; relabelling all songs with %s",
-                        dataset, settings_path.parent, previous, settings)
-            relabel = True
-            settings_path.unlink()
+    relabel = _labels_outdated(settings_path, settings, dataset) or overwrite
 
     prepared, counts = [], {"prepared": 0, "up to date": 0}
     for src, video, num_frames, wav in tqdm(found, desc=f"preparing {dataset} videos",
@@ -1063,7 +1061,7 @@ def prepare_n20emv2_video(data_folder, save_folder, dur_threshold: float = 5,
             counts["prepared"] += 1
         prepared.append(PreparedVideo(src.song, src.split, video, num_frames, wav,
                                       out["labels"], out["notes"]))
-    if previous != settings:
+    if not settings_path.is_file():  # new, or removed above as outdated
         write_json_atomic(settings_path, settings)
     logger.info("%s: %d videos (%s) in %s", dataset, len(prepared),
                 ", ".join(f"{v} {k}" for k, v in counts.items() if v), save_folder)
