@@ -14,6 +14,10 @@ first (truncated, or zero-padded). Deliberate difference from the original: padd
 masked out of every attention (`key_padding_mask` from the true lengths); the original attended to
 them. With the paper's sizes (d_model 1024, 8 heads, d_ffn 3072) the fusion has 20,996,096
 parameters, as the original.
+
+Extension: `video_size` lets the video encoder's feature size differ from the audio's (e.g. a BASE
+AV-HuBERT, 768, with a LARGE audio model, 1024): a learned linear projection maps the video
+features to `d_model` first. Left at None (the paper's setting) there is no projection.
 """
 
 from __future__ import annotations
@@ -78,10 +82,14 @@ class FusionRCA(nn.Module):
     """
 
     def __init__(self, d_model=1024, nhead=8, d_ffn=3072, alpha=0.5, dropout=0.0,
-                 zero_video=False):
+                 zero_video=False, video_size=None):
         super().__init__()
         self.d_model = d_model
         self.zero_video = zero_video
+        self.video_size = d_model if video_size is None else int(video_size)
+        # Only when the sizes differ, so the paper's configuration keeps its parameter count.
+        self.video_projection = (nn.Linear(self.video_size, d_model)
+                                 if self.video_size != d_model else None)
         self.audio_kv = RCALayer(d_model, nhead, d_ffn, alpha, dropout)   # video queries audio
         self.video_kv = RCALayer(d_model, nhead, d_ffn, alpha, dropout)   # audio queries video
 
@@ -92,15 +100,19 @@ class FusionRCA(nn.Module):
     def forward(self, audio: torch.Tensor, video: torch.Tensor | None = None, lens=None):
         """`lens`: relative lengths (B,) of the valid audio frames (None: all valid)."""
         batch, frames, _ = audio.shape
-        for name, x in (("audio", audio), ("video", video)):
-            if x is not None and x.shape[-1] != self.d_model:
-                raise ValueError(f"FusionRCA(d_model={self.d_model}) got {name} features of size "
-                                 f"{x.shape[-1]}: set d_model to the encoders' feature size (both "
-                                 "streams must have it)")
+        if audio.shape[-1] != self.d_model:
+            raise ValueError(f"FusionRCA(d_model={self.d_model}) got audio features of size "
+                             f"{audio.shape[-1]}: set d_model to the audio encoder's feature size")
         if self.zero_video or video is None:
-            video = torch.zeros_like(audio)
+            video = torch.zeros_like(audio)  # the control's video: zeros in the fused space
         else:
+            if video.shape[-1] != self.video_size:
+                raise ValueError(f"FusionRCA(video_size={self.video_size}) got video features of "
+                                 f"size {video.shape[-1]}: set video_size to the video encoder's "
+                                 "feature size (null when it equals d_model)")
             video = align_video_to_audio(video.to(audio.dtype), frames)
+            if self.video_projection is not None:
+                video = self.video_projection(video)
         pe = sinusoidal_positions(frames, self.d_model, audio.device).to(audio.dtype)
         audio, video = audio + pe, video + pe
         mask = None

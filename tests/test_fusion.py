@@ -50,3 +50,30 @@ def test_zero_video_control_ignores_video():
     fusion = FusionRCA(d_model=16, nhead=2, d_ffn=32, zero_video=True).eval()
     audio = torch.randn(2, 10, 16)
     torch.testing.assert_close(fusion(audio, torch.randn(2, 10, 16)), fusion(audio, None))
+
+
+def test_video_of_another_size_is_projected_to_d_model():
+    torch.manual_seed(0)
+    assert FusionRCA(d_model=16, nhead=2, d_ffn=32).video_projection is None
+    fusion = FusionRCA(d_model=16, nhead=2, d_ffn=32, video_size=6).eval()
+    count = sum(p.numel() for p in FusionRCA(d_model=16, nhead=2, d_ffn=32).parameters())
+    assert sum(p.numel() for p in fusion.parameters()) == count + 6 * 16 + 16
+    audio, video = torch.randn(2, 10, 16), torch.randn(2, 11, 6)
+    out = fusion(audio, video)
+    assert out.shape == (2, 10, 16)
+    # The projection is applied to the aligned video, then the same RCA runs as for 16-d video.
+    projected = fusion.video_projection(video[:, :10])
+    fusion.video_projection = None
+    fusion.video_size = 16
+    torch.testing.assert_close(out, fusion(audio, projected))
+
+
+def test_feature_sizes_are_checked_with_a_clear_error():
+    fusion = FusionRCA(d_model=16, nhead=2, d_ffn=32, video_size=6)
+    with pytest.raises(ValueError, match="audio features of size 8"):
+        fusion(torch.randn(1, 4, 8), torch.randn(1, 4, 6))
+    with pytest.raises(ValueError, match="video_size=6.*size 16"):
+        fusion(torch.randn(1, 4, 16), torch.randn(1, 4, 16))
+    # The audio-only control takes zeros in d_model whatever the video size.
+    control = FusionRCA(d_model=16, nhead=2, d_ffn=32, video_size=6, zero_video=True)
+    assert control(torch.randn(1, 4, 16), torch.zeros(1, 4, 16)).shape == (1, 4, 16)
