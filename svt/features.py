@@ -57,10 +57,11 @@ def recover_trained_model(brain, selection_metric: str):
 
 
 @torch.no_grad()
-def extract_song_features(brain, dataset, loader_kwargs, features_folder, name,
-                          overwrite=False) -> list:
+def extract_song_features(brain, dataset, loader_kwargs, features_folder, name) -> list:
     """Write `<features_folder>/<dataset>/<song>/<name>.npy` for every song of `dataset`;
-    returns the paths written. Songs whose file exists are skipped unless `overwrite`."""
+    returns the paths written. Existing files are replaced: they may come from an earlier model
+    (a retrained recipe must not leave stale features behind), and skipping them would save no
+    computation since every utterance is encoded anyway."""
     brain.modules.eval()
     loader = sb.dataio.dataloader.make_dataloader(dataset, **loader_kwargs)
     stitcher = SongStitcher()
@@ -76,8 +77,7 @@ def extract_song_features(brain, dataset, loader_kwargs, features_folder, name,
                                 int(batch.utter_count[b]), (features[b, :n],))
             if done is not None:
                 path = feature_path(features_folder, done[0], name)
-                if overwrite or not path.is_file():
-                    save_features(path, done[1][0])
+                save_features(path, done[1][0])
                 written.append(path)
     if stitcher.incomplete():
         raise RuntimeError(f"songs with missing utterances: {stitcher.incomplete()}")

@@ -71,9 +71,10 @@ def test_features_round_trip_and_av_training(trained_audio, tmp_path):
         assert clean.dtype == np.float16 and clean.shape == noisy.shape
         assert abs(clean.shape[0] - len(labels)) <= 3  # 249 feature frames per 5-s utterance
         assert not np.allclose(clean, noisy)  # the noise changed the input
-        # Video features stand in here (the video recipe has its own tests): 50 rows per second.
+        # Video features stand in here (the video recipe has its own tests): 50 rows per second,
+        # 12 values a row, so the fusion projects them to the audio's 32 (`--video_size`).
         video = np.random.default_rng(0).standard_normal(
-            (int(round(clean.shape[0] / 49.8 * 50)), clean.shape[1])).astype(np.float16)
+            (int(round(clean.shape[0] / 49.8 * 50)), 12)).astype(np.float16)
         np.save(feature_path(features, f"n20emv2/{song}", "video_feats"), video)
 
     # The extracted features equal the trained encoder run on the song's utterances.
@@ -91,8 +92,8 @@ def test_features_round_trip_and_av_training(trained_audio, tmp_path):
 
     common = ["--data_folder", root / "n20", "--prepare_folder", root / "data",
               "--noise_type", "accomp", "--snr_db", -10, "--number_of_epochs", 1,
-              "--d_model", 32, "--nhead", 2, "--d_ffn", 64, "--num_workers", 0,
-              "--batch_size", 4, "--eval_batch_size", 2, "--device", "cpu",
+              "--d_model", 32, "--video_size", 12, "--nhead", 2, "--d_ffn", 64,
+              "--num_workers", 0, "--batch_size", 4, "--eval_batch_size", 2, "--device", "cpu",
               "--init_head_from", root / "audio_run" / "model"]
     for yaml, system in (("train_rca_av.yaml", "AV"), ("train_rca_a.yaml", "A")):
         out = tmp_path / system
@@ -155,8 +156,14 @@ def test_noise_grid_and_report(trained_audio, tmp_path):
     def joined(items):
         return " ".join(str(x) for x in items)
 
+    # Features of an earlier model are replaced, never reused.
+    annotations = json.loads((root / "n20" / "annotations.json").read_text())
+    stale = feature_path(root / "data" / "features", f"n20emv2/{next(iter(annotations))}",
+                         "video_feats")
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    np.save(stale, np.zeros((10, 12), dtype=np.float16))
     out = tmp_path / "grid"
-    assert grid(["--output", str(out), "--noise_types", "accomp", "--snrs", "-10",
+    assert grid(["--output", str(out), "--noise_types", "accomp", "--snrs=-10",
                  "--audio_args", joined(["hparams/train_audio_ssl.yaml", *audio_args]),
                  "--video_args", joined(["hparams/train_video_ssl.yaml", *video_args]),
                  "--av_args", joined(av_args)]) == 0
@@ -167,3 +174,4 @@ def test_noise_grid_and_report(trained_audio, tmp_path):
         ("AV", "accomp", "-10")]
     assert all(0 <= float(r["COn_f1"]) <= 1 for r in rows)
     assert (out / "noise_test.png").stat().st_size > 1000 and (out / "noise_table.md").is_file()
+    assert load_features(stale).shape[1] == config.encoder_embed_dim
