@@ -29,8 +29,8 @@ demo: $(STAMP)
 	$(PY) -m svt.demo --output results/demo
 
 demo-video: $(STAMP)
-	$(PY) -m svt.demo --modality video --output results/demo-video --num-train 8 --num-test 4 \
-		--duration 12 --epochs 4
+	$(PY) -m svt.demo --modality video --output results/demo-video --num-train 24 --num-test 8 \
+		--duration 4 --epochs 4
 
 demo-av: $(STAMP)
 	$(PY) -m svt.demo_av --output results/demo-av

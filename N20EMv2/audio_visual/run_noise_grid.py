@@ -54,7 +54,9 @@ def main(argv=None):
     parser.add_argument("--av_args", required=True,
                         help="arguments of experiment.py shared by every AV / A run")
     parser.add_argument("--noise_types", default="accomp,babble,white,natural")
-    parser.add_argument("--snrs", default="-10,-5,0,5,10")
+    parser.add_argument("--snrs", default="-10,-5,0,5,10",
+                        help="comma-separated SNRs in dB; write --snrs=-10,-5 (with '=': a bare "
+                             "'-10,-5' reads as an option)")
     parser.add_argument("--systems", default="AV,A")
     args = parser.parse_args(argv)
     from svt.noise import condition_name
