@@ -99,7 +99,8 @@ def main(argv=None):
 
     prepare = out / "data"
     audio_args = ["hparams/train_audio_ssl.yaml", "--data_folder", str(corpus),
-                  "--mir_st500_folder", str(mir_st500), "--mix_train", "True", "--ssl_source", str(out / "init_encoder"), "--output_folder",
+                  "--mir_st500_folder", str(mir_st500), "--mix_train", "True",
+                  "--ssl_source", str(out / "init_encoder"), "--output_folder",
                   str(out / "audio"), "--prepare_folder", str(prepare), "--bundle_folder",
                   str(out / "audio" / "model"), "--device", "cpu",
                   *as_args({**DEMO_OVERRIDES, "number_of_epochs": args.audio_epochs})]
