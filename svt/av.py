@@ -156,3 +156,115 @@ def initialise_head_from_bundle(head, bundle_path):
                          weights_only=True)
     head.load_state_dict({k[len("head."):]: v for k, v in weights.items()
                           if k.startswith("head.")})
+
+
+# ================================================================================================
+# Audio-visual inference bundles
+# ================================================================================================
+#: Sub-folders of an audio-visual bundle holding the audio and the video model's own bundles.
+AV_BUNDLE_PARTS = ("audio", "video")
+
+
+class AudioVisualModel(torch.nn.Module):
+    """Audio encoder + video encoder + RCA fusion + head: waveform and lip video to frame logits.
+
+    `encoder` is the audio encoder: it sets the frame grid (`svt.transcribe` chunks on it); the
+    video is expected at the same frame rate (50 fps) and aligned with the audio from frame 0.
+    """
+
+    def __init__(self, audio_encoder, video_encoder, fusion, head, settings: dict):
+        super().__init__()
+        self.encoder = audio_encoder
+        self.video_encoder = video_encoder
+        self.fusion = fusion
+        self.head = head
+        self.settings = dict(settings)
+
+    @property
+    def frame_rate(self) -> float:
+        return float(self.encoder.frame_rate)
+
+    def video_transform(self):
+        """The video model's evaluation preprocessing (centre crop, its normalisation)."""
+        from svt.video import VideoTransform
+
+        return VideoTransform(train=False, per_clip=self.settings.get("video_norm") == "per_clip")
+
+    def forward(self, wavs, wav_lens=None, videos=None, video_lens=None):
+        """`wavs` (B, N) and preprocessed `videos` (B, T, 88, 88), both padded at the end, with
+        relative lengths -> logits (B, frames, 20)."""
+        if videos is None:
+            raise ValueError("an audio-visual model needs the lip video as well as the audio")
+        audio = self.encoder(wavs, wav_lens)
+        video = self.video_encoder(videos.unsqueeze(1), video_lens)
+        return self.head(self.fusion(audio, video, wav_lens))
+
+
+def export_av_bundle(folder, audio_bundle, video_bundle, fusion, head, settings: dict):
+    """Write an audio-visual bundle: the audio and video models' bundles (copied, so the folder is
+    self-contained), the fusion and head weights, and the settings, atomically."""
+    import json
+    import shutil
+
+    from svt.bundle import BUNDLE_FILE, FORMAT_VERSION, WEIGHTS_FILE, find_bundle, \
+        read_manifest, staged_bundle_folder
+
+    fusion = fusion.module if hasattr(fusion, "module") else fusion
+    head = head.module if hasattr(head, "module") else head
+    if fusion.zero_video:
+        raise ValueError("the audio-only control (zero_video) is not an audio-visual model; "
+                         "export its audio model's bundle instead")
+    parts = {"audio": find_bundle(audio_bundle), "video": find_bundle(video_bundle)}
+    for part, expected in (("audio", "audio"), ("video", "video")):
+        found = read_manifest(parts[part]).get("modality", "audio")
+        if found != expected:
+            raise ValueError(f"{parts[part]}: a {found} bundle was given as the {part} model")
+    video_settings = read_manifest(parts["video"])
+    with staged_bundle_folder(folder) as tmp:
+        for part, source in parts.items():
+            shutil.copytree(source, tmp / part)
+        weights = {f"fusion.{k}": v.detach().cpu() for k, v in fusion.state_dict().items()}
+        weights.update({f"head.{k}": v.detach().cpu() for k, v in head.state_dict().items()})
+        torch.save(weights, tmp / WEIGHTS_FILE)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "modality": "audio_visual",
+            "fusion_config": {"d_model": fusion.d_model, "video_size": fusion.video_size,
+                              "nhead": fusion.audio_kv.attention.num_heads,
+                              "d_ffn": fusion.audio_kv.ffn[0].out_features,
+                              "alpha": fusion.audio_kv.alpha},
+            "head_input_size": head.w.in_features,
+            "video_norm": video_settings.get("video_norm", "dataset"),
+            **settings,
+        }
+        (tmp / BUNDLE_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    return Path(folder)
+
+
+def load_av_bundle(folder, manifest: dict, device="cpu") -> AudioVisualModel:
+    """Load an audio-visual bundle (called by `svt.bundle.load_bundle`)."""
+    from svt.bundle import WEIGHTS_FILE, BundleError, load_bundle
+    from svt.fusion import FusionRCA
+    from svt.model import TranscriptionHead
+
+    folder = Path(folder)
+    for part in AV_BUNDLE_PARTS:
+        if not (folder / part).is_dir():
+            raise BundleError(f"{folder}: incomplete audio-visual bundle (no {part}/ model); "
+                              "export it again")
+    audio = load_bundle(folder / "audio", modality="audio")
+    video = load_bundle(folder / "video", modality="video")
+    fusion = FusionRCA(**manifest["fusion_config"])
+    head = TranscriptionHead(manifest["head_input_size"])
+    settings = {k: v for k, v in manifest.items() if k not in ("fusion_config", "head_input_size")}
+    state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    for prefix, module in (("fusion.", fusion), ("head.", head)):
+        try:
+            module.load_state_dict({k[len(prefix):]: v for k, v in state.items()
+                                    if k.startswith(prefix)})
+        except RuntimeError as err:
+            raise BundleError(f"{folder / WEIGHTS_FILE}: the {prefix[:-1]} weights do not fit the "
+                              f"bundle's settings ({str(err).splitlines()[0]}); export it "
+                              "again") from None
+    model = AudioVisualModel(audio.encoder, video.encoder, fusion, head, settings)
+    return model.to(device).eval()

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -72,13 +73,32 @@ def _unwrap(module):
     return module.module if hasattr(module, "module") else module
 
 
-def export_bundle(folder, encoder, head, settings: dict) -> Path:
-    """Write a bundle (any encoder with `save_for_bundle` / `from_bundle`) to `folder` atomically."""
-    encoder, head = _unwrap(encoder), _unwrap(head)
+@contextmanager
+def staged_bundle_folder(folder):
+    """Yield a temporary folder beside `folder`; on success it replaces `folder` (renames only, so
+    a crash never leaves a half-written bundle), on failure it is removed."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
+        yield tmp
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def export_bundle(folder, encoder, head, settings: dict) -> Path:
+    """Write a bundle (any encoder with `save_for_bundle` / `from_bundle`) to `folder`,
+    atomically."""
+    encoder, head = _unwrap(encoder), _unwrap(head)
+    with staged_bundle_folder(folder) as tmp:
         encoder.save_for_bundle(tmp / "encoder")
         model = TranscriptionModel(encoder, head, settings)
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp / WEIGHTS_FILE)
@@ -91,17 +111,7 @@ def export_bundle(folder, encoder, head, settings: dict) -> Path:
             **{k: v for k, v in settings.items() if k != "modality"},
         }
         (tmp / BUNDLE_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(folder, old)
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
+    return Path(folder)
 
 
 def find_bundle(path) -> Path:
@@ -125,6 +135,17 @@ def read_manifest(path) -> dict:
                           "the model") from None
 
 
+MODALITY_NAMES = {"audio": "an audio-only", "video": "a video-only",
+                  "audio_visual": "an audio-visual"}
+MODALITY_HINTS = {
+    ("audio_visual", "audio"): " (it needs the singer's lip video too: pass video= in Python, "
+                               "--video on the command line)",
+    ("audio", "audio_visual"): " (a lip video was given: use an audio-visual bundle, the "
+                               "N20EMv2/audio_visual recipe's <output_folder>/model, or drop "
+                               "the video)",
+    ("video", "audio"): " (video-only models are evaluated by the N20EMv2/video_only recipe)",
+}
+
 #: Encoder classes a bundle may name (never an arbitrary import path from a file).
 ENCODER_CLASSES = {
     "svt.encoders.SSLEncoder": ("svt.encoders", "SSLEncoder"),
@@ -145,7 +166,8 @@ def _encoder_class(name, folder):
 def load_bundle(path, device="cpu", modality=None) -> TranscriptionModel:
     """Load a bundle written by `export_bundle` (or a recipe output folder holding one).
 
-    With `modality` ("audio" or "video"), a bundle of another modality is a clear error."""
+    With `modality` ("audio", "video" or "audio_visual"), a bundle of another modality is a clear
+    error. An audio-visual bundle loads as `svt.av.AudioVisualModel`."""
     folder = find_bundle(path)
     manifest = read_manifest(folder)
     if manifest.get("format_version") != FORMAT_VERSION:
@@ -153,7 +175,13 @@ def load_bundle(path, device="cpu", modality=None) -> TranscriptionModel:
                           f"supported by this svt (expects {FORMAT_VERSION}); re-export it")
     found = manifest.get("modality", "audio")
     if modality is not None and found != modality:
-        raise BundleError(f"{folder}: this is a {found} model; a {modality} model is needed here")
+        raise BundleError(f"{folder}: this bundle is {MODALITY_NAMES.get(found, found)} model, but "
+                          f"{MODALITY_NAMES.get(modality, modality)} model is needed here"
+                          + MODALITY_HINTS.get((found, modality), ""))
+    if found == "audio_visual":
+        from svt.av import load_av_bundle
+
+        return load_av_bundle(folder, manifest, device)
     encoder_class = _encoder_class(manifest.get("encoder_class", "svt.encoders.SSLEncoder"), folder)
     encoder = encoder_class.from_bundle(folder / "encoder")
     head = TranscriptionHead(manifest["head_input_size"])

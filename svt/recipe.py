@@ -43,8 +43,11 @@ def prepare_on_main(function, **kwargs):
 
 
 def bundle_settings(hparams) -> dict:
+    modality = hparams.get("modality", "audio")
+    video = {"video_norm": hparams.get("video_norm", "dataset")} if modality == "video" else {}
     return {
-        "modality": hparams.get("modality", "audio"),
+        "modality": modality,
+        **video,  # the input normalisation inference must repeat
         "frame_rate": hparams["frame_rate"],
         "sample_rate": hparams.get("sample_rate", 16000),
         "dur_threshold": hparams["dur_threshold"],
@@ -227,5 +230,32 @@ def train_fusion(hparams, run_opts):
     brain.fit(hparams["epoch_counter"], dataset("train", train=True), dataset("valid"),
               train_loader_kwargs=hparams["train_dataloader_opts"],
               valid_loader_kwargs=hparams["valid_dataloader_opts"])
+    export_audio_visual_bundle(brain, hparams)
     return {name: brain.evaluate_test_set(name, dataset(split), hparams["test_dataloader_opts"])
             for name, split in (("n20em_test", "test"), ("n20em_valid", "valid"))}
+
+
+def export_audio_visual_bundle(brain, hparams):
+    """With `audio_bundle` and `video_bundle` (the models whose features the fusion was trained
+    on), write the selected checkpoint as an audio-visual inference bundle to `bundle_folder`."""
+    from svt.av import export_av_bundle
+
+    if hparams["zero_video"]:
+        return None  # the audio-only control is no audio-visual model
+    missing = [k for k in ("audio_bundle", "video_bundle") if not hparams.get(k)]
+    if missing:
+        logger.info("no audio-visual inference bundle: set %s to export one", " and ".join(missing))
+        return None
+    key = hparams["selection_metric"]
+    brain.on_evaluate_start(**{f"{SELECTION_KEYS[key]}_key": key})
+    if not if_main_process():
+        return None
+    settings = {key: hparams[key] for key in ("dur_threshold", "onset_threshold",
+                                              "offset_threshold")}
+    settings["trained_with"] = {k: hparams.get(k) for k in (
+        "noise_type", "snr_db", "number_of_epochs", "selection_metric", "seed")}
+    folder = export_av_bundle(hparams["bundle_folder"], hparams["audio_bundle"],
+                              hparams["video_bundle"], hparams["fusion"], hparams["head"],
+                              settings)
+    logger.info("audio-visual inference bundle written to %s", folder)
+    return folder

@@ -3,6 +3,7 @@
     import svt
     notes = svt.transcribe("song.wav", model="results/demo/model")      # (N, 3) [onset, offset, midi]
     notes = svt.transcribe(waveform, sample_rate=44100, model=model)
+    notes = svt.transcribe("song.wav", model="av_run/model", video="lips.npy")   # audio-visual
 
 Long recordings are cut into chunks of `chunk_seconds` whose frames are kept, each read with
 `context_seconds` of extra audio on both sides so the encoder sees the surroundings of every kept
@@ -12,6 +13,11 @@ file without gaps or overlaps, and the notes are decoded once from the stitched 
 notes crossing a chunk border are neither doubled nor cut. Memory is bounded by the chunk size:
 16 kHz mono files are read chunk by chunk; other files are first converted to a temporary 16 kHz
 mono file in blocks.
+
+An audio-visual bundle (`svt.av.AudioVisualModel`) also takes the lip video (uint8 `(T, H, W)` at
+50 fps, the audio encoder's frame rate): each chunk's frames, context included, are read from it
+(memory-mapped), preprocessed as the video model was trained, encoded and fused with the chunk's
+audio features.
 
 Frame times use the encoder's true frame rate (50 frames/s for wav2vec2-style encoders: one frame
 every 320 samples). The recipes' 49.8 frames/s is a property of their 5-s utterances (249 frames
@@ -32,7 +38,8 @@ import soundfile as sf
 import torch
 
 from svt.audio import SAMPLE_RATE, AudioError, audio_info, read_audio, resample
-from svt.bundle import TranscriptionModel, load_bundle
+from svt.bundle import MODALITY_HINTS, MODALITY_NAMES, BundleError, TranscriptionModel, \
+    load_bundle
 from svt.decoding import frames_to_notes
 from svt.model import frame_predictions
 
@@ -142,10 +149,16 @@ def _encoder_geometry(model: TranscriptionModel):
 
 @torch.no_grad()
 def predict_frames(model: TranscriptionModel, source, chunk_seconds=None,
-                   context_seconds=DEFAULT_CONTEXT_SECONDS, batch_size=4, progress=None):
+                   context_seconds=DEFAULT_CONTEXT_SECONDS, batch_size=4, progress=None,
+                   video=None):
     """Decoder inputs `(onset_prob, offset_prob, octave, pitch_class)` for a whole source, computed
-    chunk by chunk; frame i is at time i / encoder.frame_rate."""
+    chunk by chunk; frame i is at time i / encoder.frame_rate.
+
+    `video` (audio-visual models): the lip video, uint8 `(T, H, W)` at the audio encoder's frame
+    rate (an array or a memory map; only each chunk's frames are read). Chunk frames
+    `[start - context, stop + context)` of the video go with the same frames of the audio."""
     encoder, hop = _encoder_geometry(model)
+    transform = model.video_transform() if video is not None else None
     if chunk_seconds is None:
         chunk_seconds = float(model.settings.get("dur_threshold", DEFAULT_CHUNK_SECONDS))
     total_frames = max(int(encoder.num_frames(source.num_samples)), 0)
@@ -169,15 +182,23 @@ def predict_frames(model: TranscriptionModel, source, chunk_seconds=None,
             last_frame = min(stop + context_frames, total_frames)
             sample_start = read_from * hop
             sample_stop = min((last_frame - 1) * hop + receptive, source.num_samples)
-            batch.append((start, stop, read_from, source.read(sample_start, sample_stop)))
+            clip = None
+            if video is not None and read_from < len(video):  # no frames past the video's end
+                clip = transform(np.asarray(video[read_from:min(last_frame, len(video))]))
+            batch.append((start, stop, read_from, source.read(sample_start, sample_stop), clip))
         longest = max(len(item[3]) for item in batch)
         wavs = torch.zeros(len(batch), longest)
         for b, item in enumerate(batch):
             wavs[b, :len(item[3])] = torch.from_numpy(np.ascontiguousarray(item[3]))
         wav_lens = torch.tensor([len(item[3]) / longest for item in batch])
-        logits = model(wavs.to(device), wav_lens.to(device))
+        if video is None:
+            logits = model(wavs.to(device), wav_lens.to(device))
+        else:
+            videos, video_lens = _pad_clips([item[4] for item in batch], transform.crop)
+            logits = model(wavs.to(device), wav_lens.to(device), videos.to(device),
+                           video_lens.to(device))
         predictions = [t.cpu().numpy() for t in frame_predictions(logits)]
-        for b, (start, stop, read_from, _) in enumerate(batch):
+        for b, (start, stop, read_from, _, _) in enumerate(batch):
             offset = start - read_from
             for out, pred in zip(outputs, predictions):
                 out[start:stop] = pred[b, offset:offset + stop - start]
@@ -186,6 +207,19 @@ def predict_frames(model: TranscriptionModel, source, chunk_seconds=None,
     if bar:
         bar.close()
     return tuple(outputs)
+
+
+def _pad_clips(clips, crop):
+    """Preprocessed clips `(t, crop, crop)` (None: the chunk starts past the video's end) ->
+    zero-padded batch `(B, T, crop, crop)` and relative lengths. A missing clip becomes one zero
+    frame (the encoder needs at least one); the fusion pads the rest of the chunk with zeros, as
+    the training pipeline did for a short video."""
+    clips = [c if c is not None else np.zeros((1, crop, crop), np.float32) for c in clips]
+    longest = max(len(c) for c in clips)
+    videos = torch.zeros(len(clips), longest, crop, crop)
+    for b, clip in enumerate(clips):
+        videos[b, :len(clip)] = torch.from_numpy(clip)
+    return videos, torch.tensor([len(c) / longest for c in clips])
 
 
 def _receptive_field(encoder) -> int:
@@ -199,11 +233,20 @@ def _receptive_field(encoder) -> int:
 
 # ------------------------------------------------------------------------------ the API
 
-def resolve_model(model, device="cpu") -> TranscriptionModel:
-    """A loaded model from a `TranscriptionModel` or a bundle / recipe output folder path."""
-    if isinstance(model, TranscriptionModel):
+def resolve_model(model, device="cpu", modality="audio"):
+    """A loaded model from a model object or a bundle / recipe output folder path. `modality`:
+    "audio" (a `TranscriptionModel`) or "audio_visual" (an `svt.av.AudioVisualModel`)."""
+    from svt.av import AudioVisualModel
+
+    if isinstance(model, (TranscriptionModel, AudioVisualModel)):
+        found = "audio_visual" if isinstance(model, AudioVisualModel) else \
+            model.settings.get("modality", "audio")
+        if found != modality:
+            raise BundleError(f"the model is {MODALITY_NAMES.get(found, found)} model, but "
+                              f"{MODALITY_NAMES[modality]} model is needed here"
+                              + MODALITY_HINTS.get((found, modality), ""))
         return model
-    return load_bundle(model, device=resolve_device(device), modality="audio")
+    return load_bundle(model, device=resolve_device(device), modality=modality)
 
 
 def resolve_device(device="auto") -> str:
@@ -215,7 +258,7 @@ def resolve_device(device="auto") -> str:
     return device
 
 
-def transcribe(audio, sample_rate=None, model=None, *, chunk_seconds=None,
+def transcribe(audio, sample_rate=None, model=None, *, video=None, chunk_seconds=None,
                context_seconds=DEFAULT_CONTEXT_SECONDS, batch_size=4, device="cpu",
                progress=None, return_frames=False):
     """Transcribe singing into notes `(N, 3)` float64 `[onset_s, offset_s, midi]`.
@@ -223,7 +266,10 @@ def transcribe(audio, sample_rate=None, model=None, *, chunk_seconds=None,
     Args:
         audio: a path to an audio file, or a waveform array (mono `(n,)` or `(n, channels)`).
         sample_rate: the waveform's rate (required for arrays; ignored for files).
-        model: a loaded `TranscriptionModel` or the path of a bundle / recipe output folder.
+        model: a loaded model or the path of a bundle / recipe output folder.
+        video: with an audio-visual model, the singer's lip video aligned with the audio: a
+            `.npy` path or an array, uint8 `(T, H, W)` grayscale lip regions (96x96 in N20EMv2)
+            at 50 frames per second, frame 0 at time 0.
         chunk_seconds, context_seconds: kept audio per chunk (default: the bundle's training
             utterance length) and extra audio read on each side of it.
         batch_size: chunks per forward pass.
@@ -232,7 +278,7 @@ def transcribe(audio, sample_rate=None, model=None, *, chunk_seconds=None,
     """
     if model is None:
         raise ValueError("transcribe: pass model= (a bundle folder such as results/demo/model)")
-    model = resolve_model(model, device)
+    model = resolve_model(model, device, "audio" if video is None else "audio_visual")
     if isinstance(audio, (str, os.PathLike)):
         source = open_audio(audio)
     else:
@@ -244,8 +290,15 @@ def transcribe(audio, sample_rate=None, model=None, *, chunk_seconds=None,
         source = ArraySource(resample(wav, int(sample_rate), SAMPLE_RATE)
                              if int(sample_rate) != SAMPLE_RATE else wav)
     try:
+        if video is not None:
+            from svt.video import VIDEO_FPS, open_video
+
+            if abs(model.encoder.frame_rate - VIDEO_FPS) > 1e-6:
+                raise ValueError(f"the audio encoder makes {model.encoder.frame_rate:g} frames/s "
+                                 f"but lip videos come at {VIDEO_FPS}; they cannot be aligned")
+            video = open_video(video, expected_frames=model.encoder.num_frames(source.num_samples))
         frames = predict_frames(model, source, chunk_seconds, context_seconds, batch_size,
-                                progress)
+                                progress, video=video)
     finally:
         source.close()
     notes = frames_to_notes(*frames, onset_threshold=model.settings["onset_threshold"],

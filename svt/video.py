@@ -32,6 +32,7 @@ reading every frame. `VideoError` says how to convert instead.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,28 @@ def validate_video(path, expected_frames: int | None = None,
             f"{tolerance_frames}); check that the video belongs to the song, is cut like the audio "
             "and has the expected frame rate")
     return num_frames, height, width, dtype
+
+
+def open_video(video, expected_frames: int | None = None,
+               tolerance_frames: int = TOLERANCE_FRAMES, crop: int = CROP) -> np.ndarray:
+    """A lip video for inference: a `.npy` path (validated as `validate_video` does, then memory
+    mapped: frames are read when sliced) or an array, uint8 `(T, H, W)`; VideoError otherwise."""
+    if isinstance(video, (str, os.PathLike)):
+        validate_video(video, expected_frames, tolerance_frames, crop)
+        return _open(video)
+    frames = np.asarray(video)
+    name = "the video array"
+    if frames.ndim != 3 or frames.dtype != np.uint8:
+        raise VideoError(f"{name} is {frames.dtype} {frames.shape}; expected uint8 (T, H, W) "
+                         f"grayscale frames; {_CONVERT_HINT}")
+    if len(frames) == 0 or min(frames.shape[1:]) < crop:
+        raise VideoError(f"{name} has {len(frames)} frames of {frames.shape[1]}x{frames.shape[2]} "
+                         f"pixels; the model needs at least one frame of {crop}x{crop}")
+    if expected_frames is not None and abs(len(frames) - int(expected_frames)) > tolerance_frames:
+        raise VideoError(f"{name} has {len(frames)} frames but the audio lasts "
+                         f"{int(expected_frames)} frames; check that they belong together and "
+                         "that the video has the expected frame rate")
+    return frames
 
 
 def read_video_slice(path, start: int | None = None, stop: int | None = None) -> np.ndarray:
@@ -261,5 +284,6 @@ def video_dataset(csv_path, dur_threshold, frame_rate: float = VIDEO_FPS, train:
 
 __all__ = [
     "CROP", "MEAN", "STD", "TOLERANCE_FRAMES", "VIDEO_FPS", "VideoError", "VideoTransform",
-    "load_video_utterance", "read_video_slice", "validate_video", "video_dataset", "video_info",
+    "load_video_utterance", "open_video", "read_video_slice", "validate_video", "video_dataset",
+    "video_info",
 ]

@@ -130,23 +130,30 @@ def test_av_dataset_alignment_and_missing_features(trained_audio, tmp_path):
         prepare_av_csvs({"test": audio_csv}, features, tmp_path / "prep", 5)
 
 
-def test_noise_grid_and_report(trained_audio, tmp_path):
+@pytest.fixture(scope="module")
+def trained_video(trained_audio, tmp_path_factory):
+    """A tiny video recipe run (random-init tiny AV-HuBERT, 1 epoch) on the same corpus."""
+    from svt.avhubert import AVHubertVideoEncoder, save_fairseq_style_checkpoint, tiny_config
+    root, _ = trained_audio
+    folder = tmp_path_factory.mktemp("video")
+    config = tiny_config()
+    save_fairseq_style_checkpoint(AVHubertVideoEncoder(config), config, folder / "tiny.pt")
+    video_args = ["--data_folder", root / "n20", "--avhubert_checkpoint", folder / "tiny.pt",
+                  "--number_of_epochs", 1, "--linear_prob_epochs", 1, "--num_workers", 0,
+                  "--batch_size", 2, "--eval_batch_size", 2, "--output_folder",
+                  folder / "video_run", "--prepare_folder", root / "data", "--bundle_folder",
+                  folder / "video_run" / "model", "--device", "cpu", "--video_norm", "per_clip"]
+    run("N20EMv2/video_only", "train_video_ssl.yaml", *video_args)
+    return video_args, folder / "video_run" / "model", config
+
+
+def test_noise_grid_and_report(trained_audio, trained_video, tmp_path):
     """The grid on a tiny corpus: video features from a (tiny) trained video recipe, audio features
     per condition, AV and A per condition, then the table and the figure."""
     import csv
 
-    from svt.avhubert import AVHubertVideoEncoder, save_fairseq_style_checkpoint, tiny_config
     root, audio_args = trained_audio
-    config = tiny_config()
-    save_fairseq_style_checkpoint(AVHubertVideoEncoder(config), config, tmp_path / "tiny.pt")
-    video_args = ["--data_folder", root / "n20", "--avhubert_checkpoint", tmp_path / "tiny.pt",
-                  "--number_of_epochs", 1, "--linear_prob_epochs", 1, "--num_workers", 0,
-                  "--batch_size", 2, "--eval_batch_size", 2, "--output_folder",
-                  tmp_path / "video_run", "--prepare_folder", root / "data", "--bundle_folder",
-                  tmp_path / "video_run" / "model", "--device", "cpu"]
-    runpy.run_path(str(ROOT / "N20EMv2" / "video_only" / "experiment.py"),
-                   run_name="x")["main"]([str(ROOT / "N20EMv2" / "video_only" / "hparams" /
-                                              "train_video_ssl.yaml"), *map(str, video_args)])
+    video_args, _, config = trained_video
     av_args = ["--data_folder", root / "n20", "--prepare_folder", root / "data",
                "--number_of_epochs", 1, "--d_model", 32, "--nhead", 2, "--d_ffn", 64,
                "--num_workers", 0, "--batch_size", 4, "--device", "cpu"]
@@ -175,3 +182,79 @@ def test_noise_grid_and_report(trained_audio, tmp_path):
     assert all(0 <= float(r["COn_f1"]) <= 1 for r in rows)
     assert (out / "noise_test.png").stat().st_size > 1000 and (out / "noise_table.md").is_file()
     assert load_features(stale).shape[1] == config.encoder_embed_dim
+
+
+def test_audio_visual_bundle_transcribes_with_the_lip_video(trained_audio, trained_video,
+                                                             tmp_path, capsys):
+    """The AV recipe exports an inference bundle (audio + video + fusion + head) that
+    `svt.transcribe(..., video=)` and `svt-transcribe --video` use."""
+    from svt.av import AudioVisualModel
+    from svt.bundle import BundleError, load_bundle, read_manifest
+    from svt.cli.transcribe import main as cli
+    from svt.model import frame_predictions
+    from svt.transcribe import transcribe
+    from svt.video import VideoError, VideoTransform
+
+    root, audio_args = trained_audio
+    video_args, video_bundle, _ = trained_video
+    run("N20EMv2/audio_only", "train_audio_ssl.yaml", *audio_args, "--extract_features", "True")
+    run("N20EMv2/video_only", "train_video_ssl.yaml", *video_args, "--extract_features", "True")
+    out = tmp_path / "av"
+    run("N20EMv2/audio_visual", "train_rca_av.yaml", "--data_folder", root / "n20",
+        "--prepare_folder", root / "data", "--number_of_epochs", 1, "--d_model", 32,
+        "--nhead", 2, "--d_ffn", 64, "--num_workers", 0, "--batch_size", 4, "--device", "cpu",
+        "--init_head_from", root / "audio_run" / "model", "--video_bundle", video_bundle,
+        "--output_folder", out)
+    manifest = read_manifest(out / "model")
+    assert manifest["modality"] == "audio_visual" and manifest["video_norm"] == "per_clip"
+    model = load_bundle(out / "model")
+    assert isinstance(model, AudioVisualModel)
+    # The fusion and head are the recipe's selected checkpoint; the encoders are the two bundles'.
+    recovered = torch.load(next((out / "save").glob("CKPT*")) / "fusion.ckpt", weights_only=True)
+    for key, value in recovered.items():
+        torch.testing.assert_close(model.fusion.state_dict()[key], value)
+    audio_model = load_bundle(root / "audio_run" / "model")
+    for key, value in audio_model.encoder.state_dict().items():
+        torch.testing.assert_close(model.encoder.state_dict()[key], value)
+
+    annotations = json.loads((root / "n20" / "annotations.json").read_text())
+    song = next(s for s, e in annotations.items() if e["split"] == "test")
+    wav_path = root / "n20" / "data" / song / "vocals.wav"
+    video_path = root / "n20" / "data" / song / "video_50fps.npy"
+    # One chunk covering the whole song = the model run by hand on the whole song.
+    notes, frames = transcribe(wav_path, model=model, video=video_path, chunk_seconds=60,
+                               context_seconds=0, return_frames=True)
+    from svt.audio import read_audio
+    num_frames = len(frames[0])  # the audio encoder's frames; the video's first as many go along
+    wav = read_audio(wav_path, 16000)[: (num_frames - 1) * 320 + 400]  # what those frames see
+    wav = torch.from_numpy(wav)[None]
+    clip = VideoTransform(train=False, per_clip=True)(np.load(video_path)[:num_frames])
+    with torch.no_grad():
+        audio = model.encoder(wav)
+        video = model.video_encoder(torch.from_numpy(clip)[None, None])
+        expected = frame_predictions(model.head(model.fusion(audio, video)))
+    for got, want in zip(frames, expected):
+        np.testing.assert_allclose(got, want[0].numpy(), atol=1e-4)
+    # Chunked (5 s + 0.5 s context, the default) runs and decodes.
+    chunked = transcribe(wav_path, model=model, video=video_path)
+    assert chunked.ndim == 2 and chunked.shape[1] == 3
+
+    with pytest.raises(BundleError, match="needs the singer's lip video"):
+        transcribe(wav_path, model=model)
+    with pytest.raises(BundleError, match="a lip video was given"):
+        transcribe(wav_path, model=audio_model, video=video_path)
+    with pytest.raises(VideoError, match="frames but the audio lasts"):
+        transcribe(wav_path, model=model, video=np.load(video_path)[:-60])
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "vocals.npy").write_bytes(video_path.read_bytes())
+    assert cli([str(wav_path), "--model", str(out / "model"), "--video", str(videos),
+                "--out-dir", str(tmp_path / "notes"), "--format", "csv"]) == 0
+    written = json.loads((tmp_path / "notes" / "vocals.json").read_text())
+    np.testing.assert_allclose(np.array(written).reshape(-1, 3), chunked, atol=1e-9)
+    other = tmp_path / "other.wav"
+    other.write_bytes(wav_path.read_bytes())
+    assert cli([str(other), "--model", str(out / "model"), "--video", str(videos),
+                "--out-dir", str(tmp_path / "notes")]) == 1
+    assert "other.npy is missing" in capsys.readouterr().err

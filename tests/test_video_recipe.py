@@ -49,7 +49,7 @@ def test_video_recipe_end_to_end(video_run):
     model = load_bundle(root / "run" / "model")
     assert model.settings["modality"] == "video" and model.frame_rate == 50
     assert isinstance(model.encoder, AVHubertVideoEncoder)
-    with pytest.raises(BundleError, match="video model"):
+    with pytest.raises(BundleError, match="is a video-only model, but an audio-only model"):
         load_bundle(root / "run" / "model", modality="audio")
 
 

@@ -5,6 +5,10 @@ any sample rate and channel count. For each input the notes are written to DIR/<
 (`[[onset_s, offset_s, midi], ...]`) and, as asked by --format, DIR/<stem>.csv and DIR/<stem>.mid;
 --plot adds DIR/<stem>.png. A file that fails is reported and the others go on; the exit status is
 1 if any failed.
+
+With an audio-visual model (the N20EMv2/audio_visual recipe's bundle), --video gives each input's
+lip video: a .npy file of uint8 (T, H, W) lip regions at 50 fps for a single input, or a folder
+holding <stem>.npy for each input's file stem.
 """
 
 from __future__ import annotations
@@ -61,6 +65,9 @@ def build_parser():
     parser.add_argument("--reference", default=None,
                         help="reference notes (file, folder matched by name, or dict file): drawn "
                              "in the plot and scored")
+    parser.add_argument("--video", default=None,
+                        help="lip video(s) for an audio-visual model: a .npy file (one input) or "
+                             "a folder of <stem>.npy matched to the inputs by file stem")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     parser.add_argument("--batch-size", type=int, default=4, help="chunks per forward pass")
     parser.add_argument("--chunk-seconds", type=float, default=None,
@@ -69,6 +76,22 @@ def build_parser():
     parser.add_argument("--context-seconds", type=float, default=DEFAULT_CONTEXT_SECONDS,
                         help="extra audio read on each side of a chunk (default 0.5)")
     return parser
+
+
+def find_videos(video, files):
+    """`{audio file: its lip video or None}` from --video (None: audio only)."""
+    if video is None:
+        return {}
+    video = Path(video)
+    if video.is_dir():
+        return {f: (video / f"{f.stem}.npy") if (video / f"{f.stem}.npy").is_file() else None
+                for f in files}
+    if not video.is_file():
+        raise ValueError(f"{video}: no such file or folder")
+    if len(files) != 1:
+        raise ValueError(f"one video file was given for {len(files)} audio inputs; pass a folder "
+                         "of <stem>.npy videos instead")
+    return {files[0]: video}
 
 
 def load_references(path, stems):
@@ -96,7 +119,13 @@ def main(argv=None) -> int:
         print("svt-transcribe: error: no audio files to transcribe", file=sys.stderr)
         return 2
     try:
-        model = resolve_model(args.model, args.device)
+        videos = find_videos(args.video, files)
+    except ValueError as err:
+        print(f"svt-transcribe: error: --video: {err}", file=sys.stderr)
+        return 2
+    try:
+        model = resolve_model(args.model, args.device,
+                              "audio" if args.video is None else "audio_visual")
     except (BundleError, ValueError, OSError) as err:
         print(f"svt-transcribe: error: cannot load the model: {err}", file=sys.stderr)
         return 2
@@ -117,7 +146,12 @@ def main(argv=None) -> int:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", SilentInputWarning)
-                notes = transcribe(path, model=model, chunk_seconds=args.chunk_seconds,
+                if args.video is not None and videos[path] is None:
+                    missing_video = Path(args.video) / f"{path.stem}.npy"
+                    raise FileNotFoundError(f"{path}: no lip video for it ({missing_video} is "
+                                            "missing)")
+                notes = transcribe(path, model=model, video=videos.get(path),
+                                   chunk_seconds=args.chunk_seconds,
                                    context_seconds=args.context_seconds,
                                    batch_size=args.batch_size, progress=tqdm)
             for warning in caught:
