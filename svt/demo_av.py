@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from svt.demo import DEMO_ENCODER, DEMO_OVERRIDES, REPO, VIDEO_DEMO_OVERRIDES
 
 AUDIO_RECIPE = REPO / "N20EMv2" / "audio_only"
@@ -135,8 +137,34 @@ def main(argv=None):
           "--snrs=" + ",".join(f"{s:g}" for s in snrs),
           "--audio_args", shlex.join(audio_args), "--video_args", shlex.join(video_args),
           "--av_args", shlex.join(av_args)])
+    if "accomp" in noise_types and -10.0 in snrs:
+        export_and_transcribe(out, corpus, av_args)
     print(f"\nAudio-visual demo finished in {(time.time() - start) / 60:.1f} min; results in "
           f"{out / 'grid'}")
+
+
+def export_and_transcribe(out: Path, corpus: Path, av_args):
+    """The AV model of the -10 dB accompaniment condition as an inference bundle (the recipe run
+    again with --video_bundle: training is finished, so it only exports and tests), then one
+    held-out noisy song transcribed with it, as `svt-transcribe --video` would."""
+    from svt.noise import condition_name, noisy_wav_path
+    from svt.scoring import score_song
+    from svt.transcribe import transcribe
+
+    folder = out / "grid" / "AV" / condition_name("accomp", -10.0)
+    run(AV_RECIPE, ["hparams/train_rca_av.yaml", *av_args, "--noise_type", "accomp", "--snr_db",
+                    "-10", "--output_folder", str(folder), "--video_bundle",
+                    str(out / "video" / "model")])
+    annotations = json.loads((corpus / "annotations.json").read_text())
+    song = next(s for s, entry in annotations.items() if entry["split"] == "test")
+    noisy = noisy_wav_path(corpus, song, "accomp", -10)
+    video = corpus / "data" / song / "video_50fps.npy"
+    notes = transcribe(noisy, model=folder / "model", video=video)
+    scores = score_song(np.asarray(annotations[song]["midi"], dtype=float), notes)
+    print(f"\nAudio-visual bundle: {folder / 'model'}\n{song} under -10 dB accompaniment: "
+          f"{len(notes)} notes, COn F1 {100 * scores['COn_f1']:.1f} %. The same from the shell:\n"
+          f"  svt-transcribe {noisy} --video {video} --model {folder / 'model'} "
+          f"--out-dir {out / 'transcribed'}")
 
 
 def run(recipe: Path, argv):
