@@ -462,6 +462,19 @@ def _is_fresh(outputs, inputs) -> bool:
         return False
 
 
+def _write_song_labels(out: dict, notes, num_frames: int, frame_rate: float, inputs,
+                       relabel: bool, counts: dict, source: str) -> None:
+    """Frame labels and the note JSON of one song (`song_outputs` paths), unless they are newer
+    than `inputs` and of the right length; counts "prepared" or "up to date"."""
+    if (not relabel and _is_fresh([out["labels"], out["notes"]], inputs)
+            and _label_length(out["labels"]) == num_frames):
+        counts["up to date"] += 1
+        return
+    save_labels(out["labels"], notes_to_frames(notes, num_frames, frame_rate, source=source))
+    write_notes_json(out["notes"], notes)
+    counts["prepared"] += 1
+
+
 def _label_length(path) -> int | None:
     try:
         shape = np.load(path, mmap_mode="r").shape
@@ -532,16 +545,8 @@ def _prepare_song(src: SongSource, save_folder, frame_rate, overwrite, relabel, 
             counts["converted"] += 1
     num_samples = audio_info(wav)[1]
     num_frames = num_label_frames(num_samples, SAMPLE_RATE, frame_rate)
-    outputs = [out["labels"], out["notes"]]
-    if (not relabel and _is_fresh(outputs, [source_file, src.anno_file, wav])
-            and _label_length(out["labels"]) == num_frames):
-        counts["up to date"] += 1
-    else:
-        labels = notes_to_frames(src.notes, num_frames, frame_rate,
-                                 source=f"{src.dataset} song {src.song!r} ({src.anno_file})")
-        save_labels(out["labels"], labels)
-        write_notes_json(out["notes"], src.notes)
-        counts["prepared"] += 1
+    _write_song_labels(out, src.notes, num_frames, frame_rate, [source_file, src.anno_file, wav],
+                       relabel, counts, source=f"{src.dataset} song {src.song!r} ({src.anno_file})")
     return PreparedSong(src.dataset, src.song, Path(os.path.abspath(wav)), num_samples,
                         out["labels"], out["notes"], src.split)
 
@@ -1049,16 +1054,8 @@ def prepare_n20emv2_video(data_folder, save_folder, dur_threshold: float = 5,
     for src, video, num_frames, wav in tqdm(found, desc=f"preparing {dataset} videos",
                                             unit="song", disable=not progress):
         out = song_outputs(save_folder, N20EMV2_VIDEO_LABELS, src.song)
-        outputs = [out["labels"], out["notes"]]
-        if (not relabel and _is_fresh(outputs, [video, ann_path])
-                and _label_length(out["labels"]) == num_frames):
-            counts["up to date"] += 1
-        else:
-            labels = notes_to_frames(src.notes, num_frames, frame_rate,
-                                     source=f"{dataset} song {src.song!r} ({ann_path})")
-            save_labels(out["labels"], labels)
-            write_notes_json(out["notes"], src.notes)
-            counts["prepared"] += 1
+        _write_song_labels(out, src.notes, num_frames, frame_rate, [video, ann_path], relabel,
+                           counts, source=f"{dataset} song {src.song!r} ({ann_path})")
         prepared.append(PreparedVideo(src.song, src.split, video, num_frames, wav,
                                       out["labels"], out["notes"]))
     if not settings_path.is_file():  # new, or removed above as outdated
