@@ -206,20 +206,19 @@ def export_av_bundle(folder, audio_bundle, video_bundle, fusion, head, settings:
     import json
     import shutil
 
-    from svt.bundle import BUNDLE_FILE, FORMAT_VERSION, WEIGHTS_FILE, find_bundle, \
+    from svt.bundle import BUNDLE_FILE, FORMAT_VERSION, WEIGHTS_FILE, _unwrap, find_bundle, \
         read_manifest, staged_bundle_folder
 
-    fusion = fusion.module if hasattr(fusion, "module") else fusion
-    head = head.module if hasattr(head, "module") else head
+    fusion, head = _unwrap(fusion), _unwrap(head)
     if fusion.zero_video:
         raise ValueError("the audio-only control (zero_video) is not an audio-visual model; "
                          "export its audio model's bundle instead")
     parts = {"audio": find_bundle(audio_bundle), "video": find_bundle(video_bundle)}
-    for part, expected in (("audio", "audio"), ("video", "video")):
-        found = read_manifest(parts[part]).get("modality", "audio")
-        if found != expected:
+    manifests = {part: read_manifest(folder) for part, folder in parts.items()}
+    for part, part_manifest in manifests.items():
+        found = part_manifest.get("modality", "audio")
+        if found != part:
             raise ValueError(f"{parts[part]}: a {found} bundle was given as the {part} model")
-    video_settings = read_manifest(parts["video"])
     with staged_bundle_folder(folder) as tmp:
         for part, source in parts.items():
             shutil.copytree(source, tmp / part)
@@ -234,7 +233,7 @@ def export_av_bundle(folder, audio_bundle, video_bundle, fusion, head, settings:
                               "d_ffn": fusion.audio_kv.ffn[0].out_features,
                               "alpha": fusion.audio_kv.alpha},
             "head_input_size": head.w.in_features,
-            "video_norm": video_settings.get("video_norm", "dataset"),
+            "video_norm": manifests["video"].get("video_norm", "dataset"),
             **settings,
         }
         (tmp / BUNDLE_FILE).write_text(json.dumps(manifest, indent=2) + "\n")

@@ -146,6 +146,12 @@ MODALITY_HINTS = {
     ("video", "audio"): " (video-only models are evaluated by the N20EMv2/video_only recipe)",
 }
 
+def modality_mismatch(found: str, needed: str) -> str:
+    """The explanation (with what to do) for a model of modality `found` where `needed` is."""
+    return (f"{MODALITY_NAMES.get(found, found)} model, but {MODALITY_NAMES.get(needed, needed)} "
+            f"model is needed here" + MODALITY_HINTS.get((found, needed), ""))
+
+
 #: Encoder classes a bundle may name (never an arbitrary import path from a file).
 ENCODER_CLASSES = {
     "svt.encoders.SSLEncoder": ("svt.encoders", "SSLEncoder"),
@@ -175,9 +181,7 @@ def load_bundle(path, device="cpu", modality=None) -> TranscriptionModel:
                           f"supported by this svt (expects {FORMAT_VERSION}); re-export it")
     found = manifest.get("modality", "audio")
     if modality is not None and found != modality:
-        raise BundleError(f"{folder}: this bundle is {MODALITY_NAMES.get(found, found)} model, but "
-                          f"{MODALITY_NAMES.get(modality, modality)} model is needed here"
-                          + MODALITY_HINTS.get((found, modality), ""))
+        raise BundleError(f"{folder}: this bundle is {modality_mismatch(found, modality)}")
     if found == "audio_visual":
         from svt.av import load_av_bundle
 

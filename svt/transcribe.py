@@ -38,8 +38,7 @@ import soundfile as sf
 import torch
 
 from svt.audio import SAMPLE_RATE, AudioError, audio_info, read_audio, resample
-from svt.bundle import MODALITY_HINTS, MODALITY_NAMES, BundleError, TranscriptionModel, \
-    load_bundle
+from svt.bundle import BundleError, TranscriptionModel, load_bundle, modality_mismatch
 from svt.decoding import frames_to_notes
 from svt.model import frame_predictions
 
@@ -186,15 +185,15 @@ def predict_frames(model: TranscriptionModel, source, chunk_seconds=None,
             if video is not None and read_from < len(video):  # no frames past the video's end
                 clip = transform(np.asarray(video[read_from:min(last_frame, len(video))]))
             batch.append((start, stop, read_from, source.read(sample_start, sample_stop), clip))
-        longest = max(len(item[3]) for item in batch)
-        wavs = torch.zeros(len(batch), longest)
-        for b, item in enumerate(batch):
-            wavs[b, :len(item[3])] = torch.from_numpy(np.ascontiguousarray(item[3]))
-        wav_lens = torch.tensor([len(item[3]) / longest for item in batch])
+        wavs, wav_lens = _pad_batch([item[3] for item in batch])
         if video is None:
             logits = model(wavs.to(device), wav_lens.to(device))
         else:
-            videos, video_lens = _pad_clips([item[4] for item in batch], transform.crop)
+            # A chunk starting past the video's end gets one zero frame (the encoder needs one);
+            # the fusion zero-pads the rest, as the training pipeline did for a short video.
+            blank = np.zeros((1, transform.crop, transform.crop), np.float32)
+            videos, video_lens = _pad_batch([blank if item[4] is None else item[4]
+                                             for item in batch])
             logits = model(wavs.to(device), wav_lens.to(device), videos.to(device),
                            video_lens.to(device))
         predictions = [t.cpu().numpy() for t in frame_predictions(logits)]
@@ -209,17 +208,13 @@ def predict_frames(model: TranscriptionModel, source, chunk_seconds=None,
     return tuple(outputs)
 
 
-def _pad_clips(clips, crop):
-    """Preprocessed clips `(t, crop, crop)` (None: the chunk starts past the video's end) ->
-    zero-padded batch `(B, T, crop, crop)` and relative lengths. A missing clip becomes one zero
-    frame (the encoder needs at least one); the fusion pads the rest of the chunk with zeros, as
-    the training pipeline did for a short video."""
-    clips = [c if c is not None else np.zeros((1, crop, crop), np.float32) for c in clips]
-    longest = max(len(c) for c in clips)
-    videos = torch.zeros(len(clips), longest, crop, crop)
-    for b, clip in enumerate(clips):
-        videos[b, :len(clip)] = torch.from_numpy(clip)
-    return videos, torch.tensor([len(c) / longest for c in clips])
+def _pad_batch(arrays):
+    """Float arrays `(t, ...)` -> a zero-padded batch `(B, T, ...)` and relative lengths `(B,)`."""
+    longest = max(len(a) for a in arrays)
+    batch = torch.zeros(len(arrays), longest, *arrays[0].shape[1:])
+    for b, array in enumerate(arrays):
+        batch[b, :len(array)] = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    return batch, torch.tensor([len(a) / longest for a in arrays])
 
 
 def _receptive_field(encoder) -> int:
@@ -242,9 +237,7 @@ def resolve_model(model, device="cpu", modality="audio"):
         found = "audio_visual" if isinstance(model, AudioVisualModel) else \
             model.settings.get("modality", "audio")
         if found != modality:
-            raise BundleError(f"the model is {MODALITY_NAMES.get(found, found)} model, but "
-                              f"{MODALITY_NAMES[modality]} model is needed here"
-                              + MODALITY_HINTS.get((found, modality), ""))
+            raise BundleError(f"the model is {modality_mismatch(found, modality)}")
         return model
     return load_bundle(model, device=resolve_device(device), modality=modality)
 
