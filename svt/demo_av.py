@@ -148,6 +148,7 @@ def export_and_transcribe(out: Path, corpus: Path, av_args):
     again with --video_bundle: training is finished, so it only exports and tests), then one
     held-out noisy song transcribed with it, as `svt-transcribe --video` would."""
     from svt.noise import condition_name, noisy_wav_path
+    from svt.prepare import N20EMV2_VIDEO_FILE
     from svt.scoring import score_song
     from svt.transcribe import transcribe
 
@@ -158,7 +159,7 @@ def export_and_transcribe(out: Path, corpus: Path, av_args):
     annotations = json.loads((corpus / "annotations.json").read_text())
     song = next(s for s, entry in annotations.items() if entry["split"] == "test")
     noisy = noisy_wav_path(corpus, song, "accomp", -10)
-    video = corpus / "data" / song / "video_50fps.npy"
+    video = corpus / "data" / song / N20EMV2_VIDEO_FILE
     notes = transcribe(noisy, model=folder / "model", video=video)
     scores = score_song(np.asarray(annotations[song]["midi"], dtype=float), notes)
     print(f"\nAudio-visual bundle: {folder / 'model'}\n{song} under -10 dB accompaniment: "
