@@ -26,14 +26,14 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q tests
 
 demo: $(STAMP)
-	$(PY) -m svt.demo --output results/demo
+	$(PY) -m svt.demos.single_modality --output results/demo
 
 demo-video: $(STAMP)
-	$(PY) -m svt.demo --modality video --output results/demo-video --num-train 24 --num-test 8 \
+	$(PY) -m svt.demos.single_modality --modality video --output results/demo-video --num-train 24 --num-test 8 \
 		--duration 4 --epochs 4
 
 demo-av: $(STAMP)
-	$(PY) -m svt.demo_av --output results/demo-av
+	$(PY) -m svt.demos.audio_visual --output results/demo-av
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_labels_decoding.py

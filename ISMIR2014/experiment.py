@@ -5,8 +5,8 @@
 """
 import sys
 
-from svt.prepare import prepare_ismir2014
-from svt.recipe import evaluate_dataset
+from svt.datasets.ismir2014 import prepare_ismir2014
+from svt.training.experiment import evaluate_dataset
 
 
 def main(argv=None):

@@ -8,8 +8,10 @@ test and, when given, TONAS and ISMIR2014.
 """
 import sys
 
-from svt.prepare import prepare_ismir2014, prepare_mir_st500, prepare_tonas
-from svt.recipe import load_experiment, prepare_on_main, train_and_test
+from svt.datasets.ismir2014 import prepare_ismir2014
+from svt.datasets.mir_st500 import prepare_mir_st500
+from svt.datasets.tonas import prepare_tonas
+from svt.training.experiment import load_experiment, prepare_on_main, train_and_test
 
 
 def main(argv=None):

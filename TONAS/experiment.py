@@ -5,8 +5,8 @@
 """
 import sys
 
-from svt.prepare import prepare_tonas
-from svt.recipe import evaluate_dataset
+from svt.datasets.tonas import prepare_tonas
+from svt.training.experiment import evaluate_dataset
 
 
 def main(argv=None):

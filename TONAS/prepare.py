@@ -15,7 +15,8 @@ try:
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from svt.prepare import cli_parser, common_kwargs, prepare_tonas, run_cli
+from svt.datasets.arguments import cli_parser, common_kwargs, run_cli
+from svt.datasets.tonas import prepare_tonas
 
 
 def main(argv=None):

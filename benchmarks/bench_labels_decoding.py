@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from svt.decoding import frames_to_notes
-from svt.labels import notes_to_frames
-from svt.reference_loops import frame2note_loop, note2frame_loop
+from svt.notes.decoding import frames_to_notes
+from svt.notes.labels import notes_to_frames
+from svt.synthetic.reference_loops import frame2note_loop, note2frame_loop
 
 CASES = Path(__file__).resolve().parent.parent / "tests" / "data" / "notes_parity_dev.json.gz"
 

@@ -52,9 +52,9 @@ def build_model(size, folder):
     """A random-weight bundle of the given size (config files only, no download)."""
     from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor
 
-    from svt.bundle import TranscriptionModel
-    from svt.encoders import SSLEncoder
-    from svt.model import TranscriptionHead
+    from svt.inference.bundle import TranscriptionModel
+    from svt.models.head import TranscriptionHead
+    from svt.models.ssl import SSLEncoder
 
     config = Wav2Vec2Config(conv_dim=(512,) * 7, do_stable_layer_norm=size == "large",
                             **SIZES[size])
@@ -75,7 +75,7 @@ def model_flops_per_audio_second(model):
 
 
 def synthetic_song(seconds, seed=0):
-    from svt.synth import generate_melody, render_singing
+    from svt.synthetic.singing import generate_melody, render_singing
 
     rng = np.random.default_rng(seed)
     notes = generate_melody(rng, seconds)

@@ -18,10 +18,14 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from svt.data import load_audio_slice, load_label_slice
-from svt.labels import notes_to_frames, num_label_frames
-from svt.prepare import split_utterances, utterance_slice
-from svt.synth import generate_melody, render_singing
+from svt.data.utterances import (
+    load_audio_slice,
+    load_label_slice,
+    split_utterances,
+    utterance_slice,
+)
+from svt.notes.labels import notes_to_frames, num_label_frames
+from svt.synthetic.singing import generate_melody, render_singing
 
 DUR, FRAME_RATE, SR = 5, 49.8, 16000
 

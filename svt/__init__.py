@@ -1,13 +1,24 @@
 """svt: singing voice transcription from audio, lip video, or both.
 
-The library behind the recipes: frame labels (`svt.labels`), note decoding (`svt.decoding`),
-scoring (`svt.scoring`), note files (`svt.notes_io`), encoders, heads, data pipelines, training
-(`svt.brain`), model bundles and transcription (`svt.transcribe`).
+The four calls most users need are importable from here; each is loaded on first use, so
+`import svt` (and `svt-score`) stays light and never imports torch unless transcription is asked
+for. The layout of the library is described in docs/architecture.md.
 """
 
 __version__ = "0.1.0"
 
-from svt.decoding import frames_to_notes  # noqa: E402,F401
-from svt.labels import notes_to_frames  # noqa: E402,F401
-from svt.scoring import score_song  # noqa: E402,F401
-from svt.transcribe import transcribe  # noqa: E402,F401
+_EXPORTS = {
+    "frames_to_notes": "svt.notes.decoding",
+    "notes_to_frames": "svt.notes.labels",
+    "score_song": "svt.notes.scoring",
+    "transcribe": "svt.inference.transcribe",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'svt' has no attribute {name!r}")

@@ -7,7 +7,6 @@ reads.
 
 Errors are `AudioError` (a `ValueError`) whose message names the file and says what to do.
 """
-
 from __future__ import annotations
 
 import logging

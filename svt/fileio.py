@@ -1,6 +1,5 @@
 """Atomic file writing: outputs appear whole or not at all, so an interrupted job never leaves a
 truncated JSON, MIDI or checkpoint behind that a resumed job would trust."""
-
 from __future__ import annotations
 
 import contextlib
@@ -8,7 +7,6 @@ import json
 import os
 import tempfile
 from pathlib import Path
-
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

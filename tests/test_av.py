@@ -9,12 +9,19 @@ import numpy as np
 import pytest
 import torch
 
-from svt.av import FeatureError, av_dataset, prepare_av_csvs
-from svt.encoders import build_tiny_ssl_model
-from svt.features import NoTrainedModelError, feature_path, load_features
-from svt.noise import condition_name, make_fake_musan, prepare_musan, synthesize_noisy_songs
-from svt.scoring import METRIC_KEYS
-from svt.synth import make_corpus
+from svt.data.features import (
+    FeatureError,
+    av_dataset,
+    feature_path,
+    load_features,
+    prepare_av_csvs,
+)
+from svt.datasets.musan import condition_name, prepare_musan, synthesize_noisy_songs
+from svt.notes.scoring import METRIC_KEYS
+from svt.synthetic.musan import make_fake_musan
+from svt.synthetic.singing import make_corpus
+from svt.synthetic.tiny_models import build_tiny_ssl_model
+from svt.training.features import NoTrainedModelError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,8 +85,8 @@ def test_features_round_trip_and_av_training(trained_audio, tmp_path):
         np.save(feature_path(features, f"n20emv2/{song}", "video_feats"), video)
 
     # The extracted features equal the trained encoder run on the song's utterances.
-    from svt.bundle import load_bundle
-    from svt.data import audio_dataset
+    from svt.data.utterances import audio_dataset
+    from svt.inference.bundle import load_bundle
     model = load_bundle(root / "audio_run" / "model")
     test_song = next(s for s, e in annotations.items() if e["split"] == "test")
     dataset = audio_dataset(root / "data" / "dur_5s" / "n20em_test.csv", 5, 49.8)
@@ -133,7 +140,9 @@ def test_av_dataset_alignment_and_missing_features(trained_audio, tmp_path):
 @pytest.fixture(scope="module")
 def trained_video(trained_audio, tmp_path_factory):
     """A tiny video recipe run (random-init tiny AV-HuBERT, 1 epoch) on the same corpus."""
-    from svt.avhubert import AVHubertVideoEncoder, save_fairseq_style_checkpoint, tiny_config
+    from svt.models.avhubert import AVHubertVideoEncoder
+    from svt.synthetic.fairseq_checkpoints import save_fairseq_style_checkpoint
+    from svt.synthetic.tiny_models import tiny_config
     root, _ = trained_audio
     folder = tmp_path_factory.mktemp("video")
     config = tiny_config()
@@ -188,12 +197,12 @@ def test_audio_visual_bundle_transcribes_with_the_lip_video(trained_audio, train
                                                              tmp_path, capsys):
     """The AV recipe exports an inference bundle (audio + video + fusion + head) that
     `svt.transcribe(..., video=)` and `svt-transcribe --video` use."""
-    from svt.av import AudioVisualModel
-    from svt.bundle import BundleError, load_bundle, read_manifest
     from svt.cli.transcribe import main as cli
-    from svt.model import frame_predictions
-    from svt.transcribe import transcribe
-    from svt.video import VideoError, VideoTransform
+    from svt.data.video import VideoError, VideoTransform
+    from svt.inference.bundle import BundleError, load_bundle, read_manifest
+    from svt.inference.transcribe import transcribe
+    from svt.models.audio_visual import AudioVisualModel
+    from svt.models.head import frame_predictions
 
     root, audio_args = trained_audio
     video_args, video_bundle, _ = trained_video

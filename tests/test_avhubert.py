@@ -1,11 +1,12 @@
-"""Tests of svt.avhubert: AV-HuBERT video encoder, fairseq checkpoint loading without fairseq.
+"""Tests of svt.models.avhubert: AV-HuBERT video encoder, fairseq checkpoint loading without fairseq.
 
 No real AV-HuBERT checkpoint is available offline, so the checkpoints are fabricated with the
 structure of fairseq's (`save_fairseq_style_checkpoint`): a pickled dict with `cfg`, `model`,
 `task_state` holding a `fairseq.data.dictionary.Dictionary` (a stand-in pickled under fairseq's
 class name, so plain `torch.load(weights_only=True)` refuses it, as it refuses the real file). The
 LARGE test uses the exact key names and shapes of `large_vox_iter5.pt` (reference:
-avhubert-large-state-dict.txt, rebuilt here independently of the module) with random float16 values.
+tests/data/avhubert_large_state_dict.txt, rebuilt here independently of the module) with random
+float16 values.
 """
 
 import json
@@ -19,19 +20,31 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from svt.avhubert import (AVHUBERT_LARGE_URL, DROPPED_KEYS, AVHubertConfig, AVHubertVideoEncoder,
-                          CheckpointError, UnsafeCheckpointError, _encoder_state_and_config,
-                          _stand_in_class, _STAND_IN_PICKLE_MODULE, load_fairseq_checkpoint,
-                          save_fairseq_style_checkpoint, tiny_config)
-from svt.encoders import EncoderNotAvailableError
+from svt.models.avhubert import (
+    AVHUBERT_LARGE_URL,
+    DROPPED_KEYS,
+    AVHubertConfig,
+    AVHubertVideoEncoder,
+    CheckpointError,
+    UnsafeCheckpointError,
+    _encoder_state_and_config,
+    _stand_in_class,
+    load_fairseq_checkpoint,
+)
+from svt.models.ssl import EncoderNotAvailableError
+from svt.synthetic.fairseq_checkpoints import (
+    _STAND_IN_PICKLE_MODULE,
+    save_fairseq_style_checkpoint,
+)
+from svt.synthetic.tiny_models import tiny_config
 
-REFERENCE_KEYS = Path("/work/shared/reference/avhubert-large-state-dict.txt")
+REFERENCE_KEYS = Path(__file__).parent / "data" / "avhubert_large_state_dict.txt"
 
 
 # ------------------------------------------------------------------ helpers / fixtures
 def large_checkpoint_shapes(num_clusters=500):
     """[(name, shape)] of the pre-trained LARGE checkpoint, in state-dict order (538 tensors),
-    written from the reference's section 5 (not from the module under test)."""
+    written from docs/av-hubert.md §5 (not from the module under test)."""
     dim, ffn, layers, prefix = 1024, 4096, 24, "feature_extractor_video.resnet"
 
     def bn(name, channels):
@@ -147,12 +160,11 @@ def test_large_key_set_matches_the_reference():
     state = model.state_dict()
     assert [(k, tuple(v.shape)) for k, v in state.items()] == kept  # names, shapes and order
     assert sum(v.numel() for v in state.values()) == pytest.approx(324.5e6, rel=1e-3)
-    if REFERENCE_KEYS.is_file():  # the reference listing, when this checkout has it
-        listed = []
-        for line in REFERENCE_KEYS.read_text().splitlines():
-            name, dims = re.match(r"(\S+) \(([^)]*)\)", line).groups()
-            listed.append((name, tuple(int(d) for d in dims.split(",") if d.strip())))
-        assert listed == shapes
+    listed = []  # the reference listing (tests/data/README.md): must match exactly
+    for line in REFERENCE_KEYS.read_text().splitlines():
+        name, dims = re.match(r"(\S+) \(([^)]*)\)", line).groups()
+        listed.append((name, tuple(int(d) for d in dims.split(",") if d.strip())))
+    assert listed == shapes
 
 
 def test_large_fabricated_checkpoint_loads_by_name(tmp_path):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from svt.data import SongStitcher
+from svt.data.utterances import SongStitcher
 
 
 def frames(values):

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from svt.decoding import frames_to_notes
-from svt.reference_loops import frame2note_loop
+from svt.notes.decoding import frames_to_notes
+from svt.synthetic.reference_loops import frame2note_loop
 
 
 def decode_case(case, **kw):

@@ -1,4 +1,4 @@
-"""Tests of svt.encoders: SSL encoder loading, geometry, masking, normalisation, layers, freezing.
+"""Tests of svt.models.ssl: SSL encoder loading, geometry, masking, normalisation, layers, freezing.
 
 All models are tiny random ones written by `build_tiny_ssl_model` (no network: HF_HUB_OFFLINE=1).
 """
@@ -13,14 +13,19 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from svt.encoders import (EncoderNotAvailableError, SSLEncoder,  # noqa: E402
-                          UnsupportedEncoderError, build_tiny_ssl_model, masked_standardize)
+from svt.models.ssl import (
+    EncoderNotAvailableError,
+    SSLEncoder,
+    UnsupportedEncoderError,
+    masked_standardize,
+)
+from svt.synthetic.tiny_models import build_tiny_ssl_model
 
 FAMILIES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
 HIDDEN = 32
 LAYERS = 2
 
-# svt.encoders silences this (harmless) torch warning raised inside HF's WavLM attention, but pytest
+# svt.models.ssl silences this (harmless) torch warning raised inside HF's WavLM attention, but pytest
 # resets warning filters for each test.
 pytestmark = pytest.mark.filterwarnings("ignore:Support for mismatched key_padding_mask")
 
@@ -216,7 +221,7 @@ def test_batch_of_one_matches_the_original_whole_tensor_layer_norm(tiny_folders)
     normed = _encoder(tiny_folders["wav2vec2", "layer"], output_norm=True, normalize_input=True)
     wavs = _wavs(1)
     with torch.no_grad():
-        original_input = torch.nn.functional.layer_norm(wavs, wavs.shape)  # spec 3.2, batch size 1
+        original_input = torch.nn.functional.layer_norm(wavs, wavs.shape)  # docs/original-recipes.md §3.2, batch size 1
         original_output = torch.nn.functional.layer_norm(raw(original_input),
                                                          raw(original_input).shape)
         torch.testing.assert_close(normed(wavs), original_output, atol=1e-5, rtol=1e-5)

@@ -3,7 +3,12 @@ import math
 import pytest
 import torch
 
-from svt.fusion import FusionRCA, RCALayer, align_video_to_audio, sinusoidal_positions
+from svt.models.fusion import (
+    FusionRCA,
+    RCALayer,
+    align_video_to_audio,
+    sinusoidal_positions,
+)
 
 
 def test_parameter_count_matches_the_paper():

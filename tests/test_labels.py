@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from svt.labels import midi_to_classes, notes_to_frames, num_label_frames
-from svt.reference_loops import note2frame_loop
+from svt.notes.labels import midi_to_classes, notes_to_frames, num_label_frames
+from svt.synthetic.reference_loops import note2frame_loop
 
 SILENCE = [0, 1, 4, 12]
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from speechbrain.nnet import losses as sb_losses
 
-from svt.model import TranscriptionHead, frame_predictions, transcription_loss
+from svt.models.head import TranscriptionHead, frame_predictions, transcription_loss
 
 
 def random_batch(b=3, t=40, seed=0):

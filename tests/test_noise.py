@@ -1,4 +1,4 @@
-"""svt.noise: MUSAN preparation, noisy N20EMv2 mixtures, and their CLIs."""
+"""svt.datasets.musan: MUSAN preparation, noisy N20EMv2 mixtures, and their CLIs."""
 
 import importlib.util
 import json
@@ -13,11 +13,23 @@ import pytest
 import soundfile as sf
 
 from svt.audio import audio_info, read_audio, write_audio
+from svt.datasets.musan import (
+    CLIP_SAMPLES,
+    NOISE_TYPES,
+    NoiseError,
+    babble_selection,
+    measure_snr,
+    mix_at_snr,
+    noise_track,
+    prepare_musan,
+    signal_level,
+    snr_name,
+    speaker_split,
+    synthesize_noisy_songs,
+)
 from svt.fileio import write_json_atomic
-from svt.noise import (CLIP_SAMPLES, NOISE_TYPES, NoiseError, babble_selection,
-                       make_fake_musan, measure_snr, mix_at_snr, noise_track, prepare_musan,
-                       signal_level, snr_name, speaker_split, synthesize_noisy_songs)
-from svt.synth import make_corpus
+from svt.synthetic.musan import make_fake_musan
+from svt.synthetic.singing import make_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 NUM_BABBLE = {"train": 5, "valid": 2, "test": 2}

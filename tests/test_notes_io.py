@@ -4,8 +4,17 @@ import mido
 import numpy as np
 import pytest
 
-from svt.notes_io import NoteFileError, detect_format, read_note_collection, read_note_folder, \
-    read_notes, song_id, write_notes_csv, write_notes_json, write_notes_midi
+from svt.notes.formats import (
+    NoteFileError,
+    detect_format,
+    read_note_collection,
+    read_note_folder,
+    read_notes,
+    song_id,
+    write_notes_csv,
+    write_notes_json,
+    write_notes_midi,
+)
 
 NOTES = np.array([[0.5, 1.0, 60.0], [1.25, 2.0, 62.0], [3.0, 3.75, 55.0]])
 

@@ -1,4 +1,4 @@
-"""Data preparation (svt.prepare, svt.audio) and the recipes' prepare.py command lines."""
+"""Data preparation (svt.datasets, svt.audio) and the recipes' prepare.py command lines."""
 
 import csv
 import importlib.util
@@ -13,13 +13,21 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import svt.prepare as prepare_module
-
+import svt.datasets.common as prepare_module
 from svt.audio import AudioError, audio_info, read_audio, to_16k_mono, write_audio
-from svt.labels import notes_to_frames, num_label_frames
-from svt.prepare import CSV_COLUMNS, PrepareError, holdout_split, merge_csvs, prepare_ismir2014, \
-    prepare_mir_st500, prepare_n20emv2_audio, prepare_tonas, separate_vocals, split_utterances, \
-    utterance_slice
+from svt.data.utterances import (
+    CSV_COLUMNS,
+    PrepareError,
+    merge_csvs,
+    split_utterances,
+    utterance_slice,
+)
+from svt.datasets.common import separate_vocals
+from svt.datasets.ismir2014 import prepare_ismir2014
+from svt.datasets.mir_st500 import holdout_split, prepare_mir_st500
+from svt.datasets.n20emv2 import prepare_n20emv2_audio
+from svt.datasets.tonas import prepare_tonas
+from svt.notes.labels import notes_to_frames, num_label_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 16000
@@ -493,7 +501,7 @@ def test_n20emv2_splits_and_mix_train(tmp_path, caplog):
 
 
 def test_synthetic_corpora_and_clis(tmp_path, capsys):
-    synth = pytest.importorskip("svt.synth")
+    synth = pytest.importorskip("svt.synthetic.singing")
     mir = synth.make_corpus(tmp_path / "mir", "mir_st500", 4, 0, 1, 8.0, seed=1)
     n20 = synth.make_corpus(tmp_path / "n20", "n20emv2", 2, 1, 1, 8.0, seed=2)
     save = tmp_path / "prep"
@@ -530,7 +538,7 @@ def test_synthetic_corpora_and_clis(tmp_path, capsys):
 
 
 def test_video_prepare_cli(tmp_path, capsys):
-    synth = pytest.importorskip("svt.synth")
+    synth = pytest.importorskip("svt.synthetic.singing")
     n20 = synth.make_corpus(tmp_path / "n20", "n20emv2", 1, 1, 0, 6.0, seed=5, with_video=True)
     save = tmp_path / "prep"
     main = cli("N20EMv2/video_only/prepare.py")

@@ -14,12 +14,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from svt.bundle import load_bundle
-from svt.data import audio_dataset
-from svt.encoders import build_tiny_ssl_model
-from svt.notes_io import read_notes
-from svt.scoring import METRIC_KEYS
-from svt.synth import make_corpus
+from svt.data.utterances import audio_dataset
+from svt.inference.bundle import load_bundle
+from svt.notes.formats import read_notes
+from svt.notes.scoring import METRIC_KEYS
+from svt.synthetic.singing import make_corpus
+from svt.synthetic.tiny_models import build_tiny_ssl_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -194,7 +194,7 @@ def test_n20emv2_audio_recipe_with_mix_train(assets, tmp_path):
 
 
 def test_partial_reads_equal_whole_file_slices(assets, tmp_path):
-    from svt.prepare import prepare_mir_st500
+    from svt.datasets.mir_st500 import prepare_mir_st500
     csvs = prepare_mir_st500(assets / "mir", tmp_path / "data", progress=False)
     dataset = audio_dataset(csvs["mir_st500_train"], 5, 49.8)
     item = dataset[1]  # second (last) utterance of the first 11-s song: 5 s .. end

@@ -6,7 +6,7 @@ import pytest
 from mir_eval.util import midi_to_hz
 
 from svt.cli.score import main as score_main
-from svt.scoring import METRIC_KEYS, aggregate, match_counts, score_song
+from svt.notes.scoring import METRIC_KEYS, aggregate, match_counts, score_song
 
 MIR_EVAL_KEYS = {
     "COnPOff": ("Precision", "Recall", "F-measure"),

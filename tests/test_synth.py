@@ -1,4 +1,4 @@
-"""Tests for svt.synth, the synthetic stand-in for MIR-ST500 / N20EMv2.
+"""Tests for svt.synthetic.singing, the synthetic stand-in for MIR-ST500 / N20EMv2.
 
 The corpus replaces real datasets in tests and the demo, so these tests check
 that (a) it is deterministic, (b) it is written in exactly the real layouts,
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from svt import synth
+from svt.synthetic import singing as synth
 
 SR = 16000
 DIATONIC_SETS = [frozenset((t + synth.SCALES["major"]) % 12) for t in range(12)]

@@ -9,16 +9,17 @@ import soundfile as sf
 import torch
 
 import svt
-from svt.bundle import export_bundle, load_bundle
 from svt.cli.score import main as score_main
 from svt.cli.transcribe import main as transcribe_main
-from svt.decoding import frames_to_notes
-from svt.encoders import SSLEncoder, build_tiny_ssl_model
-from svt.model import TranscriptionHead
-from svt.notes_io import read_notes
-from svt.scoring import score_song
-from svt.synth import generate_melody, render_singing
-from svt.transcribe import ArraySource, SilentInputWarning, predict_frames
+from svt.inference.bundle import export_bundle, load_bundle
+from svt.inference.transcribe import ArraySource, SilentInputWarning, predict_frames
+from svt.models.head import TranscriptionHead
+from svt.models.ssl import SSLEncoder
+from svt.notes.decoding import frames_to_notes
+from svt.notes.formats import read_notes
+from svt.notes.scoring import score_song
+from svt.synthetic.singing import generate_melody, render_singing
+from svt.synthetic.tiny_models import build_tiny_ssl_model
 
 SR = 16000
 
@@ -158,7 +159,7 @@ def test_long_input_is_read_chunk_by_chunk(local_bundle, tmp_path, monkeypatch):
     with sf.SoundFile(tmp_path / "long.wav", "w", SR, 1, subtype="PCM_16") as f:
         for _ in range(12):
             f.write(minute)
-    from svt.transcribe import FileSource
+    from svt.inference.transcribe import FileSource
     sizes = []
     original = FileSource.read
 

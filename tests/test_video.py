@@ -1,5 +1,5 @@
-"""Lip videos (svt.video): validation, partial reads, the AV-HuBERT preprocessing, the video
-dataset, and the N20EMv2 video preparation (svt.prepare.prepare_n20emv2_video)."""
+"""Lip videos (svt.data.video): validation, partial reads, the AV-HuBERT preprocessing, the video
+dataset, and the N20EMv2 video preparation (svt.datasets.n20emv2.prepare_n20emv2_video)."""
 
 import csv
 import json
@@ -10,12 +10,24 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import svt.prepare as prepare_module
-from svt import synth
-from svt.labels import notes_to_frames
-from svt.prepare import VIDEO_CSV_COLUMNS, PrepareError, prepare_n20emv2_video
-from svt.video import CROP, MEAN, STD, VIDEO_FPS, VideoError, VideoTransform, \
-    load_video_utterance, read_video_slice, validate_video, video_dataset, video_info
+import svt.datasets.common as prepare_module
+from svt.data.utterances import PrepareError
+from svt.data.video import (
+    CROP,
+    MEAN,
+    STD,
+    VIDEO_FPS,
+    VideoError,
+    VideoTransform,
+    load_video_utterance,
+    read_video_slice,
+    validate_video,
+    video_dataset,
+    video_info,
+)
+from svt.datasets.n20emv2 import VIDEO_CSV_COLUMNS, prepare_n20emv2_video
+from svt.notes.labels import notes_to_frames
+from svt.synthetic import singing as synth
 
 SR = 16000
 
@@ -338,7 +350,7 @@ def test_video_dataset_rejects_audio_csv(tmp_path):
 
 
 def test_per_clip_normalisation_option():
-    from svt.video import VideoTransform
+    from svt.data.video import VideoTransform
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (3, 96, 96)).astype(np.uint8)
     out = VideoTransform(train=False, per_clip=True)(frames)

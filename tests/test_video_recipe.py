@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from svt.avhubert import AVHubertVideoEncoder, save_fairseq_style_checkpoint, tiny_config
-from svt.bundle import BundleError, load_bundle
-from svt.features import feature_path, load_features
-from svt.scoring import METRIC_KEYS
-from svt.synth import make_corpus
+from svt.data.features import feature_path, load_features
+from svt.inference.bundle import BundleError, load_bundle
+from svt.models.avhubert import AVHubertVideoEncoder
+from svt.notes.scoring import METRIC_KEYS
+from svt.synthetic.fairseq_checkpoints import save_fairseq_style_checkpoint
+from svt.synthetic.singing import make_corpus
+from svt.synthetic.tiny_models import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,10 +11,17 @@ with --noise_type/--snr_db from the noisy mixtures) for the audio-visual stage.
 """
 import sys
 
-from svt.prepare import prepare_ismir2014, prepare_mir_st500, prepare_n20emv2_audio, \
-    prepare_tonas
-from svt.noise import condition_name
-from svt.recipe import extract_features, load_experiment, prepare_on_main, train_and_test
+from svt.datasets.ismir2014 import prepare_ismir2014
+from svt.datasets.mir_st500 import prepare_mir_st500
+from svt.datasets.musan import condition_name
+from svt.datasets.n20emv2 import prepare_n20emv2_audio
+from svt.datasets.tonas import prepare_tonas
+from svt.training.experiment import (
+    extract_features,
+    load_experiment,
+    prepare_on_main,
+    train_and_test,
+)
 
 
 def main(argv=None):

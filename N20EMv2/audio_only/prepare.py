@@ -18,8 +18,16 @@ try:
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from svt.prepare import add_mir_st500_arguments, add_test_set_arguments, cli_parser, \
-    common_kwargs, prepare_mir_st500, prepare_n20emv2_audio, prepare_test_sets, run_cli
+from svt.datasets.arguments import (
+    add_mir_st500_arguments,
+    add_test_set_arguments,
+    cli_parser,
+    common_kwargs,
+    prepare_test_sets,
+    run_cli,
+)
+from svt.datasets.mir_st500 import prepare_mir_st500
+from svt.datasets.n20emv2 import prepare_n20emv2_audio
 
 
 def main(argv=None):

@@ -11,7 +11,7 @@ Needs the features of the trained audio model for this condition and of the trai
 """
 import sys
 
-from svt.recipe import load_experiment, train_fusion
+from svt.training.experiment import load_experiment, train_fusion
 
 
 def main(argv=None):

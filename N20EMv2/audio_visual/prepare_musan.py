@@ -23,7 +23,7 @@ except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from svt.audio import AudioError
-from svt.noise import DEFAULT_NUM_BABBLE, NoiseError, prepare_musan
+from svt.datasets.musan import DEFAULT_NUM_BABBLE, NoiseError, prepare_musan
 
 
 def main(argv=None):

@@ -59,7 +59,7 @@ def main(argv=None):
                              "'-10,-5' reads as an option)")
     parser.add_argument("--systems", default="AV,A")
     args = parser.parse_args(argv)
-    from svt.noise import condition_name
+    from svt.datasets.musan import condition_name
 
     output = Path(args.output)
     noise_types = [t for t in args.noise_types.split(",") if t]

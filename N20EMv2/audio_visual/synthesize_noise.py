@@ -25,8 +25,13 @@ except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from svt.audio import AudioError
-from svt.noise import DEFAULT_SNRS, NOISE_TYPES, SNR_DEFINITIONS, NoiseError, \
-    synthesize_noisy_songs
+from svt.datasets.musan import (
+    DEFAULT_SNRS,
+    NOISE_TYPES,
+    SNR_DEFINITIONS,
+    NoiseError,
+    synthesize_noisy_songs,
+)
 
 
 def _split_list(values):

@@ -8,8 +8,13 @@ features of the trained model for the audio-visual stage instead (train, valid a
 """
 import sys
 
-from svt.prepare import prepare_n20emv2_video
-from svt.recipe import extract_features, load_experiment, prepare_on_main, train_and_test
+from svt.datasets.n20emv2 import prepare_n20emv2_video
+from svt.training.experiment import (
+    extract_features,
+    load_experiment,
+    prepare_on_main,
+    train_and_test,
+)
 
 
 def main(argv=None):

@@ -18,7 +18,8 @@ try:
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from svt.prepare import cli_parser, common_kwargs, prepare_n20emv2_video, run_cli
+from svt.datasets.arguments import cli_parser, common_kwargs, run_cli
+from svt.datasets.n20emv2 import prepare_n20emv2_video
 
 
 def main(argv=None):

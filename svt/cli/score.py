@@ -11,9 +11,15 @@ import json
 import sys
 from pathlib import Path
 
-from svt.notes_io import NoteFileError, detect_format, read_note_collection, read_note_folder, \
-    read_notes, song_id
-from svt.scoring import DEFAULT_TOLERANCES, format_table, score_songs
+from svt.notes.formats import (
+    NoteFileError,
+    detect_format,
+    read_note_collection,
+    read_note_folder,
+    read_notes,
+    song_id,
+)
+from svt.notes.scoring import DEFAULT_TOLERANCES, format_table, score_songs
 
 
 def load_side(path, fmt=None, split=None) -> dict:

@@ -21,10 +21,20 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from svt.bundle import BundleError
-from svt.notes_io import NoteFileError, write_notes_csv, write_notes_json, write_notes_midi
-from svt.transcribe import AUDIO_SUFFIXES, DEFAULT_CONTEXT_SECONDS, SilentInputWarning, \
-    resolve_model, transcribe
+from svt.inference.bundle import BundleError
+from svt.inference.transcribe import (
+    AUDIO_SUFFIXES,
+    DEFAULT_CONTEXT_SECONDS,
+    SilentInputWarning,
+    resolve_model,
+    transcribe,
+)
+from svt.notes.formats import (
+    NoteFileError,
+    write_notes_csv,
+    write_notes_json,
+    write_notes_midi,
+)
 
 FORMATS = ("json", "csv", "mid")
 
@@ -165,13 +175,13 @@ def main(argv=None) -> int:
             reference = references.get(stem)
             scores = None
             if reference is not None:
-                from svt.scoring import score_song
+                from svt.notes.scoring import score_song
 
                 scores = score_song(reference, notes)
                 summary.append((stem, scores))
             if args.plot:
                 from svt.audio import read_audio
-                from svt.plot import plot_piano_roll
+                from svt.inference.plot import plot_piano_roll
 
                 plot_piano_roll(out_dir / f"{stem}.png", notes, read_audio(path), 16000,
                                 reference=reference, title=stem, scores=scores)

@@ -1,0 +1,80 @@
+"""datasets.arguments."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from svt.audio import (
+    AudioError,
+)
+from svt.data.utterances import PrepareError
+from svt.datasets.ismir2014 import prepare_ismir2014
+from svt.datasets.tonas import prepare_tonas
+
+# ---------------------------------------------------------------------------- command lines
+
+def cli_parser(description: str, frame_rate: float = 49.8,
+               frame_rate_help: str = "label frames per second (default 49.8, wav2vec2's rate)") \
+        -> argparse.ArgumentParser:
+    """Arguments shared by the recipes' prepare.py scripts (`frame_rate`: the default of
+    --frame_rate)."""
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data_folder", required=True, help="dataset root folder")
+    parser.add_argument("--save_folder", default="data",
+                        help="where labels, notes, converted audio and CSVs go (default: data)")
+    parser.add_argument("--dur_threshold", type=float, default=5,
+                        help="utterance length in seconds (default 5)")
+    parser.add_argument("--frame_rate", type=float, default=frame_rate, help=frame_rate_help)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="redo every song instead of skipping up-to-date ones")
+    parser.add_argument("--skip_invalid", action="store_true",
+                        help="skip songs with missing/unmatched audio or invalid notes (warning) "
+                             "instead of stopping with an error")
+    return parser
+
+
+def add_test_set_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tonas", default=None, help="TONAS folder (optional extra test set)")
+    parser.add_argument("--ismir2014", default=None,
+                        help="ISMIR2014 folder (optional extra test set)")
+
+
+def add_mir_st500_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--num_valid", type=int, default=None,
+                        help="MIR-ST500 training songs held out for validation (default: 5%%, "
+                             "at least 1)")
+    parser.add_argument("--valid_seed", type=int, default=1986, help="seed of that hold-out")
+    parser.add_argument("--separate", action="store_true",
+                        help="extract vocals from Mixture.* with demucs where vocals.wav is "
+                             "missing")
+
+
+def common_kwargs(args) -> dict:
+    return dict(save_folder=args.save_folder, dur_threshold=args.dur_threshold,
+                frame_rate=args.frame_rate, strict=not args.skip_invalid,
+                overwrite=args.overwrite)
+
+
+def prepare_test_sets(args, **kwargs) -> dict:
+    """TONAS / ISMIR2014 CSVs for the folders given on the command line."""
+    csvs = {}
+    if getattr(args, "tonas", None):
+        csvs.update(prepare_tonas(args.tonas, **kwargs))
+    if getattr(args, "ismir2014", None):
+        csvs.update(prepare_ismir2014(args.ismir2014, **kwargs))
+    return csvs
+
+
+def run_cli(run) -> int:
+    """Run `run() -> {csv_name: path}` with INFO logging; print the CSVs, or the error (exit 1)."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        csvs = run()
+    except (PrepareError, AudioError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for name, path in csvs.items():
+        print(f"{name}: {path}")
+    return 0

@@ -1,0 +1,103 @@
+"""datasets.mir_st500."""
+from __future__ import annotations
+
+import logging
+import random
+
+from svt.data.utterances import PrepareError, csv_folder
+from svt.datasets.common import (
+    MIR_ST500_LAYOUT,
+    VALID_SHARE,
+    Problems,
+    _annotation_entries,
+    _check_layout_paths,
+    _check_separation,
+    _finish_sources,
+    _folder_sources,
+    _load_json_object,
+    _write_split_csv,
+    natural_key,
+    prepare_songs,
+)
+
+logger = logging.getLogger(__name__)
+
+# ---------------------------------------------------------------------------- datasets
+
+def _default_num_valid(num_train: int) -> int:
+    return max(1, round(VALID_SHARE * num_train))
+
+
+def holdout_split(songs, num_valid: int, seed: int) -> tuple[list, list]:
+    """`(train, valid)`: `random.Random(seed).sample` of `num_valid` songs taken from the songs in
+    natural order, so the hold-out depends only on the song names and the seed; both lists are in
+    natural order."""
+    ordered = sorted(songs, key=natural_key)
+    valid = set(random.Random(seed).sample(ordered, num_valid))
+    return [s for s in ordered if s not in valid], [s for s in ordered if s in valid]
+
+
+def prepare_mir_st500(data_folder, save_folder, dur_threshold: float = 5, frame_rate: float = 49.8,
+                      num_valid: int | None = None, valid_seed: int = 1986, separate: bool = False,
+                      strict: bool = True, overwrite: bool = False, progress: bool = True) -> dict:
+    """Prepare MIR-ST500 → `mir_st500_train.csv`, `mir_st500_valid.csv`, `mir_st500_test.csv`.
+
+    Layout: `Annotations.json` (`{id: notes}`) and `wav16kHz/{train,test}/<id>/vocals.wav` (any rate
+    or channels; non-16 kHz-mono vocals are converted). With `separate=True`, a song folder without
+    vocals.wav but with a `Mixture.*` file gets its vocals extracted by demucs.
+
+    Validation split (the original expected a `mir_st500_valid.csv` it never made): `num_valid`
+    training songs (default 5 % of them, at least 1) chosen by `holdout_split(train_songs,
+    num_valid, valid_seed)`; they leave the training CSV. Returns `{csv_name: path}`.
+    """
+    dataset = "mir_st500"
+    data = _check_layout_paths(dataset, data_folder, save_folder)
+    ann_path = data / "Annotations.json"
+    raw = _load_json_object(ann_path, dataset, MIR_ST500_LAYOUT)
+    audio_root = data / "wav16kHz"
+    if not audio_root.is_dir():
+        raise PrepareError(f"{dataset}: no folder {audio_root}; expected the layout "
+                           f"{MIR_ST500_LAYOUT}")
+    problems = Problems(dataset, data)
+    folders, splits = {}, {}
+    for split in ("train", "test"):
+        split_dir = audio_root / split
+        if not split_dir.is_dir():
+            logger.warning("%s: no folder %s", dataset, split_dir)
+            continue
+        for folder in sorted(p for p in split_dir.iterdir() if p.is_dir()):
+            if folder.name in folders:
+                problems.add(folder.name, f"in both {folders[folder.name]} and {folder}; keep "
+                                          "only one")
+                continue
+            folders[folder.name], splits[folder.name] = folder, split
+    sources = _folder_sources(dataset, _annotation_entries(raw, ann_path), folders, ann_path,
+                              problems, "wav16kHz/{train,test}/<id>/vocals.wav", separate, splits)
+    sources = [s for s in sources if s.song not in problems.songs]
+    sources = _finish_sources(sources, problems, strict, dataset, data)
+    _check_separation(sources, dataset)
+
+    train_songs = [s.song for s in sources if s.split == "train"]
+    if num_valid is None:
+        num_valid = _default_num_valid(len(train_songs))
+    num_valid = int(num_valid)
+    if num_valid < 0 or (train_songs and num_valid >= len(train_songs)) or not train_songs:
+        raise PrepareError(f"{dataset}: cannot hold out {num_valid} of {len(train_songs)} training "
+                           "songs for validation; choose num_valid between 0 and "
+                           f"{max(len(train_songs) - 1, 0)}")
+    _, valid_songs = holdout_split(train_songs, num_valid, valid_seed)
+    if num_valid == 0:
+        logger.warning("%s: num_valid=0, mir_st500_valid.csv will be empty", dataset)
+    valid_set = set(valid_songs)
+    logger.info("%s: holding out %d training songs for validation (seed %d): %s", dataset,
+                num_valid, valid_seed, ", ".join(valid_songs))
+
+    prepared = prepare_songs(sources, save_folder, dataset, frame_rate, overwrite, progress)
+    by_split = {"train": [], "valid": [], "test": []}
+    for song in sorted(prepared, key=lambda s: natural_key(s.song)):
+        split = "valid" if song.song in valid_set else song.split
+        by_split[split].append(song)
+    folder = csv_folder(save_folder, dur_threshold)
+    return {f"{dataset}_{split}": _write_split_csv(folder / f"{dataset}_{split}.csv", songs,
+                                                   dur_threshold)
+            for split, songs in by_split.items()}

@@ -1,0 +1,260 @@
+"""Inference bundles: a trained model in a folder that later tools load without the training YAML.
+
+Layout of `<output_folder>/model/`:
+
+    svt_bundle.json   format version, modality, frame rate, sample rate, decoding thresholds,
+                      the encoder's constructor settings and the head's input size
+    encoder/          the encoder's own files (a HuggingFace `save_pretrained` folder for SSL
+                      encoders), so it reloads offline
+    weights.pt        state dict of the whole model (encoder + head): the weights of record
+
+The bundle is written to a temporary folder and renamed into place, so a crash never leaves a
+half-written bundle.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from svt.models.audio_visual import AV_BUNDLE_PARTS, AudioVisualModel
+from svt.models.avhubert import AVHubertVideoEncoder
+from svt.models.encoder import FrameEncoder
+from svt.models.fusion import FusionRCA
+from svt.models.head import TranscriptionHead, frame_predictions
+from svt.models.ssl import SSLEncoder
+from svt.notes.decoding import frames_to_notes
+
+BUNDLE_FILE = "svt_bundle.json"
+WEIGHTS_FILE = "weights.pt"
+FORMAT_VERSION = 1
+
+
+class BundleError(FileNotFoundError):
+    """A model bundle that is missing or cannot be used; the message says what to do."""
+
+
+class TranscriptionModel(torch.nn.Module):
+    """Encoder + head with the settings needed to turn audio into notes."""
+
+    def __init__(self, encoder, head, settings: dict):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+        self.settings = dict(settings)
+
+    @property
+    def frame_rate(self) -> float:
+        return float(self.settings["frame_rate"])
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.settings.get("sample_rate", 16000))
+
+    def forward(self, wavs, wav_lens=None):
+        return self.head(self.encoder(wavs, wav_lens))
+
+    @torch.no_grad()
+    def predict_frames(self, wav):
+        """Decoder inputs `(onset_prob, offset_prob, octave, pitch_class)` for one waveform."""
+        device = next(self.parameters()).device
+        wavs = torch.as_tensor(np.asarray(wav, dtype=np.float32), device=device)[None]
+        return tuple(t[0].cpu().numpy() for t in frame_predictions(self(wavs)))
+
+    def decode(self, frames):
+        return frames_to_notes(*frames, onset_threshold=self.settings["onset_threshold"],
+                               offset_threshold=self.settings["offset_threshold"],
+                               frame_rate=self.frame_rate)
+
+
+def _unwrap(module):
+    return module.module if hasattr(module, "module") else module
+
+
+@contextmanager
+def staged_bundle_folder(folder):
+    """Yield a temporary folder beside `folder`; on success it replaces `folder` (renames only, so
+    a crash never leaves a half-written bundle), on failure it is removed."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        yield tmp
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def export_bundle(folder, encoder, head, settings: dict) -> Path:
+    """Write a bundle (any encoder with `save_for_bundle` / `from_bundle`) to `folder`,
+    atomically."""
+    encoder, head = _unwrap(encoder), _unwrap(head)
+    with staged_bundle_folder(folder) as tmp:
+        encoder.save_for_bundle(tmp / "encoder")
+        model = TranscriptionModel(encoder, head, settings)
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp / WEIGHTS_FILE)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "modality": settings.get("modality", "audio"),
+            "encoder_type": encoder.encoder_type,
+            "encoder_config": encoder.encoder_config(),
+            "head_input_size": head.w.in_features,
+            **{k: v for k, v in settings.items() if k != "modality"},
+        }
+        (tmp / BUNDLE_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    return Path(folder)
+
+
+def find_bundle(path) -> Path:
+    """The bundle folder for `path`: a bundle itself or a recipe output folder holding `model/`."""
+    path = Path(path)
+    for candidate in (path, path / "model"):
+        if (candidate / BUNDLE_FILE).is_file():
+            return candidate
+    raise BundleError(
+        f"{path}: no model bundle here (no {BUNDLE_FILE} in it or in {path / 'model'}). Pass a "
+        "recipe's output folder or its model/ folder (e.g. results/demo/model after `make demo`)")
+
+
+def read_manifest(path) -> dict:
+    """The settings stored in a bundle (frame rate, thresholds, encoder config, ...)."""
+    folder = find_bundle(path)
+    try:
+        return json.loads((folder / BUNDLE_FILE).read_text())
+    except json.JSONDecodeError as err:
+        raise BundleError(f"{folder / BUNDLE_FILE}: corrupt bundle manifest ({err}); re-export "
+                          "the model") from None
+
+
+MODALITY_NAMES = {"audio": "an audio-only", "video": "a video-only",
+                  "audio_visual": "an audio-visual"}
+MODALITY_HINTS = {
+    ("audio_visual", "audio"): " (it needs the singer's lip video too: pass video= in Python, "
+                               "--video on the command line)",
+    ("audio", "audio_visual"): " (a lip video was given: use an audio-visual bundle, the "
+                               "N20EMv2/audio_visual recipe's <output_folder>/model, or drop "
+                               "the video)",
+    ("video", "audio"): " (video-only models are evaluated by the N20EMv2/video_only recipe)",
+}
+
+def modality_mismatch(found: str, needed: str) -> str:
+    """The explanation (with what to do) for a model of modality `found` where `needed` is."""
+    return (f"{MODALITY_NAMES.get(found, found)} model, but {MODALITY_NAMES.get(needed, needed)} "
+            f"model is needed here" + MODALITY_HINTS.get((found, needed), ""))
+
+
+#: Bundles written before the encoder interface named the class by its old import path.
+LEGACY_ENCODER_CLASSES = {"svt.encoders.SSLEncoder": SSLEncoder.encoder_type,
+                          "svt.avhubert.AVHubertVideoEncoder": AVHubertVideoEncoder.encoder_type}
+
+
+def _encoder_class(manifest: dict, folder) -> type[FrameEncoder]:
+    """The encoder class a manifest names: a registered `FrameEncoder.encoder_type`, never an
+    import path taken from the file."""
+    name = manifest.get("encoder_type") or LEGACY_ENCODER_CLASSES.get(
+        manifest.get("encoder_class", "svt.encoders.SSLEncoder"))
+    try:
+        return FrameEncoder.for_type(name)
+    except KeyError:
+        raise BundleError(f"{folder / BUNDLE_FILE}: unknown encoder type {name!r}; this svt knows "
+                          f"{FrameEncoder.registered_types()}") from None
+
+
+def load_bundle(path, device="cpu", modality=None) -> TranscriptionModel:
+    """Load a bundle written by `export_bundle` (or a recipe output folder holding one).
+
+    With `modality` ("audio", "video" or "audio_visual"), a bundle of another modality is a clear
+    error. An audio-visual bundle loads as `svt.models.audio_visual.AudioVisualModel`."""
+    folder = find_bundle(path)
+    manifest = read_manifest(folder)
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise BundleError(f"{folder}: bundle format {manifest.get('format_version')} is not "
+                          f"supported by this svt (expects {FORMAT_VERSION}); re-export it")
+    found = manifest.get("modality", "audio")
+    if modality is not None and found != modality:
+        raise BundleError(f"{folder}: this bundle is {modality_mismatch(found, modality)}")
+    if found == "audio_visual":
+        return load_av_bundle(folder, manifest, device)
+    encoder_class = _encoder_class(manifest, folder)
+    encoder = encoder_class.from_bundle(folder / "encoder")
+    head = TranscriptionHead(manifest["head_input_size"])
+    settings = {k: v for k, v in manifest.items()
+                if k not in ("encoder_config", "encoder_class", "encoder_type",
+                                 "head_input_size")}
+    model = TranscriptionModel(encoder, head, settings)
+    state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    return model.to(device).eval()
+
+
+# ------------------------------------------------------------------ audio-visual bundles
+def export_av_bundle(folder, audio_bundle, video_bundle, fusion, head, settings: dict):
+    """Write an audio-visual bundle: the audio and video models' bundles (copied, so the folder is
+    self-contained), the fusion and head weights, and the settings, atomically."""
+    fusion, head = _unwrap(fusion), _unwrap(head)
+    if fusion.zero_video:
+        raise ValueError("the audio-only control (zero_video) is not an audio-visual model; "
+                         "export its audio model's bundle instead")
+    parts = {"audio": find_bundle(audio_bundle), "video": find_bundle(video_bundle)}
+    manifests = {part: read_manifest(folder) for part, folder in parts.items()}
+    for part, part_manifest in manifests.items():
+        found = part_manifest.get("modality", "audio")
+        if found != part:
+            raise ValueError(f"{parts[part]}: a {found} bundle was given as the {part} model")
+    with staged_bundle_folder(folder) as tmp:
+        for part, source in parts.items():
+            shutil.copytree(source, tmp / part)
+        weights = {f"fusion.{k}": v.detach().cpu() for k, v in fusion.state_dict().items()}
+        weights.update({f"head.{k}": v.detach().cpu() for k, v in head.state_dict().items()})
+        torch.save(weights, tmp / WEIGHTS_FILE)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "modality": "audio_visual",
+            "fusion_config": {"d_model": fusion.d_model, "video_size": fusion.video_size,
+                              "nhead": fusion.audio_kv.attention.num_heads,
+                              "d_ffn": fusion.audio_kv.ffn[0].out_features,
+                              "alpha": fusion.audio_kv.alpha},
+            "head_input_size": head.w.in_features,
+            "video_norm": manifests["video"].get("video_norm", "dataset"),
+            **settings,
+        }
+        (tmp / BUNDLE_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    return Path(folder)
+
+
+def load_av_bundle(folder, manifest: dict, device="cpu") -> AudioVisualModel:
+    """Load an audio-visual bundle (called by `svt.inference.bundle.load_bundle`)."""
+    folder = Path(folder)
+    for part in AV_BUNDLE_PARTS:
+        if not (folder / part).is_dir():
+            raise BundleError(f"{folder}: incomplete audio-visual bundle (no {part}/ model); "
+                              "export it again")
+    audio = load_bundle(folder / "audio", modality="audio")
+    video = load_bundle(folder / "video", modality="video")
+    fusion = FusionRCA(**manifest["fusion_config"])
+    head = TranscriptionHead(manifest["head_input_size"])
+    settings = {k: v for k, v in manifest.items() if k not in ("fusion_config", "head_input_size")}
+    state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    for prefix, module in (("fusion.", fusion), ("head.", head)):
+        try:
+            module.load_state_dict({k[len(prefix):]: v for k, v in state.items()
+                                    if k.startswith(prefix)})
+        except RuntimeError as err:
+            raise BundleError(f"{folder / WEIGHTS_FILE}: the {prefix[:-1]} weights do not fit the "
+                              f"bundle's settings ({str(err).splitlines()[0]}); export it "
+                              "again") from None
+    model = AudioVisualModel(audio.encoder, video.encoder, fusion, head, settings)
+    return model.to(device).eval()

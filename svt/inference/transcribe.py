@@ -1,0 +1,308 @@
+"""Singing transcription of recordings of any length with a trained model bundle.
+
+    import svt
+    notes = svt.transcribe("song.wav", model="results/demo/model")      # (N, 3) [onset, offset, midi]
+    notes = svt.transcribe(waveform, sample_rate=44100, model=model)
+    notes = svt.transcribe("song.wav", model="av_run/model", video="lips.npy")   # audio-visual
+
+Long recordings are cut into chunks of `chunk_seconds` whose frames are kept, each read with
+`context_seconds` of extra audio on both sides so the encoder sees the surroundings of every kept
+frame. Chunk starts are multiples of the encoder's hop (320 samples for wav2vec2-style encoders),
+so chunk frame k is exactly global frame `start / hop + k`: the kept frames of all chunks tile the
+file without gaps or overlaps, and the notes are decoded once from the stitched frame sequence, so
+notes crossing a chunk border are neither doubled nor cut. Memory is bounded by the chunk size:
+16 kHz mono files are read chunk by chunk; other files are first converted to a temporary 16 kHz
+mono file in blocks.
+
+An audio-visual bundle (`svt.models.audio_visual.AudioVisualModel`) also takes the lip video (uint8 `(T, H, W)` at
+50 fps, the audio encoder's frame rate): each chunk's frames, context included, are read from it
+(memory-mapped), preprocessed as the video model was trained, encoded and fused with the chunk's
+audio features.
+
+Frame times use the encoder's true frame rate (50 frames/s for wav2vec2-style encoders: one frame
+every 320 samples). The recipes' 49.8 frames/s is a property of their 5-s utterances (249 frames
+each) and only applies to that evaluation protocol.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from svt.audio import SAMPLE_RATE, AudioError, audio_info, read_audio, resample
+from svt.inference.bundle import (
+    BundleError,
+    TranscriptionModel,
+    load_bundle,
+    modality_mismatch,
+)
+from svt.models.head import frame_predictions
+from svt.notes.decoding import frames_to_notes
+
+logger = logging.getLogger(__name__)
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aif", ".aiff",
+                  ".aifc", ".au", ".w64", ".caf")
+#: Chunks default to the bundle's training utterance length (5 s in the paper's recipes): models
+#: trained on 5-s utterances transcribe best when they see windows of about that size.
+DEFAULT_CHUNK_SECONDS = 5.0
+DEFAULT_CONTEXT_SECONDS = 0.5
+#: Block size for streaming conversion of non-16 kHz files.
+_CONVERT_BLOCK = 1 << 18
+
+
+class SilentInputWarning(UserWarning):
+    """The input produced no notes (empty, silent, or no singing found)."""
+
+
+# ------------------------------------------------------------------------------ audio sources
+
+class ArraySource:
+    """A 16 kHz mono waveform in memory."""
+
+    def __init__(self, wav):
+        self.wav = np.asarray(wav, dtype=np.float32)
+        if self.wav.ndim != 1:
+            raise ValueError(f"expected a mono 1-D waveform, got shape {self.wav.shape}")
+        self.num_samples = len(self.wav)
+
+    def read(self, start, stop):
+        return self.wav[start:stop]
+
+    def close(self):
+        pass
+
+
+class FileSource:
+    """A 16 kHz mono audio file read slice by slice (only the requested samples are read)."""
+
+    def __init__(self, path, cleanup=False):
+        self.path = str(path)
+        self.cleanup = cleanup
+        self.num_samples = sf.info(self.path).frames
+
+    def read(self, start, stop):
+        return read_audio(self.path, SAMPLE_RATE, start=start, stop=stop)
+
+    def close(self):
+        if self.cleanup and os.path.exists(self.path):
+            os.remove(self.path)
+
+
+def _convert_to_temporary_16k(path, rate, channels):
+    """Stream-convert `path` to a temporary 16 kHz mono PCM file (bounded memory)."""
+    import soxr
+
+    fd, tmp = tempfile.mkstemp(suffix=".wav", prefix="svt-16k-")
+    os.close(fd)
+    try:
+        resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
+        with sf.SoundFile(tmp, "w", SAMPLE_RATE, 1, subtype="FLOAT") as out:
+            for block in sf.blocks(str(path), blocksize=_CONVERT_BLOCK, dtype="float32",
+                                   always_2d=True):
+                out.write(resampler.resample_chunk(block.mean(axis=1)))
+            out.write(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+    except BaseException:
+        os.remove(tmp)
+        raise
+    return tmp
+
+
+def open_audio(path):
+    """A chunk-readable 16 kHz mono source for any audio file soundfile (or librosa) decodes."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such audio file")
+    try:
+        rate, _, channels = audio_info(path)
+    except AudioError:
+        # Formats libsndfile cannot read (e.g. mp3/m4a without its MPEG support) go through
+        # librosa's decoders, whole file in memory.
+        try:
+            import librosa
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                wav, _ = librosa.load(str(path), sr=SAMPLE_RATE, mono=True)
+        except Exception as err:
+            detail = f" ({type(err).__name__}: {err})" if str(err) else ""
+            raise AudioError(f"{path}: not a readable audio file{detail}: neither libsndfile "
+                             "nor librosa's decoders can open it; convert it to WAV or FLAC, or "
+                             "install ffmpeg for other formats") from None
+        return ArraySource(wav)
+    if rate == SAMPLE_RATE and channels == 1:
+        return FileSource(path)
+    return FileSource(_convert_to_temporary_16k(path, rate, channels), cleanup=True)
+
+
+# ------------------------------------------------------------------------------ frame prediction
+
+def _encoder_geometry(model: TranscriptionModel):
+    encoder = model.encoder
+    hop = int(round(encoder.sample_rate / encoder.frame_rate))
+    return encoder, hop
+
+
+@torch.no_grad()
+def predict_frames(model: TranscriptionModel, source, chunk_seconds=None,
+                   context_seconds=DEFAULT_CONTEXT_SECONDS, batch_size=4, progress=None,
+                   video=None):
+    """Decoder inputs `(onset_prob, offset_prob, octave, pitch_class)` for a whole source, computed
+    chunk by chunk; frame i is at time i / encoder.frame_rate.
+
+    `video` (audio-visual models): the lip video, uint8 `(T, H, W)` at the audio encoder's frame
+    rate (an array or a memory map; only each chunk's frames are read). Chunk frames
+    `[start - context, stop + context)` of the video go with the same frames of the audio."""
+    encoder, hop = _encoder_geometry(model)
+    transform = model.video_transform() if video is not None else None
+    if chunk_seconds is None:
+        chunk_seconds = float(model.settings.get("dur_threshold", DEFAULT_CHUNK_SECONDS))
+    total_frames = max(int(encoder.num_frames(source.num_samples)), 0)
+    empty = (np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
+             np.zeros(0, np.int64))
+    if total_frames == 0:
+        return empty
+    chunk_frames = max(1, int(round(chunk_seconds * encoder.frame_rate)))
+    context_frames = max(0, int(math.ceil(context_seconds * encoder.frame_rate)))
+    receptive = _receptive_field(encoder)
+    starts = list(range(0, total_frames, chunk_frames))
+    device = next(model.parameters()).device
+    outputs = [np.zeros(total_frames, np.float32), np.zeros(total_frames, np.float32),
+               np.zeros(total_frames, np.int64), np.zeros(total_frames, np.int64)]
+    bar = progress(total=len(starts), unit="chunk", leave=False) if progress else None
+    for first in range(0, len(starts), batch_size):
+        batch = []
+        for start in starts[first:first + batch_size]:
+            stop = min(start + chunk_frames, total_frames)
+            read_from = max(0, start - context_frames)
+            last_frame = min(stop + context_frames, total_frames)
+            sample_start = read_from * hop
+            sample_stop = min((last_frame - 1) * hop + receptive, source.num_samples)
+            clip = None
+            if video is not None and read_from < len(video):  # no frames past the video's end
+                clip = transform(np.asarray(video[read_from:min(last_frame, len(video))]))
+            batch.append((start, stop, read_from, source.read(sample_start, sample_stop), clip))
+        wavs, wav_lens = _pad_batch([item[3] for item in batch])
+        if video is None:
+            logits = model(wavs.to(device), wav_lens.to(device))
+        else:
+            # A chunk starting past the video's end gets one zero frame (the encoder needs one);
+            # the fusion zero-pads the rest, as the training pipeline did for a short video.
+            blank = np.zeros((1, transform.crop, transform.crop), np.float32)
+            videos, video_lens = _pad_batch([blank if item[4] is None else item[4]
+                                             for item in batch])
+            logits = model(wavs.to(device), wav_lens.to(device), videos.to(device),
+                           video_lens.to(device))
+        predictions = [t.cpu().numpy() for t in frame_predictions(logits)]
+        for b, (start, stop, read_from, _, _) in enumerate(batch):
+            offset = start - read_from
+            for out, pred in zip(outputs, predictions):
+                out[start:stop] = pred[b, offset:offset + stop - start]
+        if bar:
+            bar.update(len(batch))
+    if bar:
+        bar.close()
+    return tuple(outputs)
+
+
+def _pad_batch(arrays):
+    """Float arrays `(t, ...)` -> a zero-padded batch `(B, T, ...)` and relative lengths `(B,)`."""
+    longest = max(len(a) for a in arrays)
+    batch = torch.zeros(len(arrays), longest, *arrays[0].shape[1:])
+    for b, array in enumerate(arrays):
+        batch[b, :len(array)] = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    return batch, torch.tensor([len(a) / longest for a in arrays])
+
+
+def _receptive_field(encoder) -> int:
+    """Samples seen by one output frame of the conv front-end (400 for wav2vec2)."""
+    field = 1
+    for kernel, stride in reversed(list(zip(encoder.config.conv_kernel,
+                                            encoder.config.conv_stride))):
+        field = (field - 1) * stride + kernel
+    return field
+
+
+# ------------------------------------------------------------------------------ the API
+
+def resolve_model(model, device="cpu", modality="audio"):
+    """A loaded model from a model object or a bundle / recipe output folder path. `modality`:
+    "audio" (a `TranscriptionModel`) or "audio_visual" (an `svt.models.audio_visual.AudioVisualModel`)."""
+    from svt.models.audio_visual import AudioVisualModel
+
+    if isinstance(model, (TranscriptionModel, AudioVisualModel)):
+        found = "audio_visual" if isinstance(model, AudioVisualModel) else \
+            model.settings.get("modality", "audio")
+        if found != modality:
+            raise BundleError(f"the model is {modality_mismatch(found, modality)}")
+        return model
+    return load_bundle(model, device=resolve_device(device), modality=modality)
+
+
+def resolve_device(device="auto") -> str:
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but no CUDA device is available; use "
+                         "--device cpu")
+    return device
+
+
+def transcribe(audio, sample_rate=None, model=None, *, video=None, chunk_seconds=None,
+               context_seconds=DEFAULT_CONTEXT_SECONDS, batch_size=4, device="cpu",
+               progress=None, return_frames=False):
+    """Transcribe singing into notes `(N, 3)` float64 `[onset_s, offset_s, midi]`.
+
+    Args:
+        audio: a path to an audio file, or a waveform array (mono `(n,)` or `(n, channels)`).
+        sample_rate: the waveform's rate (required for arrays; ignored for files).
+        model: a loaded model or the path of a bundle / recipe output folder.
+        video: with an audio-visual model, the singer's lip video aligned with the audio: a
+            `.npy` path or an array, uint8 `(T, H, W)` grayscale lip regions (96x96 in N20EMv2)
+            at 50 frames per second, frame 0 at time 0.
+        chunk_seconds, context_seconds: kept audio per chunk (default: the bundle's training
+            utterance length) and extra audio read on each side of it.
+        batch_size: chunks per forward pass.
+        progress: a tqdm-like class for a chunk progress bar (None: no bar).
+        return_frames: also return the frame predictions `(onset, offset, octave, pitch_class)`.
+    """
+    if model is None:
+        raise ValueError("transcribe: pass model= (a bundle folder such as results/demo/model)")
+    model = resolve_model(model, device, "audio" if video is None else "audio_visual")
+    if isinstance(audio, (str, os.PathLike)):
+        source = open_audio(audio)
+    else:
+        if sample_rate is None:
+            raise ValueError("transcribe: sample_rate is required for a waveform array")
+        wav = np.asarray(audio, dtype=np.float32)
+        if wav.ndim == 2:
+            wav = wav.mean(axis=1)
+        source = ArraySource(resample(wav, int(sample_rate), SAMPLE_RATE)
+                             if int(sample_rate) != SAMPLE_RATE else wav)
+    try:
+        if video is not None:
+            from svt.data.video import VIDEO_FPS, open_video
+
+            if abs(model.encoder.frame_rate - VIDEO_FPS) > 1e-6:
+                raise ValueError(f"the audio encoder makes {model.encoder.frame_rate:g} frames/s "
+                                 f"but lip videos come at {VIDEO_FPS}; they cannot be aligned")
+            video = open_video(video, expected_frames=model.encoder.num_frames(source.num_samples))
+        frames = predict_frames(model, source, chunk_seconds, context_seconds, batch_size,
+                                progress, video=video)
+    finally:
+        source.close()
+    notes = frames_to_notes(*frames, onset_threshold=model.settings["onset_threshold"],
+                            offset_threshold=model.settings["offset_threshold"],
+                            frame_rate=model.encoder.frame_rate)
+    if len(notes) == 0:
+        name = audio if isinstance(audio, (str, os.PathLike)) else "the waveform"
+        warnings.warn(f"no notes found in {name} (empty, silent, or no singing?)",
+                      SilentInputWarning, stacklevel=2)
+    return (notes, frames) if return_frames else notes

@@ -1,0 +1,112 @@
+"""The transcription head, its loss, and the conversion of its outputs to frame predictions.
+
+Every system of the paper ends in the same head: one linear layer giving 20 values per frame,
+laid out as
+
+    0      onset logit
+    1      offset / silence logit
+    2..6   5 octave logits (classes 0..3 = octaves from C2, 4 = silence)
+    7..19  13 pitch-class logits (0..11 = C..B, 12 = silence)
+
+The loss is the original recipes' (docs/original-recipes.md §3.1): onset BCE with positive weight 15, offset BCE, octave
+and pitch-class NLL on log-softmax, each averaged over the valid frames of the batch, summed.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from svt.notes.labels import NUM_FRAME_OUTPUTS, NUM_OCTAVE_CLASSES
+
+ONSET, OFFSET = 0, 1
+OCTAVE_SLICE = slice(2, 2 + NUM_OCTAVE_CLASSES)
+PITCH_CLASS_SLICE = slice(2 + NUM_OCTAVE_CLASSES, NUM_FRAME_OUTPUTS)
+#: Prediction and target lengths may differ by a few frames (encoder conv rounding); more than
+#: this is a data error (SpeechBrain 0.5's `allowed_len_diff`).
+ALLOWED_LENGTH_DIFFERENCE = 3
+LOSS_NAMES = ("onset", "offset", "octave", "pitch")
+
+
+class TranscriptionHead(torch.nn.Module):
+    """Per-frame Linear(input_size, 20). The layer is stored as `w` so that state dicts use the
+    original's keys (`w.weight`, `w.bias`) and its `model.pt` files load by name."""
+
+    def __init__(self, input_size: int):
+        super().__init__()
+        self.w = torch.nn.Linear(input_size, NUM_FRAME_OUTPUTS)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.w(features)
+
+
+def frame_mask(lengths: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """(B, T) float mask: frame j of item b is valid iff j < lengths[b] * T (relative lengths, as
+    SpeechBrain's `length_to_mask`-based losses compare, without rounding)."""
+    positions = torch.arange(num_frames, device=lengths.device, dtype=torch.float32)
+    return (positions[None, :] < lengths[:, None].float() * num_frames).float()
+
+
+def truncate_to_common_length(logits: torch.Tensor, targets: torch.Tensor):
+    difference = abs(logits.shape[1] - targets.shape[1])
+    if difference > ALLOWED_LENGTH_DIFFERENCE:
+        raise ValueError(
+            f"model output has {logits.shape[1]} frames but the labels have {targets.shape[1]} "
+            f"(more than {ALLOWED_LENGTH_DIFFERENCE} apart): the label frame rate does not match "
+            "the encoder; check `frame_rate` in the YAML against the encoder's output rate")
+    length = min(logits.shape[1], targets.shape[1])
+    return logits[:, :length], targets[:, :length]
+
+
+def frame_losses(logits, targets, lengths, onset_pos_weight=15.0, offset_pos_weight=1.0):
+    """Per-frame losses `{name: (B, T) tensor}` and the `(B, T)` mask of valid frames."""
+    logits, targets = truncate_to_common_length(logits, targets)
+    logits = logits.float()
+    mask = frame_mask(lengths, targets.shape[1])
+    onset_t, offset_t = targets[..., 0].float(), targets[..., 1].float()
+    octave_t, pitch_t = targets[..., 2].long(), targets[..., 3].long()
+    device = logits.device
+    losses = {
+        "onset": F.binary_cross_entropy_with_logits(
+            logits[..., ONSET], onset_t, reduction="none",
+            pos_weight=torch.tensor(onset_pos_weight, device=device)),
+        "offset": F.binary_cross_entropy_with_logits(
+            logits[..., OFFSET], offset_t, reduction="none",
+            pos_weight=torch.tensor(offset_pos_weight, device=device)),
+        "octave": F.nll_loss(F.log_softmax(logits[..., OCTAVE_SLICE], -1).transpose(1, 2),
+                             octave_t, reduction="none"),
+        "pitch": F.nll_loss(F.log_softmax(logits[..., PITCH_CLASS_SLICE], -1).transpose(1, 2),
+                            pitch_t, reduction="none"),
+    }
+    return losses, mask
+
+
+def transcription_loss(logits, targets, lengths, onset_pos_weight=15.0, offset_pos_weight=1.0,
+                       reduction="mean"):
+    """Total loss and its four parts.
+
+    Args:
+        logits: (B, T, 20) head outputs.
+        targets: (B, T', 4) integer labels from `notes_to_frames` (|T - T'| <= 3).
+        lengths: (B,) relative lengths of the valid targets in (0, 1].
+        reduction: "mean" averages over all valid frames of the batch (training);
+            "batch" gives per-utterance means, shape (B,) (evaluation statistics).
+
+    Returns:
+        (total, {"onset": ..., "offset": ..., "octave": ..., "pitch": ...}).
+    """
+    losses, mask = frame_losses(logits, targets, lengths, onset_pos_weight, offset_pos_weight)
+    if reduction == "mean":
+        parts = {k: (v * mask).sum() / mask.sum().clamp(min=1) for k, v in losses.items()}
+    elif reduction == "batch":
+        parts = {k: (v * mask).sum(1) / mask.sum(1).clamp(min=1) for k, v in losses.items()}
+    else:
+        raise ValueError(f"reduction must be 'mean' or 'batch', got {reduction!r}")
+    return sum(parts.values()), parts
+
+
+def frame_predictions(logits: torch.Tensor):
+    """Decoder inputs from head outputs (..., 20): onset and offset probabilities, octave and
+    pitch-class indices."""
+    logits = logits.float()
+    return (torch.sigmoid(logits[..., ONSET]), torch.sigmoid(logits[..., OFFSET]),
+            logits[..., OCTAVE_SLICE].argmax(-1), logits[..., PITCH_CLASS_SLICE].argmax(-1))

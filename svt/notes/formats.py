@@ -1,0 +1,397 @@
+"""Reading and writing note files in the formats singing-transcription datasets and tools use.
+
+Every reader returns a float64 `(N, 3)` array `[onset_s, offset_s, midi]` sorted by onset, and
+every malformed input raises `NoteFileError` naming the file (and line, where there is one).
+
+Formats (`fmt` names), chosen by extension and content when not given:
+
+* ``json``: a note list `[[onset, offset, midi], ...]` (MIR-ST500 per-song files, svt outputs).
+* ``json-dict``: `{song: note_list}` (MIR-ST500 `Annotations.json`) or `{song: {"midi": note_list,
+  "split": ...}}` (N20EMv2 `annotations.json`); read with `read_note_collection`.
+* ``mirex``: mir_eval's text format, `onset offset frequency_hz` per line, whitespace or comma
+  separated, `#` comments (`.txt`, `.lab` whose third column is in Hz).
+* ``ismir2014``: ISMIR2014 ground truth, `onset duration midi` per line (`.txt`/`.notes` whose third
+  column is a MIDI number).
+* ``csv``: CSV with a header naming onset, offset and pitch (MIDI) columns.
+* ``tonas``: TONAS `.notes.Corrected`: first line the tuning deviation in cents from 440 Hz, then
+  `onset duration fractional_midi energy` rows. The MIDI values already are the sung pitches; the
+  tuning line is parsed (validated) but not applied, as in the published evaluations.
+* ``midi``: standard MIDI file with one melodic track (drum channel ignored).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from svt.fileio import atomic_path, write_text_atomic
+from svt.notes.labels import validate_notes
+
+NOTE_FILE_SUFFIXES = (".json", ".csv", ".mid", ".midi", ".txt", ".lab", ".notes", ".corrected")
+#: When one folder holds several files of a song (svt-transcribe writes .json, .csv and .mid),
+#: the first of these is read.
+SUFFIX_PREFERENCE = (".json", ".csv", ".mid", ".midi", ".corrected", ".notes", ".txt", ".lab")
+_ONSET_NAMES = ("onset", "onset_s", "onset_time", "start", "start_s", "begin")
+_OFFSET_NAMES = ("offset", "offset_s", "offset_time", "end", "end_s", "stop")
+_PITCH_NAMES = ("pitch", "midi", "midi_pitch", "note", "pitch_midi")
+
+
+class NoteFileError(ValueError):
+    """A note file that cannot be read; the message names the file and what is wrong."""
+
+
+def song_id(path) -> str:
+    """Name of the song a note file belongs to: the file name without its note-file suffixes
+    (`a.notes.Corrected` -> `a`, `b.GroundTruth.txt` -> `b`, `c.json` -> `c`)."""
+    name = Path(path).name
+    lowered = name.lower()
+    for suffix in (".notes.corrected", ".groundtruth.txt", ".notes.txt", ".notes"):
+        if lowered.endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
+
+
+def _finish(path, notes, line_of_row=None):
+    notes = np.asarray(notes, dtype=np.float64).reshape(-1, 3)
+    row_names = None if line_of_row is None else [f"line {line}:" for line in line_of_row]
+    try:
+        notes = validate_notes(notes, str(path), row_names)
+    except ValueError as err:
+        raise NoteFileError(str(err)) from None
+    return notes[np.argsort(notes[:, 0], kind="stable")]
+
+
+def _numeric_rows(path, min_columns, skip_first_line=False):
+    """Rows of numbers from a whitespace/comma separated text file, with their line numbers."""
+    rows, lines = [], []
+    text = Path(path).read_text()
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if skip_first_line and number == 1:
+            continue
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        fields = [f for f in line.replace(",", " ").replace(";", " ").split() if f]
+        try:
+            values = [float(f) for f in fields]
+        except ValueError:
+            raise NoteFileError(f"{path}: line {number}: expected numbers, got {raw.strip()!r}") \
+                from None
+        if len(values) < min_columns:
+            raise NoteFileError(f"{path}: line {number}: expected at least {min_columns} columns, "
+                                f"got {len(values)}: {raw.strip()!r}")
+        rows.append(values)
+        lines.append(number)
+    return rows, lines
+
+
+def _hz_to_midi(hz):
+    return 69.0 + 12.0 * np.log2(np.asarray(hz, dtype=np.float64) / 440.0)
+
+
+def read_mirex(path):
+    """mir_eval text format: `onset offset frequency_hz`."""
+    rows, lines = _numeric_rows(path, 3)
+    array = np.asarray([r[:3] for r in rows], dtype=np.float64).reshape(-1, 3)
+    bad = array[:, 2] <= 0
+    if bad.any():
+        line = lines[int(np.flatnonzero(bad)[0])]
+        raise NoteFileError(f"{path}: line {line}: frequency must be positive (Hz)")
+    array[:, 2] = _hz_to_midi(array[:, 2])
+    return _finish(path, array, lines)
+
+
+def read_onset_duration_midi(path, skip_first_line=False, min_columns=3):
+    rows, lines = _numeric_rows(path, min_columns, skip_first_line)
+    array = np.asarray([r[:3] for r in rows], dtype=np.float64).reshape(-1, 3)
+    bad = array[:, 1] <= 0
+    if bad.any():
+        line = lines[int(np.flatnonzero(bad)[0])]
+        raise NoteFileError(f"{path}: line {line}: duration must be positive")
+    array[:, 1] += array[:, 0]
+    return _finish(path, array, lines)
+
+
+def read_ismir2014(path):
+    """ISMIR2014 ground truth: `onset duration midi` per line."""
+    return read_onset_duration_midi(path)
+
+
+def read_tonas(path):
+    """TONAS `.notes.Corrected`; returns the notes (see the module docstring on tuning)."""
+    first = Path(path).read_text().splitlines()[:1]
+    try:
+        float(first[0].replace(",", " ").split()[0])
+    except (IndexError, ValueError):
+        raise NoteFileError(f"{path}: line 1: expected the tuning deviation in cents (a number), "
+                            f"got {first[0]!r}" if first else f"{path}: the file is empty") from None
+    return read_onset_duration_midi(path, skip_first_line=True, min_columns=3)
+
+
+def read_csv_notes(path):
+    """CSV with a header naming onset, offset and pitch (MIDI) columns."""
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            raise NoteFileError(f"{path}: the file is empty")
+        names = [h.strip().lower() for h in header]
+
+        def column(options, what):
+            for option in options:
+                if option in names:
+                    return names.index(option)
+            raise NoteFileError(f"{path}: line 1: no {what} column in the header {header}; "
+                                f"expected one of {list(options)}")
+
+        cols = (column(_ONSET_NAMES, "onset"), column(_OFFSET_NAMES, "offset"),
+                column(_PITCH_NAMES, "pitch (MIDI)"))
+        rows, lines = [], []
+        for number, row in enumerate(reader, start=2):
+            if not any(field.strip() for field in row):
+                continue
+            try:
+                rows.append([float(row[c]) for c in cols])
+            except (ValueError, IndexError):
+                raise NoteFileError(f"{path}: line {number}: expected numbers in columns "
+                                    f"{[header[c] for c in cols]}, got {row}") from None
+            lines.append(number)
+    return _finish(path, rows, lines)
+
+
+def _json_note_list(path, value, where):
+    if not isinstance(value, list):
+        raise NoteFileError(f"{path}: {where}: expected a list of [onset, offset, midi] notes, got "
+                            f"{type(value).__name__}")
+    for i, note in enumerate(value):
+        if not (isinstance(note, (list, tuple)) and len(note) >= 3
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in note[:3])):
+            raise NoteFileError(f"{path}: {where}: note {i} is {note!r}, expected "
+                                "[onset_s, offset_s, midi]")
+    return _finish(f"{path}: {where}", [n[:3] for n in value])
+
+
+def _load_json(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as err:
+        raise NoteFileError(f"{path}: line {err.lineno}: invalid JSON ({err.msg})") from None
+
+
+def read_json_notes(path):
+    value = _load_json(path)
+    if isinstance(value, dict):
+        raise NoteFileError(f"{path}: holds several songs ({len(value)} keys); read it with "
+                            "read_note_collection (svt-score accepts it as a dict file)")
+    return _json_note_list(path, value, "notes")
+
+
+def read_note_collection(path, split=None):
+    """`{song: notes}` from a MIR-ST500 `Annotations.json` or N20EMv2 `annotations.json`.
+
+    With `split`, only N20EMv2 entries whose `"split"` equals it are returned.
+    """
+    value = _load_json(path)
+    if not isinstance(value, dict):
+        raise NoteFileError(f"{path}: expected a JSON object {{song: notes}}, got a "
+                            f"{type(value).__name__}")
+    songs = {}
+    for key, entry in value.items():
+        if isinstance(entry, dict):
+            if "midi" not in entry:
+                raise NoteFileError(f"{path}: entry {key!r} has no \"midi\" note list "
+                                    f"(keys: {sorted(entry)})")
+            if split is not None and entry.get("split") != split:
+                continue
+            entry = entry["midi"]
+        elif split is not None:
+            raise NoteFileError(f"{path}: entries carry no \"split\" field, so split={split!r} "
+                                "cannot be applied")
+        songs[str(key)] = _json_note_list(path, entry, f"song {key!r}")
+    return songs
+
+
+def read_midi(path, track=None):
+    """Notes of a standard MIDI file's melodic track, times in seconds through the tempo map."""
+    import mido
+
+    try:
+        midi = mido.MidiFile(path)
+    except Exception as err:  # mido raises several types for corrupt files
+        raise NoteFileError(f"{path}: not a readable MIDI file ({err})") from None
+    if midi.type == 2:
+        raise NoteFileError(f"{path}: MIDI type 2 (independent sequences) is not supported")
+    # Tempo map from all tracks (type 1 files keep it in track 0).
+    tempo_changes = sorted(
+        (tick, msg.tempo)
+        for t in midi.tracks for tick, msg in _absolute(t) if msg.type == "set_tempo")
+    ticks_at, seconds_at, tempos = [0], [0.0], [500000]
+    for tick, tempo in tempo_changes:
+        seconds_at.append(seconds_at[-1] + (tick - ticks_at[-1]) * tempos[-1] / 1e6
+                          / midi.ticks_per_beat)
+        ticks_at.append(tick)
+        tempos.append(tempo)
+
+    def to_seconds(tick):
+        i = int(np.searchsorted(ticks_at, tick, side="right")) - 1
+        return seconds_at[i] + (tick - ticks_at[i]) * tempos[i] / 1e6 / midi.ticks_per_beat
+
+    per_track = {}
+    for index, t in enumerate(midi.tracks):
+        sounding, notes = {}, []
+        for tick, msg in _absolute(t):
+            if msg.type not in ("note_on", "note_off") or msg.channel == 9:
+                continue
+            key = (msg.channel, msg.note)
+            if msg.type == "note_on" and msg.velocity > 0:
+                sounding.setdefault(key, []).append(tick)
+            elif sounding.get(key):
+                start = sounding[key].pop(0)
+                if tick > start:
+                    notes.append([to_seconds(start), to_seconds(tick), msg.note])
+        if notes:
+            per_track[index] = notes
+    if track is None:
+        if len(per_track) > 1:
+            raise NoteFileError(f"{path}: {len(per_track)} tracks hold notes ({sorted(per_track)}); "
+                                "pass track=N to choose the melody")
+        notes = next(iter(per_track.values()), [])
+    else:
+        notes = per_track.get(track, [])
+    return _finish(path, notes)
+
+
+def _absolute(track):
+    tick = 0
+    for msg in track:
+        tick += msg.time
+        yield tick, msg
+
+
+def _third_column_is_hz(path):
+    rows, _ = _numeric_rows(path, 3)
+    if not rows:
+        return True
+    return float(np.median([r[2] for r in rows])) > 127.5
+
+
+def detect_format(path) -> str:
+    """Format name of a note file from its name and, for plain text, its content."""
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith(".notes.corrected"):
+        return "tonas"
+    suffix = path.suffix.lower()
+    if suffix in (".mid", ".midi"):
+        return "midi"
+    if suffix == ".csv":
+        return "csv"
+    if suffix == ".json":
+        return "json-dict" if isinstance(_load_json(path), dict) else "json"
+    if suffix in (".txt", ".lab", ".notes", ".tsv") or not suffix:
+        # mir_eval files carry Hz (singing: > 65 Hz, median far above 127); ISMIR2014 files MIDI.
+        return "mirex" if _third_column_is_hz(path) else "ismir2014"
+    raise NoteFileError(f"{path}: unknown note-file type {suffix!r}; use .json, .csv, .mid, "
+                        ".txt (mir_eval or ISMIR2014) or .notes.Corrected (TONAS)")
+
+
+READERS = {
+    "json": read_json_notes,
+    "mirex": read_mirex,
+    "ismir2014": read_ismir2014,
+    "csv": read_csv_notes,
+    "tonas": read_tonas,
+    "midi": read_midi,
+}
+
+
+def read_notes(path, fmt=None):
+    """Read one song's notes; `fmt` is one of READERS' names, or detected when None."""
+    path = Path(path)
+    if not path.is_file():
+        raise NoteFileError(f"{path}: no such note file")
+    fmt = fmt or detect_format(path)
+    if fmt == "json-dict":
+        return read_json_notes(path)  # raises the "several songs" error
+    if fmt not in READERS:
+        raise NoteFileError(f"{path}: unknown format {fmt!r}; choose one of {sorted(READERS)}")
+    return READERS[fmt](path)
+
+
+def is_note_file(path) -> bool:
+    name = Path(path).name.lower()
+    return not name.startswith(".") and name.endswith(NOTE_FILE_SUFFIXES)
+
+
+def read_note_folder(folder, fmt=None):
+    """`{song: notes}` from a folder of per-song note files, matched by `song_id`; where several
+    files belong to one song the preferred one (SUFFIX_PREFERENCE) is read."""
+    chosen = {}
+    for path in sorted(Path(folder).iterdir()):
+        if not path.is_file() or not is_note_file(path):
+            continue
+        rank = next(i for i, s in enumerate(SUFFIX_PREFERENCE) if path.name.lower().endswith(s))
+        song = song_id(path)
+        if song not in chosen or rank < chosen[song][0]:
+            chosen[song] = (rank, path)
+    return {song: read_notes(path, fmt) for song, (_, path) in sorted(chosen.items())}
+
+
+# --------------------------------------------------------------------------------------- writers
+
+def _as_notes(notes):
+    return np.asarray(notes, dtype=np.float64).reshape(-1, 3)
+
+
+def notes_to_json_text(notes) -> str:
+    return json.dumps([[float(a), float(b), float(p)] for a, b, p in _as_notes(notes)]) + "\n"
+
+
+def write_notes_json(path, notes) -> None:
+    write_text_atomic(path, notes_to_json_text(notes))
+
+
+def write_notes_csv(path, notes) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["onset", "offset", "pitch"])
+    for a, b, p in _as_notes(notes):
+        writer.writerow([f"{a:.6f}", f"{b:.6f}", f"{p:g}"])
+    write_text_atomic(path, buffer.getvalue())
+
+
+#: MIDI export timing: 120 bpm and 480 ticks per beat gives 960 ticks per second (~1 ms).
+MIDI_TICKS_PER_BEAT = 480
+MIDI_TEMPO = 500000
+
+
+def write_notes_midi(path, notes, velocity=100, program=0) -> None:
+    """One-track standard MIDI file; times are exact to 1/960 s whatever tempo a reader assumes,
+    because the tempo is written explicitly. Fractional pitches are rounded to semitones."""
+    import mido
+
+    ticks_per_second = MIDI_TICKS_PER_BEAT * 1e6 / MIDI_TEMPO
+    events = []
+    for a, b, p in _as_notes(notes):
+        pitch = int(np.clip(np.round(p), 0, 127))
+        start, end = int(round(a * ticks_per_second)), int(round(b * ticks_per_second))
+        end = max(end, start + 1)
+        events.append((end, 0, "note_off", pitch))  # note-offs first at equal ticks
+        events.append((start, 1, "note_on", pitch))
+    events.sort()
+    midi = mido.MidiFile(type=0, ticks_per_beat=MIDI_TICKS_PER_BEAT)
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    track.append(mido.MetaMessage("set_tempo", tempo=MIDI_TEMPO, time=0))
+    track.append(mido.Message("program_change", program=program, time=0))
+    now = 0
+    for tick, _, kind, pitch in events:
+        track.append(mido.Message(kind, note=pitch, velocity=velocity if kind == "note_on" else 0,
+                                  time=tick - now))
+        now = tick
+    track.append(mido.MetaMessage("end_of_track", time=0))
+    with atomic_path(path) as tmp:
+        midi.save(str(tmp))

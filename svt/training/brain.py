@@ -1,0 +1,249 @@
+"""The SpeechBrain `Brain` every recipe trains and evaluates with.
+
+Schedule (docs/original-recipes.md §4): linear probing of the head for `linear_prob_epochs` epochs (the encoder
+gets no gradient and its optimiser does not step), then full fine-tuning; Adam for the encoder and
+Adadelta for the head, each annealed by its NewBob scheduler on the validation loss; gradients
+clipped to a global norm of `max_grad_norm`; the checkpoint kept for testing is chosen by
+validation loss or validation COnPOff F1 (`selection_metric` in the YAML).
+
+Evaluation stitches utterance predictions into songs (any batch size), decodes them with
+`frames_to_notes`, scores every song, and writes per-song notes (JSON and MIDI) and metrics (CSV).
+
+The hyperparameters a recipe YAML must define: `encoder`, `head`, `frame_rate`,
+`onset_threshold`, `offset_threshold`, `onset_pos_weight`, `offset_pos_weight`,
+`linear_prob_epochs`, `head_opt_class`, `encoder_opt_class` (may be null for a frozen encoder),
+`lr_annealing_head`, `lr_annealing_encoder`, `epoch_counter`, `train_logger`, `output_folder`,
+`selection_metric` ("loss" or "COnPOff_f1").
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import logging
+from pathlib import Path
+
+import speechbrain as sb
+import torch
+from speechbrain.nnet.schedulers import update_learning_rate
+from speechbrain.utils.distributed import if_main_process
+
+from svt.data.utterances import SongStitcher
+from svt.fileio import write_json_atomic, write_text_atomic
+from svt.models.head import LOSS_NAMES, frame_predictions, transcription_loss
+from svt.notes.decoding import frames_to_notes
+from svt.notes.formats import read_notes, write_notes_json, write_notes_midi
+from svt.notes.scoring import METRIC_KEYS, aggregate, match_counts
+
+logger = logging.getLogger(__name__)
+
+SELECTION_KEYS = {"loss": "min", "COnPOff_f1": "max"}
+
+
+class TranscriptionBrain(sb.Brain):
+    """Encoder + linear head trained on frame labels, evaluated on whole songs."""
+
+    # ------------------------------------------------------------------ optimisers and schedule
+    def init_optimizers(self):
+        self.head_optimizer = self.hparams.head_opt_class(self.modules.head.parameters())
+        self.optimizers_dict = {"head_optimizer": self.head_optimizer}
+        if self.encoder_is_trainable:
+            self.encoder_optimizer = self.hparams.encoder_opt_class(
+                self.modules.encoder.parameters())
+            self.optimizers_dict["encoder_optimizer"] = self.encoder_optimizer
+        if self.checkpointer is not None:
+            for name, optimizer in self.optimizers_dict.items():
+                self.checkpointer.add_recoverable(name, optimizer)
+
+    @property
+    def encoder_is_trainable(self):
+        return (getattr(self.hparams, "encoder_opt_class", None) is not None
+                and any(p.requires_grad for p in self.hparams.encoder.parameters()))
+
+    @property
+    def linear_probing(self):
+        """True during the first `linear_prob_epochs` epochs (and always for a frozen encoder)."""
+        epoch = self.hparams.epoch_counter.current
+        return not self.encoder_is_trainable or epoch <= self.hparams.linear_prob_epochs
+
+    def freeze_optimizers(self, optimizers):
+        if self.linear_probing:
+            return {"head_optimizer": optimizers["head_optimizer"]}
+        return optimizers
+
+    def optimizers_step(self):
+        """As SpeechBrain's, but clipping the global gradient norm over all stepped parameters
+        together (as the original) rather than per optimiser."""
+        optimizers = self.freeze_optimizers(self.optimizers_dict)
+        for opt in optimizers.values():
+            self.scaler.unscale_(opt)
+        params = [p for opt in optimizers.values() for g in opt.param_groups for p in g["params"]]
+        torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
+        if not self.scaler.is_enabled() and self.skip_nonfinite_grads:
+            self.check_gradients()
+        for opt in optimizers.values():
+            self.scaler.step(opt)
+        self.scaler.update()
+        self.zero_grad(set_to_none=True)
+        self.optimizer_step += 1
+
+    def zero_grad(self, set_to_none=False):
+        # Clear every optimiser (also the encoder's during probing, whose grads stay None).
+        for opt in (self.optimizers_dict or {}).values():
+            opt.zero_grad(set_to_none=set_to_none)
+
+    # ------------------------------------------------------------------------- forward and loss
+    @property
+    def modality(self):
+        return getattr(self.hparams, "modality", "audio")
+
+    def encoder_inputs(self, batch):
+        """`(inputs, relative_lengths, padded_length)` for the encoder: waveforms `(B, N)`, or
+        lip videos `(B, T, 88, 88)` given to the video encoder as `(B, 1, T, 88, 88)`."""
+        if self.modality == "video":
+            videos, lens = batch.video
+            return videos.unsqueeze(1), lens, videos.shape[1]
+        wavs, lens = batch.sig
+        return wavs, lens, wavs.shape[1]
+
+    def compute_forward(self, batch, stage):
+        batch = batch.to(self.device)
+        inputs, lens, _ = self.encoder_inputs(batch)
+        no_encoder_grad = stage != sb.Stage.TRAIN or self.linear_probing
+        with torch.no_grad() if no_encoder_grad else contextlib.nullcontext():
+            features = self.modules.encoder(inputs, lens)
+        return self.modules.head(features), lens
+
+    def compute_objectives(self, predictions, batch, stage):
+        logits, _ = predictions
+        labels, label_lens = batch.labels
+        kwargs = dict(onset_pos_weight=self.hparams.onset_pos_weight,
+                      offset_pos_weight=self.hparams.offset_pos_weight)
+        if stage == sb.Stage.TRAIN:
+            loss, _ = transcription_loss(logits, labels, label_lens, **kwargs)
+            return loss
+        totals, parts = transcription_loss(logits, labels, label_lens, reduction="batch", **kwargs)
+        self.utterance_losses.append(totals.detach().cpu())
+        for name in LOSS_NAMES:
+            self.utterance_parts[name].append(parts[name].detach().cpu())
+        self.collect_song_predictions(batch, logits)
+        return totals.mean()
+
+    # ------------------------------------------------------------------------------- evaluation
+    def valid_frame_count(self, num_inputs: int, num_output_frames: int) -> int:
+        """Output frames of an utterance of `num_inputs` samples (audio) or frames (video)."""
+        return min(int(self.hparams.encoder.num_frames(num_inputs)), num_output_frames)
+
+    def collect_song_predictions(self, batch, logits):
+        _, lens, padded_length = self.encoder_inputs(batch)
+        onset, offset, octave, pitch_class = (t.cpu().numpy() for t in frame_predictions(logits))
+        for b in range(logits.shape[0]):
+            num_inputs = int(round(float(lens[b]) * padded_length))
+            n = self.valid_frame_count(num_inputs, logits.shape[1])
+            done = self.stitcher.add(batch.song_key[b], int(batch.utter_index[b]),
+                                     int(batch.utter_count[b]),
+                                     (onset[b, :n], offset[b, :n], octave[b, :n],
+                                      pitch_class[b, :n]))
+            if done is not None:
+                self.score_song(done[0], done[1], batch.song_anno[b])
+
+    def score_song(self, song_key, frames, reference_path):
+        notes = frames_to_notes(*frames, onset_threshold=self.hparams.onset_threshold,
+                                offset_threshold=self.hparams.offset_threshold,
+                                frame_rate=self.hparams.frame_rate)
+        reference = read_notes(reference_path)
+        self.song_scores[song_key] = match_counts(
+            reference, notes, song=song_key, **getattr(self.hparams, "tolerances", {}))
+        self.song_notes[song_key] = notes
+
+    def on_stage_start(self, stage, epoch=None):
+        self.stitcher = SongStitcher()
+        self.song_scores, self.song_notes = {}, {}
+        self.utterance_losses = []
+        self.utterance_parts = {name: [] for name in LOSS_NAMES}
+
+    def stage_statistics(self):
+        if self.stitcher.incomplete():
+            raise RuntimeError(f"songs with missing utterances at the end of evaluation: "
+                               f"{self.stitcher.incomplete()}")
+        losses = torch.cat(self.utterance_losses)
+        stats = {"loss": float(losses.mean())}
+        stats.update({f"{name}_loss": float(torch.cat(v).mean())
+                      for name, v in self.utterance_parts.items()})
+        if self.song_scores:
+            summary = aggregate(self.song_scores)
+            stats.update(summary["mean"])
+            stats.update({f"pooled_{k}": v for k, v in summary["pooled"].items()})
+        return stats
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        if stage == sb.Stage.TRAIN:
+            self.train_loss = stage_loss
+            return
+        stats = self.stage_statistics()
+        if stage == sb.Stage.VALID:
+            lrs = self.anneal_learning_rates(stats["loss"])
+            self.hparams.train_logger.log_stats(
+                stats_meta={"epoch": epoch, **lrs},
+                train_stats={"loss": self.train_loss},
+                valid_stats=_rounded(stats))
+            if self.checkpointer is not None:
+                key = self.hparams.selection_metric
+                if key not in SELECTION_KEYS:
+                    raise ValueError(f"selection_metric must be one of {list(SELECTION_KEYS)}, "
+                                     f"got {key!r}")
+                self.checkpointer.save_and_keep_only(
+                    meta={"loss": stats["loss"], "COnPOff_f1": stats.get("COnPOff_f1", 0.0)},
+                    **{f"{SELECTION_KEYS[key]}_keys": [key]})
+        else:
+            counter = getattr(self.hparams, "epoch_counter", None)
+            self.hparams.train_logger.log_stats(
+                stats_meta={"Epoch loaded": counter.current if counter else "bundle",
+                            "test set": self.test_name},
+                test_stats=_rounded(stats))
+            if if_main_process():
+                self.write_test_outputs(stats)
+        self.last_stats = stats
+
+    def anneal_learning_rates(self, valid_loss):
+        lrs = {}
+        _, new_lr = self.hparams.lr_annealing_head(valid_loss)
+        update_learning_rate(self.head_optimizer, new_lr)
+        lrs["lr_head"] = new_lr
+        if "encoder_optimizer" in self.optimizers_dict:
+            _, new_lr = self.hparams.lr_annealing_encoder(valid_loss)
+            update_learning_rate(self.encoder_optimizer, new_lr)
+            lrs["lr_encoder"] = new_lr
+        return lrs
+
+    def evaluate_test_set(self, name, dataset, loader_kwargs):
+        """Evaluate the selected checkpoint on one test set; returns its statistics."""
+        self.test_name = name
+        key = getattr(self.hparams, "selection_metric", "loss")
+        self.evaluate(dataset, test_loader_kwargs=loader_kwargs,
+                      **{f"{SELECTION_KEYS[key]}_key": key})
+        return self.last_stats
+
+    def write_test_outputs(self, stats):
+        """Per-song notes (JSON + MIDI), per-song metric CSV and the summary JSON of a test set."""
+        folder = Path(self.hparams.output_folder) / "predictions" / self.test_name
+        for song_key, notes in self.song_notes.items():
+            stem = song_key.replace("/", "__")
+            write_notes_json(folder / f"{stem}.json", notes)
+            write_notes_midi(folder / f"{stem}.mid", notes)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["song", "num_ref", "num_est", *METRIC_KEYS])
+        for song_key, score in self.song_scores.items():
+            metrics = score.metrics
+            writer.writerow([song_key, score.num_ref, score.num_est,
+                             *(f"{metrics[k]:.6f}" for k in METRIC_KEYS)])
+        write_text_atomic(Path(self.hparams.output_folder) / f"scores_{self.test_name}.csv",
+                          buffer.getvalue())
+        write_json_atomic(Path(self.hparams.output_folder) / f"summary_{self.test_name}.json",
+                          stats, indent=2)
+
+
+def _rounded(stats):
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()
+            if not k.startswith("pooled_")}
