@@ -81,7 +81,8 @@ def test_mir_st500_recipe_end_to_end_and_resume(assets, tmp_path):
 
     # The bundle reproduces the recipe's own predictions without the YAML.
     model = load_bundle(run / "model")
-    assert model.frame_rate == 49.8 and model.settings["onset_threshold"] == 0.4
+    assert model.label_frame_rate == 49.8 and model.frame_rate == 50.0
+    assert model.settings["onset_threshold"] == 0.4
     wav, sr = sf.read(assets / "mir" / "wav16kHz" / "test" / test_ids[0] / "vocals.wav",
                       dtype="float32")
     frames = model.predict_frames(wav)
@@ -221,3 +222,31 @@ def test_torchrun_two_processes_gloo(assets, tmp_path):
     log = (tmp_path / "run" / "train_log.txt").read_text()
     assert log.count("epoch: 1,") == 1 and "test set: mir_st500_test" in log
     assert (tmp_path / "run" / "model" / "weights.pt").is_file()
+
+
+def test_head_and_loss_weight_are_swapped_by_yaml_overrides_only(assets, tmp_path):
+    """A different head (MLP instead of linear) and another loss weight, by overrides alone: the
+    recipe trains it, the checkpoint and the bundle hold it, and the bundle reloads it."""
+    # A sequence of constructor arguments: HyperPyYAML merges a mapping override into the
+    # original's arguments (keeping its class), but a sequence replaces the whole object.
+    head_override = ("!new:svt.models.head.MLPHead [!apply:svt.training.experiment."
+                     "encoder_output_size [!ref <encoder>], 24, 2]")
+    run_experiment("MIR-ST500", "train_audio_ssl.yaml", "--data_folder", assets / "mir",
+                   *tiny_args(assets, tmp_path, epochs=1, onset_pos_weight=3.0),
+                   "--head", head_override)
+    run = tmp_path / "run"
+    hyperparams = (run / "hyperparams.yaml").read_text()
+    assert "svt.models.head.MLPHead" in hyperparams and "onset_pos_weight: 3.0" in hyperparams
+    manifest = json.loads((run / "model" / "svt_bundle.json").read_text())
+    assert manifest["head_type"] == "mlp"
+    assert manifest["head_config"]["hidden_size"] == 24
+    assert manifest["head_config"]["num_layers"] == 2
+    model = load_bundle(run / "model")
+    assert type(model.head).__name__ == "MLPHead"
+    weights = torch.load(run / "model" / "weights.pt", weights_only=True)
+    # 2 hidden layers + the output layer, each a weight and a bias; no linear `w` head.
+    assert sorted(k for k in weights if k.startswith("head.")) == [
+        "head.layers.0.bias", "head.layers.0.weight", "head.layers.3.bias",
+        "head.layers.3.weight", "head.layers.6.bias", "head.layers.6.weight"]
+    features = model.encoder(torch.zeros(1, 16000))
+    assert model.head(features).shape[-1] == 20

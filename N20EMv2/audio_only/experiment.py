@@ -11,23 +11,67 @@ with --noise_type/--snr_db from the noisy mixtures) for the audio-visual stage.
 """
 import sys
 
+import speechbrain as sb
+
+from svt.data.utterances import audio_dataset
 from svt.datasets.ismir2014 import prepare_ismir2014
 from svt.datasets.mir_st500 import prepare_mir_st500
-from svt.datasets.musan import condition_name
 from svt.datasets.n20emv2 import prepare_n20emv2_audio
 from svt.datasets.tonas import prepare_tonas
+from svt.training.brain import TranscriptionBrain
 from svt.training.experiment import (
+    bundle_settings,
+    evaluate_test_sets,
+    existing_test_sets,
     extract_features,
     load_experiment,
+    noisy_audio_reader,
     prepare_on_main,
-    train_and_test,
 )
+
+
+class AudioTranscriptionBrain(TranscriptionBrain):
+    """Waveform (clean vocals or a noisy mixture) -> SSL encoder -> head -> 20 frame outputs."""
+
+    def encoder_inputs(self, batch):
+        wavs, wav_lens = batch.sig
+        return wavs, wav_lens, wavs.shape[1]
+
+    def compute_forward(self, batch, stage):
+        batch = batch.to(self.device)
+        wavs, wav_lens, _ = self.encoder_inputs(batch)
+        with self.encoder_context(stage):
+            features = self.modules.encoder(wavs, wav_lens)
+        return self.modules.head(features), wav_lens
+
+    def compute_objectives(self, predictions, batch, stage):
+        logits, wav_lens = predictions
+        if stage == sb.Stage.TRAIN:
+            return self.training_loss(logits, batch)
+        return self.evaluation_loss(logits, batch, wav_lens, batch.sig[0].shape[1])
+
+
+def dataio_prepare(hparams):
+    """Utterance datasets; with `noise_type`/`snr_db`, N20EMv2 songs are read from their noisy
+    mixtures (feature extraction for the audio-visual stage)."""
+    wav_for_song = noisy_audio_reader(hparams)
+
+    def dataset(csv_path, train=False):
+        return audio_dataset(csv_path, hparams["dur_threshold"], hparams["label_frame_rate"],
+                             sorting=hparams["sorting"] if train else None,
+                             wav_for_song=wav_for_song)
+
+    train_csv = hparams["mix_train_csv"] if hparams["mix_train"] else hparams["train_csv"]
+    return (dataset(train_csv, train=True), dataset(hparams["valid_csv"]),
+            {name: dataset(path) for name, path in existing_test_sets(hparams["test_csvs"]).items()})
 
 
 def main(argv=None):
     hparams, run_opts = load_experiment(argv)
+
+    # 1. Data preparation (main process only).
     common = dict(save_folder=hparams["prepare_folder"], dur_threshold=hparams["dur_threshold"],
-                  frame_rate=hparams["frame_rate"])
+                  frame_rate=hparams["label_frame_rate"])
     mir_st500_train = None
     if hparams["mir_st500_folder"]:
         prepare_on_main(prepare_mir_st500, data_folder=hparams["mir_st500_folder"],
@@ -45,15 +89,27 @@ def main(argv=None):
         prepare_on_main(prepare_tonas, data_folder=hparams["tonas_folder"], **common)
     if hparams["ismir2014_folder"]:
         prepare_on_main(prepare_ismir2014, data_folder=hparams["ismir2014_folder"], **common)
+
+    # 2. Datasets and 3. Brain.
+    train_set, valid_set, test_sets = dataio_prepare(hparams)
+    brain = AudioTranscriptionBrain(modules=hparams["modules"], hparams=hparams,
+                                    run_opts=run_opts, checkpointer=hparams["checkpointer"])
+
     if hparams["extract_features"]:
         # Per-song features of the trained model for every N20EMv2 split (the original's
         # extraction YAML forgot the training songs).
-        csvs = {"train": hparams["train_csv"], "valid": hparams["valid_csv"],
-                "test": hparams["test_csvs"]["n20em_test"]}
-        name = condition_name(hparams["noise_type"], hparams["snr_db"]) + "_feats"
-        return extract_features(hparams, run_opts, csvs, name=name)
-    train_csv = hparams["mix_train_csv"] if hparams["mix_train"] else hparams["train_csv"]
-    return train_and_test(hparams, run_opts, train_csv=train_csv)
+        n20em = {"train": audio_dataset(hparams["train_csv"], hparams["dur_threshold"],
+                                        hparams["label_frame_rate"],
+                                        wav_for_song=noisy_audio_reader(hparams)),
+                 "valid": valid_set, "test": test_sets["n20em_test"]}
+        return extract_features(brain, hparams, n20em, name=hparams["features_name"])
+
+    # 4. Train, export the selected checkpoint, evaluate.
+    brain.fit(hparams["epoch_counter"], train_set, valid_set,
+              train_loader_kwargs=hparams["train_dataloader_opts"],
+              valid_loader_kwargs=hparams["valid_dataloader_opts"])
+    brain.export_bundle(hparams["bundle_folder"], bundle_settings(hparams))
+    return evaluate_test_sets(brain, test_sets, hparams["test_dataloader_opts"])
 
 
 if __name__ == "__main__":

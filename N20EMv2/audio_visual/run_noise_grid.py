@@ -25,7 +25,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RECIPES = {"audio": HERE.parent / "audio_only", "video": HERE.parent / "video_only",
            "av": HERE}
-SYSTEMS = {"AV": "hparams/train_rca_av.yaml", "A": "hparams/train_rca_a.yaml"}
+AV_YAML = "hparams/train_rca.yaml"
+SYSTEMS = ("AV", "A")  # the fusion, and the audio-only control (--system A)
 
 
 def run_recipe(kind, argv):
@@ -86,7 +87,7 @@ def main(argv=None):
             if (out / "summary_n20em_test.json").is_file():
                 continue
             print(f"{condition}: training {system}")
-            run_recipe("av", [SYSTEMS[system], *shlex.split(args.av_args), *noise,
+            run_recipe("av", [AV_YAML, "--system", system, *shlex.split(args.av_args), *noise,
                               "--output_folder", str(out)])
     report = runpy.run_path(str(HERE / "report.py"), run_name="grid")["main"]
     return report([str(output)])

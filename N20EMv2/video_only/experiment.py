@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Video-only SVT on N20EMv2 (AV-HuBERT visual encoder + linear head): prepare, train, export the
+"""Video-only SVT on N20EMv2 (AV-HuBERT visual encoder + frame head): prepare, train, export the
 bundle, test on N20EMv2 test and valid; with --extract_features True, write per-song video
 features of the trained model for the audio-visual stage instead (train, valid and test songs).
 
@@ -8,25 +8,80 @@ features of the trained model for the audio-visual stage instead (train, valid a
 """
 import sys
 
+import speechbrain as sb
+
+from svt.data.video import video_dataset
 from svt.datasets.n20emv2 import prepare_n20emv2_video
+from svt.training.brain import TranscriptionBrain
 from svt.training.experiment import (
+    bundle_settings,
+    evaluate_test_sets,
+    existing_test_sets,
     extract_features,
     load_experiment,
     prepare_on_main,
-    train_and_test,
 )
+
+
+class VideoTranscriptionBrain(TranscriptionBrain):
+    """Lip clips (B, T, 88, 88) -> AV-HuBERT visual encoder -> head, one output per video frame."""
+
+    def encoder_inputs(self, batch):
+        videos, lens = batch.video
+        return videos.unsqueeze(1), lens, videos.shape[1]  # the encoder takes (B, 1, T, H, W)
+
+    def compute_forward(self, batch, stage):
+        batch = batch.to(self.device)
+        videos, lens, _ = self.encoder_inputs(batch)
+        with self.encoder_context(stage):
+            features = self.modules.encoder(videos, lens)
+        return self.modules.head(features), lens
+
+    def compute_objectives(self, predictions, batch, stage):
+        logits, lens = predictions
+        if stage == sb.Stage.TRAIN:
+            return self.training_loss(logits, batch)
+        return self.evaluation_loss(logits, batch, lens, batch.video[0].shape[1])
+
+
+def dataio_prepare(hparams):
+    """Video utterance datasets; training clips are randomly cropped and flipped."""
+    def dataset(csv_path, train=False):
+        return video_dataset(csv_path, hparams["dur_threshold"], hparams["label_frame_rate"],
+                             train=train, sorting=hparams["sorting"] if train else None,
+                             seed=hparams["seed"],
+                             per_clip_norm=hparams["video_norm"] == "per_clip")
+
+    return (dataset(hparams["train_csv"], train=True), dataset(hparams["valid_csv"]),
+            {name: dataset(path) for name, path in existing_test_sets(hparams["test_csvs"]).items()},
+            dataset)
 
 
 def main(argv=None):
     hparams, run_opts = load_experiment(argv)
+
+    # 1. Data preparation (main process only): video labels at the video's frame rate.
     prepare_on_main(prepare_n20emv2_video, data_folder=hparams["data_folder"],
                     save_folder=hparams["prepare_folder"], dur_threshold=hparams["dur_threshold"],
-                    frame_rate=hparams["frame_rate"])
+                    frame_rate=hparams["label_frame_rate"])
+
+    # 2. Datasets and 3. Brain.
+    train_set, valid_set, test_sets, dataset = dataio_prepare(hparams)
+    brain = VideoTranscriptionBrain(modules=hparams["modules"], hparams=hparams,
+                                    run_opts=run_opts, checkpointer=hparams["checkpointer"])
+
     if hparams["extract_features"]:
-        csvs = {"train": hparams["train_csv"], "valid": hparams["valid_csv"],
-                "test": hparams["test_csvs"]["n20em_video_test"]}
-        return extract_features(hparams, run_opts, csvs, name="video_feats")
-    return train_and_test(hparams, run_opts)
+        # Evaluation-mode clips (centre crop, no flip) of every split.
+        splits = {"train": dataset(hparams["train_csv"]), "valid": valid_set,
+                  "test": test_sets["n20em_video_test"]}
+        return extract_features(brain, hparams, splits, name=hparams["features_name"])
+
+    # 4. Train, export the selected checkpoint, evaluate.
+    brain.fit(hparams["epoch_counter"], train_set, valid_set,
+              train_loader_kwargs=hparams["train_dataloader_opts"],
+              valid_loader_kwargs=hparams["valid_dataloader_opts"])
+    brain.export_bundle(hparams["bundle_folder"], bundle_settings(hparams))
+    return evaluate_test_sets(brain, test_sets, hparams["test_dataloader_opts"])
 
 
 if __name__ == "__main__":

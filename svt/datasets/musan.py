@@ -785,6 +785,12 @@ def condition_name(noise_type=None, snr_db=None) -> str:
     return f"{noise_type}/{snr_name(snr_db)[:-len('.wav')]}"
 
 
+def features_name(noise_type=None, snr_db=None) -> str:
+    """Name of the audio features extracted under a condition: `clean_feats`,
+    `accomp/SNR_-10dB_feats`, ... (`<features_folder>/n20emv2/<song>/<name>.npy`)."""
+    return condition_name(noise_type, snr_db) + "_feats"
+
+
 def noisy_wav_path(n20emv2_root, song: str, noise_type: str, snr_db) -> Path:
     """`<root>/data/<song>/noise_data/<type>/SNR_<snr>dB.wav` (made by `synthesize_noisy_songs`)."""
     return Path(n20emv2_root) / "data" / song / "noise_data" / noise_type / snr_name(snr_db)

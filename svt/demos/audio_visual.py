@@ -159,7 +159,7 @@ def export_and_transcribe(out: Path, corpus: Path, av_args):
     from svt.notes.scoring import score_song
 
     folder = out / "grid" / "AV" / condition_name("accomp", -10.0)
-    run(AV_RECIPE, ["hparams/train_rca_av.yaml", *av_args, "--noise_type", "accomp", "--snr_db",
+    run(AV_RECIPE, ["hparams/train_rca.yaml", *av_args, "--noise_type", "accomp", "--snr_db",
                     "-10", "--output_folder", str(folder), "--video_bundle",
                     str(out / "video" / "model")])
     annotations = json.loads((corpus / "annotations.json").read_text())

@@ -27,7 +27,7 @@ from svt.models.audio_visual import AV_BUNDLE_PARTS, AudioVisualModel
 from svt.models.avhubert import AVHubertVideoEncoder
 from svt.models.encoder import FrameEncoder
 from svt.models.fusion import FusionRCA
-from svt.models.head import TranscriptionHead, frame_predictions
+from svt.models.head import FrameHead, TranscriptionHead, frame_predictions
 from svt.models.ssl import SSLEncoder
 from svt.notes.decoding import frames_to_notes
 
@@ -50,8 +50,15 @@ class TranscriptionModel(torch.nn.Module):
         self.settings = dict(settings)
 
     @property
+    def label_frame_rate(self) -> float:
+        """The rate of the training labels (49.8 for 5-s audio utterances); bundles written
+        before the two rates had distinct names call it `frame_rate`."""
+        return float(self.settings.get("label_frame_rate", self.settings.get("frame_rate")))
+
+    @property
     def frame_rate(self) -> float:
-        return float(self.settings["frame_rate"])
+        """The encoder frame rate: whole-recording predictions lie on this grid."""
+        return float(self.encoder.frame_rate or self.label_frame_rate)
 
     @property
     def sample_rate(self) -> int:
@@ -111,7 +118,8 @@ def export_bundle(folder, encoder, head, settings: dict) -> Path:
             "modality": settings.get("modality", "audio"),
             "encoder_type": encoder.encoder_type,
             "encoder_config": encoder.encoder_config(),
-            "head_input_size": head.w.in_features,
+            "head_type": head.head_type,
+            "head_config": head.head_config(),
             **{k: v for k, v in settings.items() if k != "modality"},
         }
         (tmp / BUNDLE_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -173,6 +181,18 @@ def _encoder_class(manifest: dict, folder) -> type[FrameEncoder]:
                           f"{FrameEncoder.registered_types()}") from None
 
 
+def build_head(manifest: dict, folder) -> FrameHead:
+    """The head a manifest describes (`head_type` + `head_config`; bundles written before heads
+    were configurable hold `head_input_size` of the linear head)."""
+    if "head_type" not in manifest:
+        return TranscriptionHead(manifest["head_input_size"])
+    try:
+        return FrameHead.build(manifest["head_type"], manifest["head_config"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise BundleError(f"{folder / BUNDLE_FILE}: cannot build the head ({err}); export the "
+                          "model again with this svt") from None
+
+
 def load_bundle(path, device="cpu", modality=None) -> TranscriptionModel:
     """Load a bundle written by `export_bundle` (or a recipe output folder holding one).
 
@@ -190,10 +210,10 @@ def load_bundle(path, device="cpu", modality=None) -> TranscriptionModel:
         return load_av_bundle(folder, manifest, device)
     encoder_class = _encoder_class(manifest, folder)
     encoder = encoder_class.from_bundle(folder / "encoder")
-    head = TranscriptionHead(manifest["head_input_size"])
+    head = build_head(manifest, folder)
     settings = {k: v for k, v in manifest.items()
                 if k not in ("encoder_config", "encoder_class", "encoder_type",
-                                 "head_input_size")}
+                             "head_input_size", "head_type", "head_config")}
     model = TranscriptionModel(encoder, head, settings)
     state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
     model.load_state_dict(state)
@@ -227,7 +247,8 @@ def export_av_bundle(folder, audio_bundle, video_bundle, fusion, head, settings:
                               "nhead": fusion.audio_kv.attention.num_heads,
                               "d_ffn": fusion.audio_kv.ffn[0].out_features,
                               "alpha": fusion.audio_kv.alpha},
-            "head_input_size": head.w.in_features,
+            "head_type": head.head_type,
+            "head_config": head.head_config(),
             "video_norm": manifests["video"].get("video_norm", "dataset"),
             **settings,
         }
@@ -245,8 +266,9 @@ def load_av_bundle(folder, manifest: dict, device="cpu") -> AudioVisualModel:
     audio = load_bundle(folder / "audio", modality="audio")
     video = load_bundle(folder / "video", modality="video")
     fusion = FusionRCA(**manifest["fusion_config"])
-    head = TranscriptionHead(manifest["head_input_size"])
-    settings = {k: v for k, v in manifest.items() if k not in ("fusion_config", "head_input_size")}
+    head = build_head(manifest, folder)
+    settings = {k: v for k, v in manifest.items()
+                if k not in ("fusion_config", "head_input_size", "head_type", "head_config")}
     state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
     for prefix, module in (("fusion.", fusion), ("head.", head)):
         try:

@@ -13,6 +13,8 @@ and pitch-class NLL on log-softmax, each averaged over the valid frames of the b
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 
@@ -27,16 +29,73 @@ ALLOWED_LENGTH_DIFFERENCE = 3
 LOSS_NAMES = ("onset", "offset", "octave", "pitch")
 
 
-class TranscriptionHead(torch.nn.Module):
-    """Per-frame Linear(input_size, 20). The layer is stored as `w` so that state dicts use the
-    original's keys (`w.weight`, `w.bias`) and its `model.pt` files load by name."""
+class FrameHead(torch.nn.Module):
+    """Base of the heads: features `(B, T, input_size)` -> `(B, T, 20)` frame outputs.
+
+    Subclasses register under `head_type`, and `head_config()` gives the constructor arguments, so
+    a bundle records `head_type` + `head_config` and `FrameHead.build(...)` rebuilds any head."""
+
+    head_type: ClassVar[str | None] = None
+    _registry: ClassVar[dict[str, type["FrameHead"]]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.head_type:
+            FrameHead._registry[cls.head_type] = cls
+
+    @classmethod
+    def build(cls, head_type: str, config: dict) -> "FrameHead":
+        if head_type not in cls._registry:
+            raise KeyError(f"unknown head type {head_type!r}; known: {sorted(cls._registry)}")
+        return cls._registry[head_type](**config)
+
+    def head_config(self) -> dict:
+        raise NotImplementedError(f"{type(self).__name__} must define head_config()")
+
+
+class TranscriptionHead(FrameHead):
+    """Per-frame Linear(input_size, 20), the paper's head. The layer is stored as `w` so that state
+    dicts use the original's keys (`w.weight`, `w.bias`) and its `model.pt` files load by name."""
+
+    head_type = "linear"
 
     def __init__(self, input_size: int):
         super().__init__()
         self.w = torch.nn.Linear(input_size, NUM_FRAME_OUTPUTS)
 
+    def head_config(self) -> dict:
+        return {"input_size": self.w.in_features}
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.w(features)
+
+
+class MLPHead(FrameHead):
+    """Per-frame MLP: `num_layers` x (Linear(hidden_size), GELU, dropout), then Linear(20)."""
+
+    head_type = "mlp"
+
+    def __init__(self, input_size: int, hidden_size: int = 256, num_layers: int = 1,
+                 dropout: float = 0.0):
+        super().__init__()
+        if num_layers < 1 or hidden_size < 1:
+            raise ValueError(f"MLPHead needs num_layers >= 1 and hidden_size >= 1, got "
+                             f"{num_layers} and {hidden_size}")
+        self.config = {"input_size": int(input_size), "hidden_size": int(hidden_size),
+                       "num_layers": int(num_layers), "dropout": float(dropout)}
+        layers, size = [], input_size
+        for _ in range(num_layers):
+            layers += [torch.nn.Linear(size, hidden_size), torch.nn.GELU(),
+                       torch.nn.Dropout(dropout)]
+            size = hidden_size
+        layers.append(torch.nn.Linear(size, NUM_FRAME_OUTPUTS))
+        self.layers = torch.nn.Sequential(*layers)
+
+    def head_config(self) -> dict:
+        return dict(self.config)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.layers(features)
 
 
 def frame_mask(lengths: torch.Tensor, num_frames: int) -> torch.Tensor:
@@ -110,3 +169,17 @@ def frame_predictions(logits: torch.Tensor):
     logits = logits.float()
     return (torch.sigmoid(logits[..., ONSET]), torch.sigmoid(logits[..., OFFSET]),
             logits[..., OCTAVE_SLICE].argmax(-1), logits[..., PITCH_CLASS_SLICE].argmax(-1))
+
+
+class TranscriptionLoss(torch.nn.Module):
+    """`transcription_loss` with its weights fixed, as a YAML object (`loss:` in the recipes):
+    `loss(logits, targets, lengths, reduction="mean") -> (total, parts)`."""
+
+    def __init__(self, onset_pos_weight: float = 15.0, offset_pos_weight: float = 1.0):
+        super().__init__()
+        self.onset_pos_weight = float(onset_pos_weight)
+        self.offset_pos_weight = float(offset_pos_weight)
+
+    def forward(self, logits, targets, lengths, reduction="mean"):
+        return transcription_loss(logits, targets, lengths, self.onset_pos_weight,
+                                  self.offset_pos_weight, reduction=reduction)

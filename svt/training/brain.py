@@ -9,10 +9,14 @@ validation loss or validation COnPOff F1 (`selection_metric` in the YAML).
 Evaluation stitches utterance predictions into songs (any batch size), decodes them with
 `frames_to_notes`, scores every song, and writes per-song notes (JSON and MIDI) and metrics (CSV).
 
-The hyperparameters a recipe YAML must define: `encoder`, `head`, `frame_rate`,
-`onset_threshold`, `offset_threshold`, `onset_pos_weight`, `offset_pos_weight`,
-`linear_prob_epochs`, `head_opt_class`, `encoder_opt_class` (may be null for a frozen encoder),
-`lr_annealing_head`, `lr_annealing_encoder`, `epoch_counter`, `train_logger`, `output_folder`,
+A recipe subclasses `TranscriptionBrain` and defines what is specific to its task: `encoder_inputs`
+(the batch fields the encoder reads), `compute_forward` and `compute_objectives` (using
+`encoder_context`, `training_loss` and `evaluation_loss` from here).
+
+The hyperparameters a recipe YAML must define: `modules` (`encoder`, `head`), `encoder`, `head`,
+`loss`, `label_frame_rate`, `onset_threshold`, `offset_threshold`, `linear_prob_epochs`,
+`head_opt_class`, `encoder_opt_class` (may be null for a frozen encoder), `lr_annealing_head`,
+`lr_annealing_encoder`, `epoch_counter`, `train_logger`, `output_folder`, `tolerances`,
 `selection_metric` ("loss" or "COnPOff_f1").
 """
 from __future__ import annotations
@@ -30,7 +34,8 @@ from speechbrain.utils.distributed import if_main_process
 
 from svt.data.utterances import SongStitcher
 from svt.fileio import write_json_atomic, write_text_atomic
-from svt.models.head import LOSS_NAMES, frame_predictions, transcription_loss
+from svt.inference.bundle import export_bundle
+from svt.models.head import LOSS_NAMES, frame_predictions
 from svt.notes.decoding import frames_to_notes
 from svt.notes.formats import read_notes, write_notes_json, write_notes_midi
 from svt.notes.scoring import METRIC_KEYS, aggregate, match_counts
@@ -57,7 +62,7 @@ class TranscriptionBrain(sb.Brain):
 
     @property
     def encoder_is_trainable(self):
-        return (getattr(self.hparams, "encoder_opt_class", None) is not None
+        return (self.hparams.encoder_opt_class is not None
                 and any(p.requires_grad for p in self.hparams.encoder.parameters()))
 
     @property
@@ -92,41 +97,31 @@ class TranscriptionBrain(sb.Brain):
         for opt in (self.optimizers_dict or {}).values():
             opt.zero_grad(set_to_none=set_to_none)
 
-    # ------------------------------------------------------------------------- forward and loss
-    @property
-    def modality(self):
-        return getattr(self.hparams, "modality", "audio")
+    # ------------------------------------------------------------------ what subclasses use
+    # A recipe's Brain defines `compute_forward(batch, stage) -> (logits, input_lens)` and
+    # `compute_objectives(predictions, batch, stage)`; these helpers keep the shared parts here.
+    def encoder_context(self, stage):
+        """No encoder gradient outside training and during linear probing (the original ran the
+        frozen encoder with gradients and dropped them; here it costs nothing and is DDP-safe)."""
+        if stage != sb.Stage.TRAIN or self.linear_probing:
+            return torch.no_grad()
+        return contextlib.nullcontext()
 
-    def encoder_inputs(self, batch):
-        """`(inputs, relative_lengths, padded_length)` for the encoder: waveforms `(B, N)`, or
-        lip videos `(B, T, 88, 88)` given to the video encoder as `(B, 1, T, 88, 88)`."""
-        if self.modality == "video":
-            videos, lens = batch.video
-            return videos.unsqueeze(1), lens, videos.shape[1]
-        wavs, lens = batch.sig
-        return wavs, lens, wavs.shape[1]
-
-    def compute_forward(self, batch, stage):
-        batch = batch.to(self.device)
-        inputs, lens, _ = self.encoder_inputs(batch)
-        no_encoder_grad = stage != sb.Stage.TRAIN or self.linear_probing
-        with torch.no_grad() if no_encoder_grad else contextlib.nullcontext():
-            features = self.modules.encoder(inputs, lens)
-        return self.modules.head(features), lens
-
-    def compute_objectives(self, predictions, batch, stage):
-        logits, _ = predictions
+    def training_loss(self, logits, batch):
+        """The YAML's `loss` over the valid label frames of the batch."""
         labels, label_lens = batch.labels
-        kwargs = dict(onset_pos_weight=self.hparams.onset_pos_weight,
-                      offset_pos_weight=self.hparams.offset_pos_weight)
-        if stage == sb.Stage.TRAIN:
-            loss, _ = transcription_loss(logits, labels, label_lens, **kwargs)
-            return loss
-        totals, parts = transcription_loss(logits, labels, label_lens, reduction="batch", **kwargs)
+        loss, _ = self.hparams.loss(logits, labels, label_lens)
+        return loss
+
+    def evaluation_loss(self, logits, batch, input_lens, padded_length):
+        """Valid/test stages: per-utterance losses for the statistics, and the utterance's frame
+        predictions handed to the song stitcher (songs are decoded and scored once complete)."""
+        labels, label_lens = batch.labels
+        totals, parts = self.hparams.loss(logits, labels, label_lens, reduction="batch")
         self.utterance_losses.append(totals.detach().cpu())
         for name in LOSS_NAMES:
             self.utterance_parts[name].append(parts[name].detach().cpu())
-        self.collect_song_predictions(batch, logits)
+        self.collect_song_predictions(batch, logits, input_lens, padded_length)
         return totals.mean()
 
     # ------------------------------------------------------------------------------- evaluation
@@ -134,8 +129,7 @@ class TranscriptionBrain(sb.Brain):
         """Output frames of an utterance of `num_inputs` samples (audio) or frames (video)."""
         return min(int(self.hparams.encoder.num_frames(num_inputs)), num_output_frames)
 
-    def collect_song_predictions(self, batch, logits):
-        _, lens, padded_length = self.encoder_inputs(batch)
+    def collect_song_predictions(self, batch, logits, lens, padded_length):
         onset, offset, octave, pitch_class = (t.cpu().numpy() for t in frame_predictions(logits))
         for b in range(logits.shape[0]):
             num_inputs = int(round(float(lens[b]) * padded_length))
@@ -150,10 +144,10 @@ class TranscriptionBrain(sb.Brain):
     def score_song(self, song_key, frames, reference_path):
         notes = frames_to_notes(*frames, onset_threshold=self.hparams.onset_threshold,
                                 offset_threshold=self.hparams.offset_threshold,
-                                frame_rate=self.hparams.frame_rate)
+                                frame_rate=self.hparams.label_frame_rate)
         reference = read_notes(reference_path)
         self.song_scores[song_key] = match_counts(
-            reference, notes, song=song_key, **getattr(self.hparams, "tolerances", {}))
+            reference, notes, song=song_key, **self.hparams.tolerances)
         self.song_notes[song_key] = notes
 
     def on_stage_start(self, stage, epoch=None):
@@ -215,6 +209,21 @@ class TranscriptionBrain(sb.Brain):
             update_learning_rate(self.encoder_optimizer, new_lr)
             lrs["lr_encoder"] = new_lr
         return lrs
+
+    def select_checkpoint(self):
+        """Load the checkpoint chosen by `selection_metric` (best valid loss or COnPOff F1)."""
+        key = self.hparams.selection_metric
+        self.on_evaluate_start(**{f"{SELECTION_KEYS[key]}_key": key})
+
+    def export_bundle(self, folder, settings: dict):
+        """Write the selected checkpoint's encoder + head as an inference bundle (main process
+        only); returns the folder, or None on the other processes."""
+        self.select_checkpoint()
+        if not if_main_process():
+            return None
+        export_bundle(folder, self.hparams.encoder, self.hparams.head, settings)
+        logger.info("inference bundle written to %s", folder)
+        return Path(folder)
 
     def evaluate_test_set(self, name, dataset, loader_kwargs):
         """Evaluate the selected checkpoint on one test set; returns its statistics."""
