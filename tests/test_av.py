@@ -71,9 +71,10 @@ def test_features_round_trip_and_av_training(trained_audio, tmp_path):
     annotations = json.loads((root / "n20" / "annotations.json").read_text())
     assert len(annotations) == 4
     for song in annotations:  # every split, training songs included
-        clean = load_features(feature_path(features, f"n20emv2/{song}", "clean_feats"))
+        # Feature files are named after the model that wrote them (ssl_name "tiny").
+        clean = load_features(feature_path(features, f"n20emv2/{song}", "tiny/clean_feats"))
         noisy = load_features(feature_path(features, f"n20emv2/{song}",
-                                           condition_name("accomp", -10) + "_feats"))
+                                           "tiny/" + condition_name("accomp", -10) + "_feats"))
         labels = np.load(root / "data" / "labels" / "n20emv2" / f"{song}.npy")
         assert clean.dtype == np.float16 and clean.shape == noisy.shape
         assert abs(clean.shape[0] - len(labels)) <= 3  # 249 feature frames per 5-s utterance
@@ -82,7 +83,7 @@ def test_features_round_trip_and_av_training(trained_audio, tmp_path):
         # 12 values a row, so the fusion projects them to the audio's 32 (`--video_size`).
         video = np.random.default_rng(0).standard_normal(
             (int(round(clean.shape[0] / 49.8 * 50)), 12)).astype(np.float16)
-        np.save(feature_path(features, f"n20emv2/{song}", "video_feats"), video)
+        np.save(feature_path(features, f"n20emv2/{song}", "tiny/video_feats"), video)
 
     # The extracted features equal the trained encoder run on the song's utterances.
     from svt.data.utterances import audio_dataset
@@ -94,10 +95,11 @@ def test_features_round_trip_and_av_training(trained_audio, tmp_path):
         parts = [model.encoder(dataset[i]["sig"][None])[0].numpy() for i in range(len(dataset))
                  if dataset[i]["song_key"] == f"n20emv2/{test_song}"]
     np.testing.assert_allclose(load_features(feature_path(features, f"n20emv2/{test_song}",
-                                                          "clean_feats")),
+                                                          "tiny/clean_feats")),
                                np.concatenate(parts), atol=2e-2)
 
     common = ["--data_folder", root / "n20", "--prepare_folder", root / "data",
+              "--audio_model", "tiny", "--video_model", "tiny",
               "--noise_type", "accomp", "--snr_db", -10, "--number_of_epochs", 1,
               "--d_model", 32, "--video_size", 12, "--nhead", 2, "--d_ffn", 64,
               "--num_workers", 0, "--batch_size", 4, "--eval_batch_size", 2, "--device", "cpu",
@@ -165,7 +167,8 @@ def test_noise_grid_and_report(trained_audio, trained_video, tmp_path):
     root, audio_args = trained_audio
     video_args, _, config = trained_video
     av_args = ["--data_folder", root / "n20", "--prepare_folder", root / "data",
-               "--number_of_epochs", 1, "--d_model", 32, "--nhead", 2, "--d_ffn", 64,
+               "--audio_model", "tiny", "--video_model", "tiny", "--number_of_epochs", 1,
+               "--d_model", 32, "--nhead", 2, "--d_ffn", 64,
                "--num_workers", 0, "--batch_size", 4, "--device", "cpu"]
     grid = runpy.run_path(str(ROOT / "N20EMv2" / "audio_visual" / "run_noise_grid.py"),
                           run_name="x")["main"]
@@ -176,7 +179,7 @@ def test_noise_grid_and_report(trained_audio, trained_video, tmp_path):
     # Features of an earlier model are replaced, never reused.
     annotations = json.loads((root / "n20" / "annotations.json").read_text())
     stale = feature_path(root / "data" / "features", f"n20emv2/{next(iter(annotations))}",
-                         "video_feats")
+                         "tiny/video_feats")
     stale.parent.mkdir(parents=True, exist_ok=True)
     np.save(stale, np.zeros((10, 12), dtype=np.float16))
     out = tmp_path / "grid"
@@ -211,7 +214,8 @@ def test_audio_visual_bundle_transcribes_with_the_lip_video(trained_audio, train
     run("N20EMv2/video_only", "train_video_ssl.yaml", *video_args, "--extract_features", "True")
     out = tmp_path / "av"
     run("N20EMv2/audio_visual", "train_rca.yaml", "--data_folder", root / "n20",
-        "--prepare_folder", root / "data", "--number_of_epochs", 1, "--d_model", 32,
+        "--prepare_folder", root / "data", "--audio_model", "tiny", "--video_model", "tiny",
+        "--number_of_epochs", 1, "--d_model", 32,
         "--nhead", 2, "--d_ffn", 64, "--num_workers", 0, "--batch_size", 4, "--device", "cpu",
         "--init_head_from", root / "audio_run" / "model", "--video_bundle", video_bundle,
         "--output_folder", out)

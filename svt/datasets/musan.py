@@ -785,10 +785,11 @@ def condition_name(noise_type=None, snr_db=None) -> str:
     return f"{noise_type}/{snr_name(snr_db)[:-len('.wav')]}"
 
 
-def features_name(noise_type=None, snr_db=None) -> str:
-    """Name of the audio features extracted under a condition: `clean_feats`,
-    `accomp/SNR_-10dB_feats`, ... (`<features_folder>/n20emv2/<song>/<name>.npy`)."""
-    return condition_name(noise_type, snr_db) + "_feats"
+def features_name(model: str, noise_type=None, snr_db=None) -> str:
+    """Name of the audio features a model wrote under a condition: `<model>/clean_feats`,
+    `<model>/accomp/SNR_-10dB_feats`, ... (`<features_folder>/n20emv2/<song>/<name>.npy`), so
+    the features of two audio models never overwrite each other."""
+    return f"{model}/{condition_name(noise_type, snr_db)}_feats"
 
 
 def noisy_wav_path(n20emv2_root, song: str, noise_type: str, snr_db) -> Path:

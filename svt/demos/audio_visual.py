@@ -131,6 +131,8 @@ def main(argv=None):
     print("[4/5] training the video-only model")
     run(VIDEO_RECIPE, video_args)
     av_args = ["--data_folder", str(corpus), "--prepare_folder", str(prepare),
+               # the feature files are named after the models that wrote them
+               "--audio_model", DEMO_OVERRIDES["ssl_name"], "--video_model", checkpoint.stem,
                "--init_head_from", str(out / "audio" / "model"), "--device", "cpu",
                "--number_of_epochs", str(args.av_epochs), "--num_workers", "0",
                "--d_model", str(DEMO_ENCODER["hidden_size"]), "--video_size",

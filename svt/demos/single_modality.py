@@ -23,7 +23,7 @@ from pathlib import Path
 
 from svt.notes.scoring import METRICS
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "MIR-ST500"
 VIDEO_RECIPE = REPO / "N20EMv2" / "video_only"
 

@@ -2,15 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
+from mir_eval.util import midi_to_hz
 
 from svt.fileio import atomic_path
 
 #: Beyond this, the spectrogram is skipped (notes only) to keep memory and image size sane.
 MAX_SPECTROGRAM_SECONDS = 900.0
-
-
-def _midi_to_hz(midi):
-    return 440.0 * 2.0 ** ((np.asarray(midi, dtype=float) - 69.0) / 12.0)
 
 
 def plot_piano_roll(path, notes, audio=None, sample_rate=16000, reference=None, title=None,
@@ -44,16 +41,16 @@ def plot_piano_roll(path, notes, audio=None, sample_rate=16000, reference=None, 
                       rasterized=True)
     if reference is not None:
         for onset, offset, midi in np.reshape(reference, (-1, 3)):
-            lo, hi = _midi_to_hz(midi - 0.5), _midi_to_hz(midi + 0.5)
+            lo, hi = midi_to_hz(midi - 0.5), midi_to_hz(midi + 0.5)
             ax.add_patch(Rectangle((onset, lo), offset - onset, hi - lo, fill=False,
                                    edgecolor="white", linewidth=1.2))
     for onset, offset, midi in notes:
-        lo, hi = _midi_to_hz(midi - 0.4), _midi_to_hz(midi + 0.4)
+        lo, hi = midi_to_hz(midi - 0.4), midi_to_hz(midi + 0.4)
         ax.add_patch(Rectangle((onset, lo), offset - onset, hi - lo, facecolor="cyan",
                                edgecolor="black", linewidth=0.5, alpha=0.8))
     ax.set_yscale("log")
     ax.set_ylim(low_hz, high_hz)
-    ax.set_yticks(_midi_to_hz([n for n in range(33, 97) if n % 12 == 0]))
+    ax.set_yticks(midi_to_hz([n for n in range(33, 97) if n % 12 == 0]))
     ax.set_yticklabels([f"C{n // 12 - 1}" for n in range(33, 97) if n % 12 == 0])
     ax.set_xlim(0, end)
     ax.set_xlabel("time (s)")

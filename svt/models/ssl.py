@@ -352,12 +352,12 @@ class SSLEncoder(FrameEncoder):
     def num_frames(self, num_samples):
         """Exact number of output frames for `num_samples` input samples (int or integer tensor).
 
-        Follows the CNN: `n -> (n - kernel) // stride + 1` per layer (80000 -> 249). Inputs shorter
+        The CNN gives `n -> (n - kernel) // stride + 1` per layer (80000 -> 249). Inputs shorter
         than the receptive field (400 samples) give <= 0.
         """
-        for kernel, stride in zip(self.config.conv_kernel, self.config.conv_stride):
-            num_samples = (num_samples - kernel) // stride + 1
-        return num_samples
+        # transformers' own output-length rule of the conv stack (floor division per layer).
+        lengths = self.model._get_feat_extract_output_lengths(torch.as_tensor(num_samples))
+        return lengths if isinstance(num_samples, torch.Tensor) else int(lengths)
 
     def frame_lengths(self, wav_lens: torch.Tensor | None, num_samples: int,
                       batch_size: int | None = None) -> torch.Tensor:

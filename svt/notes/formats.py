@@ -26,6 +26,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from mir_eval.util import hz_to_midi
 
 from svt.fileio import atomic_path, write_text_atomic
 from svt.notes.labels import validate_notes
@@ -88,10 +89,6 @@ def _numeric_rows(path, min_columns, skip_first_line=False):
     return rows, lines
 
 
-def _hz_to_midi(hz):
-    return 69.0 + 12.0 * np.log2(np.asarray(hz, dtype=np.float64) / 440.0)
-
-
 def read_mirex(path):
     """mir_eval text format: `onset offset frequency_hz`."""
     rows, lines = _numeric_rows(path, 3)
@@ -100,7 +97,7 @@ def read_mirex(path):
     if bad.any():
         line = lines[int(np.flatnonzero(bad)[0])]
         raise NoteFileError(f"{path}: line {line}: frequency must be positive (Hz)")
-    array[:, 2] = _hz_to_midi(array[:, 2])
+    array[:, 2] = hz_to_midi(array[:, 2])
     return _finish(path, array, lines)
 
 

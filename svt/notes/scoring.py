@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from mir_eval.util import f_measure
 
 from svt.notes.labels import validate_notes
 
@@ -36,8 +37,7 @@ def _prf(matched: int, num_ref: int, num_est: int):
     if num_ref == 0 or num_est == 0:
         return 0.0, 0.0, 0.0
     precision, recall = matched / num_est, matched / num_ref
-    f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
-    return precision, recall, f1
+    return precision, recall, float(f_measure(precision, recall))
 
 
 @dataclass

@@ -31,6 +31,7 @@ import os
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from mir_eval.util import midi_to_hz
 from scipy import signal
 
 from svt.audio import write_audio
@@ -107,11 +108,6 @@ def _as_rng(rng: Union[None, int, np.random.Generator]) -> np.random.Generator:
 def _check_voice(voice: str) -> None:
     if voice not in VOICE_RANGES:
         raise ValueError(f"unknown voice {voice!r}; choose from {VOICES}")
-
-
-def midi_to_hz(midi: np.ndarray) -> np.ndarray:
-    """Equal-tempered conversion, A4 = MIDI 69 = 440 Hz."""
-    return 440.0 * 2.0 ** ((np.asarray(midi, dtype=np.float64) - 69.0) / 12.0)
 
 
 def _notes_array(notes) -> np.ndarray:

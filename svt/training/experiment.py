@@ -27,9 +27,11 @@ def encoder_output_size(encoder) -> int:
 
 
 def model_name(source) -> str:
-    """A folder-safe name of a model source (hub id or local path): its last path component,
-    so `ssl_name` follows `ssl_source` and two encoders never share an output folder."""
-    name = Path(str(source).rstrip("/\\")).name or str(source)
+    """A folder-safe name of a model source (hub id, local folder or checkpoint file): its last
+    path component without a checkpoint suffix, so `ssl_name` follows `ssl_source` and two models
+    never share an output folder or a feature file."""
+    path = Path(str(source).rstrip("/\\"))
+    name = (path.stem if path.suffix in (".pt", ".pth", ".ckpt") else path.name) or str(source)
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
