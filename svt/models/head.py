@@ -13,10 +13,12 @@ and pitch-class NLL on log-softmax, each averaged over the valid frames of the b
 """
 from __future__ import annotations
 
+import functools
 from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
+from speechbrain.nnet import losses as sb_losses
 
 from svt.notes.labels import NUM_FRAME_OUTPUTS, NUM_OCTAVE_CLASSES
 
@@ -98,13 +100,6 @@ class MLPHead(FrameHead):
         return self.layers(features)
 
 
-def frame_mask(lengths: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """(B, T) float mask: frame j of item b is valid iff j < lengths[b] * T (relative lengths, as
-    SpeechBrain's `length_to_mask`-based losses compare, without rounding)."""
-    positions = torch.arange(num_frames, device=lengths.device, dtype=torch.float32)
-    return (positions[None, :] < lengths[:, None].float() * num_frames).float()
-
-
 def truncate_to_common_length(logits: torch.Tensor, targets: torch.Tensor):
     difference = abs(logits.shape[1] - targets.shape[1])
     if difference > ALLOWED_LENGTH_DIFFERENCE:
@@ -116,32 +111,9 @@ def truncate_to_common_length(logits: torch.Tensor, targets: torch.Tensor):
     return logits[:, :length], targets[:, :length]
 
 
-def frame_losses(logits, targets, lengths, onset_pos_weight=15.0, offset_pos_weight=1.0):
-    """Per-frame losses `{name: (B, T) tensor}` and the `(B, T)` mask of valid frames."""
-    logits, targets = truncate_to_common_length(logits, targets)
-    logits = logits.float()
-    mask = frame_mask(lengths, targets.shape[1])
-    onset_t, offset_t = targets[..., 0].float(), targets[..., 1].float()
-    octave_t, pitch_t = targets[..., 2].long(), targets[..., 3].long()
-    device = logits.device
-    losses = {
-        "onset": F.binary_cross_entropy_with_logits(
-            logits[..., ONSET], onset_t, reduction="none",
-            pos_weight=torch.tensor(onset_pos_weight, device=device)),
-        "offset": F.binary_cross_entropy_with_logits(
-            logits[..., OFFSET], offset_t, reduction="none",
-            pos_weight=torch.tensor(offset_pos_weight, device=device)),
-        "octave": F.nll_loss(F.log_softmax(logits[..., OCTAVE_SLICE], -1).transpose(1, 2),
-                             octave_t, reduction="none"),
-        "pitch": F.nll_loss(F.log_softmax(logits[..., PITCH_CLASS_SLICE], -1).transpose(1, 2),
-                            pitch_t, reduction="none"),
-    }
-    return losses, mask
-
-
 def transcription_loss(logits, targets, lengths, onset_pos_weight=15.0, offset_pos_weight=1.0,
                        reduction="mean"):
-    """Total loss and its four parts.
+    """Total loss and its four parts, from SpeechBrain's masked losses.
 
     Args:
         logits: (B, T, 20) head outputs.
@@ -153,13 +125,23 @@ def transcription_loss(logits, targets, lengths, onset_pos_weight=15.0, offset_p
     Returns:
         (total, {"onset": ..., "offset": ..., "octave": ..., "pitch": ...}).
     """
-    losses, mask = frame_losses(logits, targets, lengths, onset_pos_weight, offset_pos_weight)
-    if reduction == "mean":
-        parts = {k: (v * mask).sum() / mask.sum().clamp(min=1) for k, v in losses.items()}
-    elif reduction == "batch":
-        parts = {k: (v * mask).sum(1) / mask.sum(1).clamp(min=1) for k, v in losses.items()}
-    else:
+    if reduction not in ("mean", "batch"):
         raise ValueError(f"reduction must be 'mean' or 'batch', got {reduction!r}")
+    logits, targets = truncate_to_common_length(logits, targets)
+    logits = logits.float()
+    pos_weight = functools.partial(torch.tensor, device=logits.device)
+    parts = {
+        "onset": sb_losses.bce_loss(logits[..., ONSET], targets[..., 0].float(), lengths,
+                                    pos_weight=pos_weight(float(onset_pos_weight)),
+                                    reduction=reduction),
+        "offset": sb_losses.bce_loss(logits[..., OFFSET], targets[..., 1].float(), lengths,
+                                     pos_weight=pos_weight(float(offset_pos_weight)),
+                                     reduction=reduction),
+        "octave": sb_losses.nll_loss(F.log_softmax(logits[..., OCTAVE_SLICE], -1),
+                                     targets[..., 2].long(), lengths, reduction=reduction),
+        "pitch": sb_losses.nll_loss(F.log_softmax(logits[..., PITCH_CLASS_SLICE], -1),
+                                    targets[..., 3].long(), lengths, reduction=reduction),
+    }
     return sum(parts.values()), parts
 
 
