@@ -227,14 +227,15 @@ def read_midi(path, track=None):
         for t in midi.tracks for tick, msg in _absolute(t) if msg.type == "set_tempo")
     ticks_at, seconds_at, tempos = [0], [0.0], [500000]
     for tick, tempo in tempo_changes:
-        seconds_at.append(seconds_at[-1] + (tick - ticks_at[-1]) * tempos[-1] / 1e6
-                          / midi.ticks_per_beat)
+        seconds_at.append(seconds_at[-1] + mido.tick2second(tick - ticks_at[-1],
+                                                            midi.ticks_per_beat, tempos[-1]))
         ticks_at.append(tick)
         tempos.append(tempo)
 
     def to_seconds(tick):
         i = int(np.searchsorted(ticks_at, tick, side="right")) - 1
-        return seconds_at[i] + (tick - ticks_at[i]) * tempos[i] / 1e6 / midi.ticks_per_beat
+        return seconds_at[i] + mido.tick2second(tick - ticks_at[i], midi.ticks_per_beat,
+                                                tempos[i])
 
     per_track = {}
     for index, t in enumerate(midi.tracks):
@@ -370,11 +371,13 @@ def write_notes_midi(path, notes, velocity=100, program=0) -> None:
     because the tempo is written explicitly. Fractional pitches are rounded to semitones."""
     import mido
 
-    ticks_per_second = MIDI_TICKS_PER_BEAT * 1e6 / MIDI_TEMPO
+    def ticks(seconds):
+        return int(round(mido.second2tick(seconds, MIDI_TICKS_PER_BEAT, MIDI_TEMPO)))
+
     events = []
     for a, b, p in _as_notes(notes):
         pitch = int(np.clip(np.round(p), 0, 127))
-        start, end = int(round(a * ticks_per_second)), int(round(b * ticks_per_second))
+        start, end = ticks(a), ticks(b)
         end = max(end, start + 1)
         events.append((end, 0, "note_off", pitch))  # note-offs first at equal ticks
         events.append((start, 1, "note_on", pitch))
