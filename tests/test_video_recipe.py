@@ -60,8 +60,9 @@ def test_video_features_for_every_split(video_run):
     run(*args, "--extract_features", "True")
     annotations = json.loads((root / "n20" / "annotations.json").read_text())
     for song in annotations:
+        # named after the video model (the checkpoint tiny.pt)
         feats = load_features(feature_path(root / "data" / "features", f"n20emv2/{song}",
-                                           "video_feats"))
+                                           "tiny/video_feats"))
         video = np.load(root / "n20" / "data" / song / "video_50fps.npy", mmap_mode="r")
         assert feats.shape == (len(video), tiny_config().encoder_embed_dim)
         assert feats.dtype == np.float16 and np.isfinite(feats).all()

@@ -50,7 +50,7 @@ def plot_piano_roll(path, notes, audio=None, sample_rate=16000, reference=None, 
                                edgecolor="black", linewidth=0.5, alpha=0.8))
     ax.set_yscale("log")
     ax.set_ylim(low_hz, high_hz)
-    ax.set_yticks(midi_to_hz([n for n in range(33, 97) if n % 12 == 0]))
+    ax.set_yticks(midi_to_hz(np.arange(36, 97, 12)))
     ax.set_yticklabels([f"C{n // 12 - 1}" for n in range(33, 97) if n % 12 == 0])
     ax.set_xlim(0, end)
     ax.set_xlabel("time (s)")
