@@ -4,10 +4,26 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 here = Path(__file__).parent
+# Compatible ranges; the exact versions verified together are pinned in requirements.txt.
 requirements = [
-    line.strip()
-    for line in (here / "requirements.txt").read_text().splitlines()
-    if line.strip() and not line.startswith("#") and not line.startswith("pytest")
+    "torch>=2.2",
+    "torchaudio>=2.2",
+    "speechbrain>=1.0,<2",
+    "transformers>=4.40",
+    "huggingface_hub>=0.23",
+    "safetensors>=0.4",
+    "HyperPyYAML>=1.2",
+    "librosa>=0.10",
+    "mir_eval>=0.7",
+    "numpy>=1.26",
+    "pandas>=2.0",
+    "scipy>=1.11",
+    "soundfile>=0.12",
+    "mido>=1.3",
+    "matplotlib>=3.7",
+    "tqdm>=4.60",
+    "joblib>=1.3",
+    "soxr>=0.3",
 ]
 
 setup(
@@ -19,6 +35,11 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["svt", "svt.*"]),
     install_requires=requirements,
+    extras_require={
+        "slurm": ["submitit>=1.4"],        # MUSAN preparation / noise synthesis on a cluster
+        "separation": ["demucs>=4.0"],     # vocals from MIR-ST500 mixtures (--separate)
+        "test": ["pytest>=7"],
+    },
     entry_points={
         "console_scripts": [
             "svt-score=svt.cli.score:main",
