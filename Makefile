@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_labels_decoding.py
 	$(PY) benchmarks/bench_utterance_loading.py
 	$(PY) benchmarks/bench_transcribe.py
+	$(PY) benchmarks/bench_cli_startup.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -142,3 +142,18 @@ def test_svt_score_errors_are_clear(tmp_path, capsys):
     assert "bad.json" in err and "note 1" not in err and "offset <= onset" in err
     assert score_main([str(tmp_path / "ok.json"), str(tmp_path / "missing.json")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_svt_score_and_its_help_import_no_torch():
+    """`svt-score` (and `--help`) start without torch, transformers or SpeechBrain."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.argv = ['svt-score', '--help']\n"
+            "from svt.cli.score import main\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert e.code == 0\n"
+            "heavy = [m for m in ('torch', 'transformers', 'speechbrain') if m in sys.modules]\n"
+            "assert not heavy, heavy")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "usage: svt-score" in result.stdout

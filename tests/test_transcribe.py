@@ -177,3 +177,38 @@ def test_long_input_is_read_chunk_by_chunk(local_bundle, tmp_path, monkeypatch):
     per_minute = [((result[:, 0] >= 60 * k) & (result[:, 0] < 60 * (k + 1))).sum()
                   for k in range(12)]
     assert max(per_minute) - min(per_minute) <= 2
+
+
+def test_cli_thresholds_and_saved_frames(local_bundle, song, tmp_path, capsys):
+    """--save-frames writes the posteriors the notes were decoded from; the thresholds default to
+    the bundle's, move the result the expected way, and are range-checked by argparse."""
+    _, wav = song
+    sf.write(tmp_path / "s.wav", wav[: SR * 12], SR)
+    args = [str(tmp_path / "s.wav"), "--model", str(local_bundle), "--format", "csv"]
+    assert transcribe_main([*args, "--out-dir", str(tmp_path / "default"), "--save-frames"]) == 0
+    notes = read_notes(tmp_path / "default" / "s.json")
+    saved = np.load(tmp_path / "default" / "s.npz")
+    assert float(saved["frame_rate"]) == load_bundle(local_bundle).encoder.frame_rate == 50.0
+    assert len(notes) > 0
+    # The saved frames decode, at the stored rate with the bundle's thresholds, to the JSON notes.
+    decoded = frames_to_notes(saved["onset"], saved["offset"], saved["octave"],
+                              saved["pitch_class"], onset_threshold=0.4, offset_threshold=0.5,
+                              frame_rate=float(saved["frame_rate"]))
+    np.testing.assert_allclose(decoded, notes, atol=1e-6)
+    # A stricter onset threshold keeps only peaks above it: fewer notes, those of the frames.
+    strict = float(np.quantile(saved["onset"], 0.995))
+    assert transcribe_main([*args, "--out-dir", str(tmp_path / "strict"),
+                            "--onset-threshold", str(strict)]) == 0
+    strict_notes = read_notes(tmp_path / "strict" / "s.json")
+    assert len(strict_notes) < len(notes)
+    np.testing.assert_allclose(strict_notes, frames_to_notes(
+        saved["onset"], saved["offset"], saved["octave"], saved["pitch_class"],
+        onset_threshold=strict, offset_threshold=0.5, frame_rate=50.0), atol=1e-6)
+    for bad in ("0", "1", "1.5", "-0.2", "abc"):
+        with pytest.raises(SystemExit) as exit_info:
+            transcribe_main([*args, "--out-dir", str(tmp_path / "bad"), "--offset-threshold",
+                             bad])
+        assert exit_info.value.code == 2
+        assert "--offset-threshold" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="onset_threshold must be between 0 and 1"):
+        svt.transcribe(wav[:SR], sample_rate=SR, model=local_bundle, onset_threshold=2.0)

@@ -19,8 +19,10 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
+from svt.fileio import atomic_path
 from svt.inference.bundle import BundleError
 from svt.inference.transcribe import (
     AUDIO_SUFFIXES,
@@ -85,7 +87,36 @@ def build_parser():
                              "length)")
     parser.add_argument("--context-seconds", type=float, default=DEFAULT_CONTEXT_SECONDS,
                         help="extra audio read on each side of a chunk (default 0.5)")
+    parser.add_argument("--onset-threshold", type=probability, default=None,
+                        help="onset probability a note needs to start, in (0, 1) (default: the "
+                             "model's)")
+    parser.add_argument("--offset-threshold", type=probability, default=None,
+                        help="offset probability that ends a note, in (0, 1) (default: the "
+                             "model's)")
+    parser.add_argument("--save-frames", action="store_true",
+                        help="also write <name>.npz: frame posteriors onset, offset (probabilities),"
+                             " octave, pitch_class (class indices) and frame_rate (frames/s)")
     return parser
+
+
+def probability(text: str) -> float:
+    """An argparse type: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
+def save_frames(path, frames, frame_rate: float) -> None:
+    """The frame posteriors as `.npz`; frame i is at i / frame_rate seconds."""
+    onset, offset, octave, pitch_class = (np.asarray(f) for f in frames)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, onset=onset, offset=offset, octave=octave, pitch_class=pitch_class,
+                     frame_rate=np.float64(frame_rate))
 
 
 def find_videos(video, files):
@@ -160,14 +191,19 @@ def main(argv=None) -> int:
                     missing_video = Path(args.video) / f"{path.stem}.npy"
                     raise FileNotFoundError(f"{path}: no lip video for it ({missing_video} is "
                                             "missing)")
-                notes = transcribe(path, model=model, video=videos.get(path),
-                                   chunk_seconds=args.chunk_seconds,
-                                   context_seconds=args.context_seconds,
-                                   batch_size=args.batch_size, progress=tqdm)
+                notes, frames = transcribe(path, model=model, video=videos.get(path),
+                                           chunk_seconds=args.chunk_seconds,
+                                           context_seconds=args.context_seconds,
+                                           batch_size=args.batch_size, progress=tqdm,
+                                           onset_threshold=args.onset_threshold,
+                                           offset_threshold=args.offset_threshold,
+                                           return_frames=True)
             for warning in caught:
                 if issubclass(warning.category, SilentInputWarning):
                     print(f"svt-transcribe: warning: {warning.message}", file=sys.stderr)
             write_notes_json(out_dir / f"{stem}.json", notes)
+            if args.save_frames:
+                save_frames(out_dir / f"{stem}.npz", frames, model.encoder.frame_rate)
             if "csv" in formats:
                 write_notes_csv(out_dir / f"{stem}.csv", notes)
             if "mid" in formats:

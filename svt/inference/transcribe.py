@@ -257,7 +257,8 @@ def resolve_device(device="auto") -> str:
 
 def transcribe(audio, sample_rate=None, model=None, *, video=None, chunk_seconds=None,
                context_seconds=DEFAULT_CONTEXT_SECONDS, batch_size=4, device="cpu",
-               progress=None, return_frames=False):
+               progress=None, return_frames=False, onset_threshold=None,
+               offset_threshold=None):
     """Transcribe singing into notes `(N, 3)` float64 `[onset_s, offset_s, midi]`.
 
     Args:
@@ -271,8 +272,15 @@ def transcribe(audio, sample_rate=None, model=None, *, video=None, chunk_seconds
             utterance length) and extra audio read on each side of it.
         batch_size: chunks per forward pass.
         progress: a tqdm-like class for a chunk progress bar (None: no bar).
-        return_frames: also return the frame predictions `(onset, offset, octave, pitch_class)`.
+        return_frames: also return the frame predictions `(onset, offset, octave, pitch_class)`
+            (onset/offset probabilities, octave/pitch-class indices) on the encoder frame grid
+            (`model.frame_rate` frames per second).
+        onset_threshold, offset_threshold: decoding thresholds (None: the bundle's own).
     """
+    for name, value in (("onset_threshold", onset_threshold),
+                        ("offset_threshold", offset_threshold)):
+        if value is not None and not 0 < value < 1:
+            raise ValueError(f"transcribe: {name} must be between 0 and 1, got {value}")
     if model is None:
         raise ValueError("transcribe: pass model= (a bundle folder such as results/demo/model)")
     model = resolve_model(model, device, "audio" if video is None else "audio_visual")
@@ -298,8 +306,12 @@ def transcribe(audio, sample_rate=None, model=None, *, video=None, chunk_seconds
                                 progress, video=video)
     finally:
         source.close()
-    notes = frames_to_notes(*frames, onset_threshold=model.settings["onset_threshold"],
-                            offset_threshold=model.settings["offset_threshold"],
+    if onset_threshold is None:
+        onset_threshold = model.settings["onset_threshold"]
+    if offset_threshold is None:
+        offset_threshold = model.settings["offset_threshold"]
+    notes = frames_to_notes(*frames, onset_threshold=onset_threshold,
+                            offset_threshold=offset_threshold,
                             frame_rate=model.encoder.frame_rate)
     if len(notes) == 0:
         name = audio if isinstance(audio, (str, os.PathLike)) else "the waveform"
