@@ -24,6 +24,8 @@ requirements = [
     "tqdm>=4.60",
     "joblib>=1.3",
     "soxr>=0.3",
+    # The shipped transcriber's frozen pitch network (MIT; its weights are inside the wheel).
+    "torchfcpe>=0.0.4,<0.1",
 ]
 
 setup(
@@ -34,6 +36,9 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["svt", "svt.*"]),
+    # The default model: svt/pretrained/<name>/{svt_bundle.json, weights.pt, encoder/...}.
+    package_data={"svt": ["pretrained/*/*.json", "pretrained/*/*.pt", "pretrained/*/*.md",
+                          "pretrained/*/encoder/*"]},
     install_requires=requirements,
     extras_require={
         "slurm": ["submitit>=1.4"],        # MUSAN preparation / noise synthesis on a cluster

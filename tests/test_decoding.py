@@ -101,3 +101,47 @@ def test_bad_inputs_are_reported():
         frames_to_notes([0.1, 0.2], [0.1, 0.1], [1, 7], [1, 1])
     with pytest.raises(ValueError, match="1-D"):
         frames_to_notes(np.zeros((2, 2)), [0.1, 0.1], [1, 1], [1, 1])
+
+
+def test_sung_pitch_is_each_notes_median_and_class_vote_where_unvoiced():
+    n = 20
+    onset = np.zeros(n)
+    onset[[2, 10]] = 0.9
+    offset = np.zeros(n)
+    offset[[8, 16]] = 0.9
+    octave = np.full(n, 4)
+    pitch_class = np.full(n, 12)
+    octave[2:8], pitch_class[2:8] = 2, 0     # class vote: MIDI 60
+    octave[10:16], pitch_class[10:16] = 2, 2  # class vote: MIDI 62
+    sung = np.full(n, np.nan)
+    sung[2:8] = [60.2, 60.4, 60.3, 60.5, 60.1, 60.3]  # median 60.3
+    integer = frames_to_notes(onset, offset, octave, pitch_class, frame_rate=10.0)
+    notes = frames_to_notes(onset, offset, octave, pitch_class, frame_rate=10.0, sung_pitch=sung)
+    np.testing.assert_allclose(integer, [[0.2, 0.8, 60], [1.0, 1.6, 62]])
+    # First note: the median of its frames; second: no voiced frame, the class vote stays.
+    np.testing.assert_allclose(notes, [[0.2, 0.8, 60.3], [1.0, 1.6, 62]])
+    with pytest.raises(ValueError, match="sung_pitch has 5 frames"):
+        frames_to_notes(onset, offset, octave, pitch_class, sung_pitch=sung[:5])
+
+
+def test_voiced_decoder_cuts_voiced_runs_at_onsets():
+    from svt.notes.decoding import decode_frames, voiced_frames_to_notes, voiced_runs
+
+    sung = np.full(60, np.nan)
+    sung[5:25] = 60.2          # a note ...
+    sung[25:40] = 62.1         # ... joined legato to the next: only the onset peak splits them
+    sung[40] = 62.1            # ... which ends at frame 41: a 2-frame gap is not bridged,
+    sung[43:46] = 64.0         # and a 3-frame voiced run is shorter than a note
+    onset = np.zeros(60)
+    onset[[5, 25]] = [0.9, 0.6]
+    onset[30] = 0.1            # below the threshold: no cut
+    np.testing.assert_array_equal(voiced_runs(np.isfinite(sung), bridge_frames=1, min_frames=5),
+                                  [[5, 41]])
+    notes = voiced_frames_to_notes(onset, sung, onset_threshold=0.2, frame_rate=10.0)
+    np.testing.assert_allclose(notes, [[0.5, 2.5, 60.2], [2.5, 4.1, 62.1]])
+    frames = (onset, np.zeros(60), np.full(60, 4), np.full(60, 12), sung)
+    np.testing.assert_allclose(decode_frames(frames, "voiced", 0.2, frame_rate=10.0), notes)
+    with pytest.raises(ValueError, match="needs a model with a pitch network"):
+        decode_frames(frames[:4], "voiced")
+    with pytest.raises(ValueError, match="unknown decoder 'beam'"):
+        decode_frames(frames, "beam")

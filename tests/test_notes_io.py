@@ -139,3 +139,62 @@ def test_written_files_get_normal_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE((tmp_path / "p.json").stat().st_mode) == 0o666 & ~umask
+
+
+SSVD_TEXT = "0.1300\t0.2500\t51.06\r\n0.3500\t0.6400\t47.79\r\n0.7300\t0.9700\t48.49\r\n"
+
+
+def test_ssvd_notes_crlf_fractional_midi(tmp_path):
+    path = tmp_path / "1011.txt"
+    path.write_bytes(SSVD_TEXT.encode())
+    assert detect_format(path) == "ssvd"
+    np.testing.assert_allclose(read_notes(path), [[0.13, 0.25, 51.06], [0.35, 0.64, 47.79],
+                                                  [0.73, 0.97, 48.49]])
+    # The release's wart: a spurious first note near MIDI 119 is read, not a crash.
+    path.write_bytes(("0.0100\t0.0300\t119.20\r\n" + SSVD_TEXT).encode())
+    assert read_notes(path).shape == (4, 3)
+
+
+def test_ssvd_and_ismir2014_told_apart_by_the_second_column(tmp_path):
+    # ISMIR2014: onset, *duration*, midi: durations fall below the onsets after the first note.
+    (tmp_path / "a.txt").write_text("0.5 0.4 60\n1.0 0.5 62\n2.0 0.3 64\n")
+    assert detect_format(tmp_path / "a.txt") == "ismir2014"
+    np.testing.assert_allclose(read_notes(tmp_path / "a.txt")[:, 1], [0.9, 1.5, 2.3])
+    (tmp_path / "b.txt").write_text("0.5 0.9 60\n1.0 1.5 62\n2.0 2.3 64\n")
+    assert detect_format(tmp_path / "b.txt") == "ssvd"
+    np.testing.assert_allclose(read_notes(tmp_path / "b.txt")[:, 1], [0.9, 1.5, 2.3])
+    np.testing.assert_allclose(read_notes(tmp_path / "b.txt", "ssvd"),
+                               read_notes(tmp_path / "a.txt"))
+
+
+def test_midi_fractional_pitch_as_pitch_bend(tmp_path):
+    notes = np.array([[0.1, 0.5, 60.3], [0.5, 0.9, 61.0], [1.0, 1.5, 58.77]])
+    write_notes_midi(tmp_path / "f.mid", notes)
+    messages = [m for m in mido.MidiFile(tmp_path / "f.mid").tracks[0] if m.type == "pitchwheel"]
+    # 0.3 semitone of a +-2 range = 0.15 * 8192; back to 0 for 61; -0.23 -> -942.
+    assert [m.pitch for m in messages] == [1229, 0, -942]
+    np.testing.assert_allclose(read_notes(tmp_path / "f.mid"), notes, atol=3e-4)
+    write_notes_midi(tmp_path / "i.mid", np.round(notes))
+    assert not any(m.type == "pitchwheel" for m in mido.MidiFile(tmp_path / "i.mid").tracks[0])
+
+
+def test_svt_score_reads_an_ssvd_folder(tmp_path, capsys):
+    import mir_eval
+
+    from svt.cli.score import main as score_main
+
+    refs, ests = tmp_path / "ssvd", tmp_path / "notes"
+    refs.mkdir()
+    ests.mkdir()
+    (refs / "1011.txt").write_bytes(SSVD_TEXT.encode())
+    (refs / "1011.flac").write_bytes(b"")  # audio beside the notes is ignored
+    estimate = np.array([[0.14, 0.26, 51.2], [0.36, 0.50, 47.0], [0.74, 0.96, 48.3]])
+    write_notes_json(ests / "1011.json", estimate)
+    assert score_main([str(refs), str(ests), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    ref = read_notes(refs / "1011.txt")
+    expected = mir_eval.transcription.precision_recall_f1_overlap(
+        ref[:, :2], mir_eval.util.midi_to_hz(ref[:, 2]), estimate[:, :2],
+        mir_eval.util.midi_to_hz(estimate[:, 2]), offset_ratio=None)
+    assert result["songs"]["1011"]["COnP_f1"] == pytest.approx(expected[2])
+    assert score_main([str(refs / "1011.txt"), str(ests / "1011.json"), "--format", "ssvd"]) == 2

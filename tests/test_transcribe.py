@@ -96,9 +96,11 @@ def test_silent_and_too_short_input_give_empty_notes_with_warning(local_bundle):
         assert notes.shape == (0, 3)
 
 
-def test_api_requires_a_model_and_rate():
-    with pytest.raises(ValueError, match="model="):
-        svt.transcribe(np.zeros(10), 16000)
+def test_api_requires_a_rate_and_a_model_for_video():
+    with pytest.raises(ValueError, match="sample_rate is required"):
+        svt.transcribe(np.zeros(10))
+    with pytest.raises(ValueError, match="the default model is audio-only; pass model="):
+        svt.transcribe(np.zeros(10), 16000, video=np.zeros((1, 96, 96), np.uint8))
 
 
 def test_cli_folder_run_outputs_errors_and_scoring(local_bundle, song, tmp_path, capsys):

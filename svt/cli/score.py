@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                         default=DEFAULT_TOLERANCES["offset_min_tolerance"], metavar="S",
                         help="minimum offset tolerance in seconds (default 0.05)")
     parser.add_argument("--format", dest="fmt", default=None,
-                        choices=["json", "mirex", "ismir2014", "csv", "tonas", "midi"],
+                        choices=["json", "mirex", "ismir2014", "ssvd", "csv", "tonas", "midi"],
                         help="force the note-file format of both sides (default: detect)")
     parser.add_argument("--split", default=None,
                         help="with an N20EMv2 annotations.json, score only this split")

@@ -1,4 +1,8 @@
-"""`svt-transcribe INPUT... --model MODEL_DIR --out-dir DIR`: singing to notes, JSON/CSV/MIDI.
+"""`svt-transcribe INPUT... --out-dir DIR [--model MODEL_DIR]`: singing to notes, JSON/CSV/MIDI.
+
+Without --model the transcriber shipped in the package is used (docs/shipped-model.md): notes carry
+the pitch that was sung, as fractional MIDI numbers (MIDI files: the nearest note plus a pitch
+bend).
 
 INPUT: audio files or folders of them (wav, flac, ogg, and mp3/m4a where a decoder is installed),
 any sample rate and channel count. For each input the notes are written to DIR/<stem>.json
@@ -27,6 +31,7 @@ from svt.inference.bundle import BundleError
 from svt.inference.transcribe import (
     AUDIO_SUFFIXES,
     DEFAULT_CONTEXT_SECONDS,
+    DEFAULT_MODEL,
     SilentInputWarning,
     resolve_model,
     transcribe,
@@ -66,9 +71,10 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="svt-transcribe", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders")
-    parser.add_argument("--model", required=True,
+    parser.add_argument("--model", default=None,
                         help="model bundle (a recipe's <output_folder>/model, results/demo/model) "
-                             "or a recipe output folder")
+                             "or a recipe output folder (default: the model shipped in the "
+                             "package)")
     parser.add_argument("--out-dir", required=True, help="folder for the outputs")
     parser.add_argument("--format", default="json,csv,mid",
                         help="comma-separated outputs besides JSON: csv, mid (default: all)")
@@ -94,8 +100,10 @@ def build_parser():
                         help="offset probability that ends a note, in (0, 1) (default: the "
                              "model's)")
     parser.add_argument("--save-frames", action="store_true",
-                        help="also write <name>.npz: frame posteriors onset, offset (probabilities),"
-                             " octave, pitch_class (class indices) and frame_rate (frames/s)")
+                        help="also write <name>.npz: frame posteriors onset, offset "
+                             "(probabilities), octave, pitch_class (class indices), sung_pitch "
+                             "(fractional MIDI, NaN = unvoiced; models with a pitch network) and "
+                             "frame_rate")
     return parser
 
 
@@ -112,11 +120,11 @@ def probability(text: str) -> float:
 
 def save_frames(path, frames, frame_rate: float) -> None:
     """The frame posteriors as `.npz`; frame i is at i / frame_rate seconds."""
-    onset, offset, octave, pitch_class = (np.asarray(f) for f in frames)
+    names = ("onset", "offset", "octave", "pitch_class", "sung_pitch")
+    arrays = {name: np.asarray(f) for name, f in zip(names, frames)}
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, onset=onset, offset=offset, octave=octave, pitch_class=pitch_class,
-                     frame_rate=np.float64(frame_rate))
+            np.savez(f, **arrays, frame_rate=np.float64(frame_rate))
 
 
 def find_videos(video, files):
@@ -165,7 +173,10 @@ def main(argv=None) -> int:
         print(f"svt-transcribe: error: --video: {err}", file=sys.stderr)
         return 2
     try:
-        model = resolve_model(args.model, args.device,
+        if args.model is None and args.video is not None:
+            raise ValueError("--video needs --model (an audio-visual bundle); the shipped model "
+                             "is audio-only")
+        model = resolve_model(DEFAULT_MODEL if args.model is None else args.model, args.device,
                               "audio" if args.video is None else "audio_visual")
     except (BundleError, ValueError, OSError) as err:
         print(f"svt-transcribe: error: cannot load the model: {err}", file=sys.stderr)

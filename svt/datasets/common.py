@@ -547,6 +547,30 @@ def _prepare_evaluation_set(dataset, data, save_folder, sources, problems, dur_t
     return {dataset: _write_split_csv(path, prepared, dur_threshold)}
 
 
+def _sources_beside(dataset, data, wavs, notes_files, notes_stem, reader, problems,
+                    notes_suffix: str, audio_suffix: str) -> list[SongSource]:
+    """Songs whose audio `<stem>.<ext>` lies beside its annotation (`notes_stem(path)` = `<stem>`);
+    an audio file without annotation, or the reverse, is a problem naming the missing file."""
+    beside = {(p.parent, notes_stem(p)): p for p in notes_files}
+    matched, sources = set(), []
+    for song, wav in _unique_song_names(wavs, data, lambda p: p.stem).items():
+        note_file = beside.get((wav.parent, wav.stem))
+        if note_file is None:
+            problems.add(song, f"audio {wav} has no {wav.stem}{notes_suffix} beside it; add the "
+                               "annotation or remove the file")
+            continue
+        matched.add(note_file)
+        notes = _read_song_notes(note_file, reader, song, problems)
+        if notes is not None:
+            sources.append(SongSource(dataset, song, notes, note_file, audio=wav))
+    for note_file in notes_files:
+        if note_file not in matched:
+            stem = notes_stem(note_file)
+            problems.add(stem, f"annotation {note_file} has no audio file {stem}{audio_suffix} "
+                               "beside it; add the audio or remove the annotation")
+    return sources
+
+
 def _read_song_notes(path, reader, song, problems):
     try:
         return reader(path)

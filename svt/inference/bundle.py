@@ -28,8 +28,9 @@ from svt.models.avhubert import AVHubertVideoEncoder
 from svt.models.encoder import FrameEncoder
 from svt.models.fusion import FusionRCA
 from svt.models.head import FrameHead, TranscriptionHead, frame_predictions
+from svt.models.pitch_network import PitchNetworkEncoder  # noqa: F401 (registers its type)
 from svt.models.ssl import SSLEncoder
-from svt.notes.decoding import frames_to_notes
+from svt.notes.decoding import decode_frames
 
 BUNDLE_FILE = "svt_bundle.json"
 WEIGHTS_FILE = "weights.pt"
@@ -67,17 +68,32 @@ class TranscriptionModel(torch.nn.Module):
     def forward(self, wavs, wav_lens=None):
         return self.head(self.encoder(wavs, wav_lens))
 
+    def frame_outputs(self, wavs, wav_lens=None) -> list:
+        """Decoder inputs for a batch: `[onset_prob, offset_prob, octave, pitch_class]`, plus the
+        per-frame sung pitch (fractional MIDI, NaN = unvoiced) when the encoder has a pitch
+        network (`sung_pitch`)."""
+        features = self.encoder(wavs, wav_lens)
+        outputs = list(frame_predictions(self.head(features)))
+        sung_pitch = getattr(self.encoder, "sung_pitch", None)
+        if sung_pitch is not None:
+            outputs.append(sung_pitch(features))
+        return outputs
+
     @torch.no_grad()
     def predict_frames(self, wav):
-        """Decoder inputs `(onset_prob, offset_prob, octave, pitch_class)` for one waveform."""
+        """Decoder inputs (see `frame_outputs`) for one waveform."""
         device = next(self.parameters()).device
         wavs = torch.as_tensor(np.asarray(wav, dtype=np.float32), device=device)[None]
-        return tuple(t[0].cpu().numpy() for t in frame_predictions(self(wavs)))
+        return tuple(t[0].cpu().numpy() for t in self.frame_outputs(wavs))
 
-    def decode(self, frames):
-        return frames_to_notes(*frames, onset_threshold=self.settings["onset_threshold"],
-                               offset_threshold=self.settings["offset_threshold"],
-                               frame_rate=self.frame_rate)
+    def decode(self, frames, onset_threshold=None, offset_threshold=None):
+        """Notes from whole-recording frame predictions (4 arrays, or 5 with the sung pitch),
+        with the bundle's decoder (`decoder`, default the paper's) and thresholds."""
+        return decode_frames(
+            frames, self.settings.get("decoder", "paper"),
+            onset_threshold=onset_threshold or self.settings["onset_threshold"],
+            offset_threshold=offset_threshold or self.settings["offset_threshold"],
+            frame_rate=self.frame_rate)
 
 
 def _unwrap(module):

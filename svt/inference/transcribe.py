@@ -44,7 +44,7 @@ from svt.inference.bundle import (
     modality_mismatch,
 )
 from svt.models.head import frame_predictions
-from svt.notes.decoding import frames_to_notes
+from svt.notes.decoding import decode_frames
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".ai
 #: trained on 5-s utterances transcribe best when they see windows of about that size.
 DEFAULT_CHUNK_SECONDS = 5.0
 DEFAULT_CONTEXT_SECONDS = 0.5
+#: The model shipped in the package (docs/shipped-model.md): used when no model is given.
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "pretrained" / "singing_transcriber"
 #: Block size for streaming conversion of non-16 kHz files.
 _CONVERT_BLOCK = 1 << 18
 
@@ -167,6 +169,8 @@ def predict_frames(model: TranscriptionModel, source, chunk_seconds=None,
     total_frames = max(int(encoder.num_frames(source.num_samples)), 0)
     empty = (np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
              np.zeros(0, np.int64))
+    if getattr(encoder, "sung_pitch", None) is not None:
+        empty += (np.zeros(0, np.float32),)
     if total_frames == 0:
         return empty
     chunk_frames = max(1, int(round(chunk_seconds * encoder.frame_rate)))
@@ -174,8 +178,7 @@ def predict_frames(model: TranscriptionModel, source, chunk_seconds=None,
     receptive = _receptive_field(encoder)
     starts = list(range(0, total_frames, chunk_frames))
     device = next(model.parameters()).device
-    outputs = [np.zeros(total_frames, np.float32), np.zeros(total_frames, np.float32),
-               np.zeros(total_frames, np.int64), np.zeros(total_frames, np.int64)]
+    outputs = [np.zeros(total_frames, e.dtype) for e in empty]
     bar = progress(total=len(starts), unit="chunk", leave=False) if progress else None
     for first in range(0, len(starts), batch_size):
         batch = []
@@ -191,16 +194,17 @@ def predict_frames(model: TranscriptionModel, source, chunk_seconds=None,
             batch.append((start, stop, read_from, source.read(sample_start, sample_stop), clip))
         wavs, wav_lens = _pad_batch([item[3] for item in batch])
         if video is None:
-            logits = model(wavs.to(device), wav_lens.to(device))
+            predictions = model.frame_outputs(wavs.to(device), wav_lens.to(device))
         else:
             # A chunk starting past the video's end gets one zero frame (the encoder needs one);
             # the fusion zero-pads the rest, as the training pipeline did for a short video.
             blank = np.zeros((1, transform.crop, transform.crop), np.float32)
             videos, video_lens = _pad_batch([blank if item[4] is None else item[4]
                                              for item in batch])
-            logits = model(wavs.to(device), wav_lens.to(device), videos.to(device),
-                           video_lens.to(device))
-        predictions = [t.cpu().numpy() for t in frame_predictions(logits)]
+            predictions = frame_predictions(model(wavs.to(device), wav_lens.to(device),
+                                                  videos.to(device), video_lens.to(device)))
+        predictions = [t.float().cpu().numpy() if t.is_floating_point() else t.cpu().numpy()
+                       for t in predictions]
         for b, (start, stop, read_from, _, _) in enumerate(batch):
             offset = start - read_from
             for out, pred in zip(outputs, predictions):
@@ -222,7 +226,10 @@ def _pad_batch(arrays):
 
 
 def _receptive_field(encoder) -> int:
-    """Samples seen by one output frame of the conv front-end (400 for wav2vec2)."""
+    """Samples seen by one output frame of the conv front-end (400 for wav2vec2), or the
+    encoder's own `receptive_field`."""
+    if getattr(encoder, "receptive_field", None):
+        return int(encoder.receptive_field)
     field = 1
     for kernel, stride in reversed(list(zip(encoder.config.conv_kernel,
                                             encoder.config.conv_stride))):
@@ -264,7 +271,8 @@ def transcribe(audio, sample_rate=None, model=None, *, video=None, chunk_seconds
     Args:
         audio: a path to an audio file, or a waveform array (mono `(n,)` or `(n, channels)`).
         sample_rate: the waveform's rate (required for arrays; ignored for files).
-        model: a loaded model or the path of a bundle / recipe output folder.
+        model: a loaded model or the path of a bundle / recipe output folder (None: the model
+            shipped in the package, `DEFAULT_MODEL`).
         video: with an audio-visual model, the singer's lip video aligned with the audio: a
             `.npy` path or an array, uint8 `(T, H, W)` grayscale lip regions (96x96 in N20EMv2)
             at 50 frames per second, frame 0 at time 0.
@@ -273,16 +281,22 @@ def transcribe(audio, sample_rate=None, model=None, *, video=None, chunk_seconds
         batch_size: chunks per forward pass.
         progress: a tqdm-like class for a chunk progress bar (None: no bar).
         return_frames: also return the frame predictions `(onset, offset, octave, pitch_class)`
-            (onset/offset probabilities, octave/pitch-class indices) on the encoder frame grid
-            (`model.frame_rate` frames per second).
+            (onset/offset probabilities, octave/pitch-class indices; plus the sung pitch in
+            fractional MIDI, NaN where unvoiced, for models with a pitch network) on the encoder
+            frame grid (`model.frame_rate` frames per second).
         onset_threshold, offset_threshold: decoding thresholds (None: the bundle's own).
     """
     for name, value in (("onset_threshold", onset_threshold),
                         ("offset_threshold", offset_threshold)):
         if value is not None and not 0 < value < 1:
             raise ValueError(f"transcribe: {name} must be between 0 and 1, got {value}")
+    if not isinstance(audio, (str, os.PathLike)) and sample_rate is None:
+        raise ValueError("transcribe: sample_rate is required for a waveform array")
     if model is None:
-        raise ValueError("transcribe: pass model= (a bundle folder such as results/demo/model)")
+        if video is not None:
+            raise ValueError("transcribe: the default model is audio-only; pass model= (an "
+                             "audio-visual bundle) to use the video")
+        model = DEFAULT_MODEL
     model = resolve_model(model, device, "audio" if video is None else "audio_visual")
     if isinstance(audio, (str, os.PathLike)):
         source = open_audio(audio)
@@ -310,9 +324,9 @@ def transcribe(audio, sample_rate=None, model=None, *, video=None, chunk_seconds
         onset_threshold = model.settings["onset_threshold"]
     if offset_threshold is None:
         offset_threshold = model.settings["offset_threshold"]
-    notes = frames_to_notes(*frames, onset_threshold=onset_threshold,
-                            offset_threshold=offset_threshold,
-                            frame_rate=model.encoder.frame_rate)
+    notes = decode_frames(frames, model.settings.get("decoder", "paper"),
+                          onset_threshold=onset_threshold, offset_threshold=offset_threshold,
+                          frame_rate=model.encoder.frame_rate)
     if len(notes) == 0:
         name = audio if isinstance(audio, (str, os.PathLike)) else "the waveform"
         warnings.warn(f"no notes found in {name} (empty, silent, or no singing?)",

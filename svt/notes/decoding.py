@@ -9,6 +9,10 @@ non-silent frames, plus 36. Deliberate differences from the original (its bugs, 
 * pitch-vote ties go to the lowest pitch (the original used Python set iteration order);
 * a zero-length note (onset tie at the very last frame) is never emitted (mir_eval rejects it);
 * 0 or 1 frames give an empty result instead of crashing on an empty window.
+
+Extension (not in the original): with `sung_pitch` (per-frame fractional MIDI from a pitch network,
+NaN where unvoiced), each note's pitch is the median sung pitch of its frames, as annotators of
+recorded singing mark it, and the class vote only where the note has no voiced frame.
 """
 from __future__ import annotations
 
@@ -51,7 +55,8 @@ def _window_max(onset_prob):
 
 
 def frames_to_notes(onset_prob, offset_prob, octave, pitch_class, onset_threshold: float = 0.4,
-                    offset_threshold: float = 0.5, frame_rate: float = 49.8) -> np.ndarray:
+                    offset_threshold: float = 0.5, frame_rate: float = 49.8,
+                    sung_pitch=None) -> np.ndarray:
     """Decode per-frame predictions to a float64 `(N, 3)` array of `[onset_s, offset_s, midi]`.
 
     Args:
@@ -61,6 +66,8 @@ def frames_to_notes(onset_prob, offset_prob, octave, pitch_class, onset_threshol
         onset_threshold, offset_threshold: decision thresholds (paper: 0.4 and 0.5).
         frame_rate: frames per second of the predictions (49.8 for wav2vec2-style audio encoders,
             50 for AV-HuBERT video).
+        sung_pitch: optional per-frame fractional MIDI (NaN = unvoiced): each note then gets the
+            median over its frames instead of the integer class vote.
     """
     onset_prob = _as_1d("onset_prob", onset_prob, np.float64)
     offset_prob = _as_1d("offset_prob", offset_prob, np.float64)
@@ -113,4 +120,87 @@ def frames_to_notes(onset_prob, offset_prob, octave, pitch_class, onset_threshol
     notes[:, 0] = onsets[keep] * period
     notes[:, 1] = offset_frame[keep] * period
     notes[:, 2] = votes[keep].argmax(axis=1) + LOWEST_MIDI
+    if sung_pitch is not None:
+        sung = _as_1d("sung_pitch", sung_pitch, np.float64)
+        if len(sung) != n:
+            raise ValueError(f"frames_to_notes: sung_pitch has {len(sung)} frames, expected {n}")
+        spans = zip(onsets[keep], offset_frame[keep])
+        medians = np.array([_median_or_nan(sung[a:max(b, a + 1)]) for a, b in spans])
+        if len(medians):
+            voiced_median = np.isfinite(medians)
+            notes[voiced_median, 2] = medians[voiced_median]
     return notes
+
+
+def _median_or_nan(values):
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if len(finite) else np.nan
+
+
+def voiced_runs(voiced, bridge_frames: int = 1, min_frames: int = 5) -> np.ndarray:
+    """`(R, 2)` frame spans `[start, stop)` of the voiced runs of a boolean sequence: gaps of at
+    most `bridge_frames` unvoiced frames are bridged, runs shorter than `min_frames` dropped."""
+    voiced = np.asarray(voiced, dtype=bool)
+    frames = np.flatnonzero(voiced)
+    if len(frames) == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    breaks = np.flatnonzero(np.diff(frames) > bridge_frames + 1)
+    starts = np.r_[frames[0], frames[breaks + 1]]
+    stops = np.r_[frames[breaks] + 1, frames[-1] + 1]
+    keep = stops - starts >= min_frames
+    return np.stack([starts[keep], stops[keep]], axis=1)
+
+
+def voiced_frames_to_notes(onset_prob, sung_pitch, onset_threshold: float = 0.2,
+                           frame_rate: float = 100.0, min_frames: int = 5,
+                           bridge_frames: int = 1) -> np.ndarray:
+    """Notes where the pitch network hears a voice, split at the model's onsets.
+
+    For models with a pitch network (`sung_pitch`: per-frame fractional MIDI, NaN = unvoiced).
+    Every voiced run (`voiced_runs`) is a note, cut at each onset peak (a local maximum of
+    `onset_prob` over 7 frames, as in `frames_to_notes`, at or above `onset_threshold`) that lies
+    at least `min_frames` inside it: a sung note cannot sound without voicing, and a change of
+    note inside a voiced stretch (legato, a glide, a repeated note on a breathless syllable) is
+    what the learned onset marks. Each piece of at least `min_frames` frames is a note whose pitch
+    is the median sung pitch over its frames."""
+    onset_prob = _as_1d("onset_prob", onset_prob, np.float64)
+    sung = _as_1d("sung_pitch", sung_pitch, np.float64)
+    if len(onset_prob) != len(sung):
+        raise ValueError(f"voiced_frames_to_notes: onset_prob has {len(onset_prob)} frames but "
+                         f"sung_pitch {len(sung)}")
+    if len(sung) < 2:
+        return np.zeros((0, 3), dtype=np.float64)
+    is_peak = (onset_prob >= onset_threshold) & (onset_prob == _window_max(onset_prob))
+    peaks = np.flatnonzero(is_peak)
+    notes = []
+    for start, stop in voiced_runs(np.isfinite(sung), bridge_frames, min_frames):
+        inside = peaks[(peaks >= start + min_frames) & (peaks <= stop - min_frames)]
+        cuts = np.r_[start, inside, stop]
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            pitch = _median_or_nan(sung[a:b])
+            if b - a >= min_frames and np.isfinite(pitch):
+                notes.append((a / frame_rate, b / frame_rate, pitch))
+    return np.array(notes, dtype=np.float64).reshape(-1, 3)
+
+
+#: Decoders a bundle or recipe can name (`decoder:`): the paper's, or voicing-gated (pitch network).
+DECODERS = ("paper", "voiced")
+
+
+def decode_frames(frames, decoder: str = "paper", onset_threshold: float = 0.4,
+                  offset_threshold: float = 0.5, frame_rate: float = 49.8) -> np.ndarray:
+    """Notes from frame predictions `(onset, offset, octave, pitch_class[, sung_pitch])` with the
+    named decoder: "paper" (`frames_to_notes`, the sung pitch replacing the class vote when
+    given) or "voiced" (`voiced_frames_to_notes`, which needs the sung pitch)."""
+    sung_pitch = frames[4] if len(frames) > 4 else None
+    if decoder == "paper":
+        return frames_to_notes(*frames[:4], onset_threshold=onset_threshold,
+                               offset_threshold=offset_threshold, frame_rate=frame_rate,
+                               sung_pitch=sung_pitch)
+    if decoder == "voiced":
+        if sung_pitch is None:
+            raise ValueError("decoder 'voiced' needs a model with a pitch network (sung_pitch); "
+                             "use decoder 'paper'")
+        return voiced_frames_to_notes(frames[0], sung_pitch, onset_threshold=onset_threshold,
+                                      frame_rate=frame_rate)
+    raise ValueError(f"unknown decoder {decoder!r}; choose one of {list(DECODERS)}")

@@ -12,6 +12,9 @@ Formats (`fmt` names), chosen by extension and content when not given:
   separated, `#` comments (`.txt`, `.lab` whose third column is in Hz).
 * ``ismir2014``: ISMIR2014 ground truth, `onset duration midi` per line (`.txt`/`.notes` whose third
   column is a MIDI number).
+* ``ssvd``: SSVD (Sight-singing Vocal Dataset) `.txt`, `onset offset fractional_midi` per line
+  (tab separated, CRLF line ends, no header); told apart from ISMIR2014 by its second column, which
+  never falls below the first (an offset, not a duration).
 * ``csv``: CSV with a header naming onset, offset and pitch (MIDI) columns.
 * ``tonas``: TONAS `.notes.Corrected`: first line the tuning deviation in cents from 440 Hz, then
   `onset duration fractional_midi energy` rows. The MIDI values already are the sung pitches; the
@@ -117,6 +120,13 @@ def read_ismir2014(path):
     return read_onset_duration_midi(path)
 
 
+def read_onset_offset_midi(path):
+    """SSVD note files: `onset offset midi` per line, the pitch a fractional MIDI number."""
+    rows, lines = _numeric_rows(path, 3)
+    array = np.asarray([r[:3] for r in rows], dtype=np.float64).reshape(-1, 3)
+    return _finish(path, array, lines)
+
+
 def read_tonas(path):
     """TONAS `.notes.Corrected`; returns the notes (see the module docstring on tuning)."""
     first = Path(path).read_text().splitlines()[:1]
@@ -212,7 +222,9 @@ def read_note_collection(path, split=None):
 
 
 def read_midi(path, track=None):
-    """Notes of a standard MIDI file's melodic track, times in seconds through the tempo map."""
+    """Notes of a standard MIDI file's melodic track, times in seconds through the tempo map; a
+    pitch bend sounding at a note's start shifts its pitch (+-2 semitones full scale, as written
+    by `write_notes_midi`)."""
     import mido
 
     try:
@@ -239,17 +251,19 @@ def read_midi(path, track=None):
 
     per_track = {}
     for index, t in enumerate(midi.tracks):
-        sounding, notes = {}, []
+        sounding, notes, bends = {}, [], {}
         for tick, msg in _absolute(t):
+            if msg.type == "pitchwheel":
+                bends[msg.channel] = msg.pitch / 8192 * MIDI_BEND_RANGE
             if msg.type not in ("note_on", "note_off") or msg.channel == 9:
                 continue
             key = (msg.channel, msg.note)
             if msg.type == "note_on" and msg.velocity > 0:
-                sounding.setdefault(key, []).append(tick)
+                sounding.setdefault(key, []).append((tick, bends.get(msg.channel, 0.0)))
             elif sounding.get(key):
-                start = sounding[key].pop(0)
+                start, bend = sounding[key].pop(0)
                 if tick > start:
-                    notes.append([to_seconds(start), to_seconds(tick), msg.note])
+                    notes.append([to_seconds(start), to_seconds(tick), msg.note + bend])
         if notes:
             per_track[index] = notes
     if track is None:
@@ -269,11 +283,21 @@ def _absolute(track):
         yield tick, msg
 
 
-def _third_column_is_hz(path):
+def _text_format(path) -> str:
+    """mirex, ismir2014 or ssvd, from the columns of a numeric text file."""
     rows, _ = _numeric_rows(path, 3)
     if not rows:
-        return True
-    return float(np.median([r[2] for r in rows])) > 127.5
+        return "mirex"
+    array = np.asarray([r[:3] for r in rows], dtype=np.float64)
+    # mir_eval files carry Hz (singing: > 65 Hz, median far above 127); the others MIDI.
+    if float(np.median(array[:, 2])) > 127.5:
+        return "mirex"
+    # A second column that is an offset never falls below its onset and rises with it; a
+    # duration column (ISMIR2014) is shorter than the onset time from the second note on.
+    second_is_offset = bool(np.all(array[:, 1] > array[:, 0]))
+    if len(array) > 1:
+        second_is_offset &= bool(np.all(np.diff(array[:, 1]) > 0))
+    return "ssvd" if second_is_offset and len(array) > 1 else "ismir2014"
 
 
 def detect_format(path) -> str:
@@ -290,8 +314,7 @@ def detect_format(path) -> str:
     if suffix == ".json":
         return "json-dict" if isinstance(_load_json(path), dict) else "json"
     if suffix in (".txt", ".lab", ".notes", ".tsv") or not suffix:
-        # mir_eval files carry Hz (singing: > 65 Hz, median far above 127); ISMIR2014 files MIDI.
-        return "mirex" if _third_column_is_hz(path) else "ismir2014"
+        return _text_format(path)
     raise NoteFileError(f"{path}: unknown note-file type {suffix!r}; use .json, .csv, .mid, "
                         ".txt (mir_eval or ISMIR2014) or .notes.Corrected (TONAS)")
 
@@ -300,6 +323,7 @@ READERS = {
     "json": read_json_notes,
     "mirex": read_mirex,
     "ismir2014": read_ismir2014,
+    "ssvd": read_onset_offset_midi,
     "csv": read_csv_notes,
     "tonas": read_tonas,
     "midi": read_midi,
@@ -366,9 +390,15 @@ MIDI_TICKS_PER_BEAT = 480
 MIDI_TEMPO = 500000
 
 
+#: Pitch-bend range assumed by General MIDI synthesisers (+-2 semitones).
+MIDI_BEND_RANGE = 2.0
+
+
 def write_notes_midi(path, notes, velocity=100, program=0) -> None:
     """One-track standard MIDI file; times are exact to 1/960 s whatever tempo a reader assumes,
-    because the tempo is written explicitly. Fractional pitches are rounded to semitones."""
+    because the tempo is written explicitly. A fractional pitch becomes the nearest note plus a
+    pitch bend (General MIDI's +-2-semitone range) sent just before it; files of integer pitches
+    carry no bends."""
     import mido
 
     def ticks(seconds):
@@ -377,18 +407,22 @@ def write_notes_midi(path, notes, velocity=100, program=0) -> None:
     events = []
     for a, b, p in _as_notes(notes):
         pitch = int(np.clip(np.round(p), 0, 127))
+        bend = int(np.clip(np.round((p - np.round(p)) / MIDI_BEND_RANGE * 8192), -8192, 8191))
         start, end = ticks(a), ticks(b)
         end = max(end, start + 1)
-        events.append((end, 0, "note_off", pitch))  # note-offs first at equal ticks
-        events.append((start, 1, "note_on", pitch))
+        events.append((end, 0, "note_off", pitch, 0))  # note-offs first at equal ticks
+        events.append((start, 1, "note_on", pitch, bend))
     events.sort()
     midi = mido.MidiFile(type=0, ticks_per_beat=MIDI_TICKS_PER_BEAT)
     track = mido.MidiTrack()
     midi.tracks.append(track)
     track.append(mido.MetaMessage("set_tempo", tempo=MIDI_TEMPO, time=0))
     track.append(mido.Message("program_change", program=program, time=0))
-    now = 0
-    for tick, _, kind, pitch in events:
+    now, current_bend = 0, 0
+    for tick, _, kind, pitch, bend in events:
+        if kind == "note_on" and bend != current_bend:
+            track.append(mido.Message("pitchwheel", pitch=bend, time=tick - now))
+            now, current_bend = tick, bend
         track.append(mido.Message(kind, note=pitch, velocity=velocity if kind == "note_on" else 0,
                                   time=tick - now))
         now = tick

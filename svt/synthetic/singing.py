@@ -262,7 +262,8 @@ def _lowpass_noise(rng: np.random.Generator, n: int, cutoff_hz: float, fs: float
     return x / (np.std(x) + 1e-12)
 
 
-def _f0_track(notes: np.ndarray, frame_t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _f0_track(notes: np.ndarray, frame_t: np.ndarray, rng: np.random.Generator,
+              vibrato_scale: float = 1.0, glide_scale: float = 1.0) -> np.ndarray:
     """Continuous f0 contour (in fractional MIDI) at the control rate.
 
     Per note: a short glide (30-80 ms, raised-cosine) from the previous pitch
@@ -273,13 +274,13 @@ def _f0_track(notes: np.ndarray, frame_t: np.ndarray, rng: np.random.Generator) 
     """
     n = len(notes)
     on, off, midi = notes[:, 0], notes[:, 1], notes[:, 2]
-    glide = rng.uniform(0.03, 0.08, n)
+    glide = rng.uniform(0.03, 0.08, n) * glide_scale
     prev_gap = np.r_[np.inf, on[1:] - off[:-1]]
     prev_pitch = np.r_[midi[0], midi[:-1]]
     scoop = midi - rng.uniform(0.4, 1.2, n)
     start_pitch = np.where(prev_gap < 0.25, prev_pitch, scoop)
     vib_rate = rng.uniform(5.0, 6.5, n)
-    vib_depth = rng.uniform(0.20, 0.60, n)  # semitones (= 20-60 cents)
+    vib_depth = rng.uniform(0.20, 0.60, n) * vibrato_scale  # semitones (= 20-60 cents)
     vib_delay = rng.uniform(0.15, 0.3, n)
     vib_phase = rng.uniform(0, 2 * np.pi, n)
 
@@ -337,13 +338,14 @@ def _amplitude_track(
 
 
 def _formant_tracks(
-    notes: np.ndarray, frame_t: np.ndarray, rng: np.random.Generator, voice: str, nyquist: float
+    notes: np.ndarray, frame_t: np.ndarray, rng: np.random.Generator, voice: str, nyquist: float,
+    formant_scale: float = 1.0,
 ) -> np.ndarray:
     """Formant frequencies ``(frames, 4)``: one vowel per note (syllable),
     smoothed over ~40 ms so vowels glide into each other (coarticulation)."""
     n = len(notes)
     vowel_ids = rng.choice(len(VOWELS), size=n, p=VOWEL_P)
-    table = np.array([VOWEL_FORMANTS[v] for v in VOWELS]) * FORMANT_SCALE[voice]
+    table = np.array([VOWEL_FORMANTS[v] for v in VOWELS]) * FORMANT_SCALE[voice] * formant_scale
     # Small per-note deviations so no two syllables sound exactly alike.
     per_note = table[vowel_ids] * rng.uniform(0.95, 1.05, size=(n, 4))
     idx = np.clip(_frame_note_index(frame_t, notes[:, 0]), 0, n - 1)
@@ -500,6 +502,7 @@ def render_singing(
     rng: Union[None, int, np.random.Generator] = None,
     voice: str = "tenor",
     duration_s: Optional[float] = None,
+    timbre: Optional[Dict[str, float]] = None,
 ) -> np.ndarray:
     """Render a singing-like voice that sings ``notes`` (rows ``[on, off, midi]``).
 
@@ -514,10 +517,18 @@ def render_singing(
     * consonant noise bursts at some onsets, breath noise in rests, a touch of
       aspiration noise while singing, and a short reverb.
 
+    ``timbre`` varies the singer (every key optional): ``tilt`` (spectral tilt of the source,
+    about 0.6 = pressed/bright .. 2.2 = breathy/dark; default drawn from 1.0-1.5), ``aspiration``
+    (breath noise relative to the voiced level, default 0.04), ``vibrato_scale`` and
+    ``glide_scale`` (multipliers of the drawn vibrato depths and glide times) and
+    ``formant_scale`` (vocal-tract length relative to the voice type).  Without it every random
+    draw is as before, so existing corpora stay byte-identical.
+
     Returns float32 mono audio peak-normalised to 0.5, of length
     ``duration_s`` (default: last offset + 0.6 s).  Outside notes there is
     only breath noise and the reverb/release tail.
     """
+    timbre = dict(timbre or {})
     _check_voice(voice)
     rng = _as_rng(rng)
     notes = _notes_array(notes)
@@ -534,12 +545,15 @@ def render_singing(
     n_frames = n_blocks + 1
     ctrl_rate = sr / hop
     frame_t = np.arange(n_frames) / ctrl_rate
-    f0_hz = midi_to_hz(_f0_track(notes, frame_t, rng))
+    f0_hz = midi_to_hz(_f0_track(notes, frame_t, rng, timbre.get("vibrato_scale", 1.0),
+                                 timbre.get("glide_scale", 1.0)))
     env = _amplitude_track(notes, frame_t, rng)
     env *= 1.0 + 0.03 * _lowpass_noise(rng, n_frames, 15.0, ctrl_rate)  # shimmer
-    formants = _formant_tracks(notes, frame_t, rng, voice, nyquist)
+    formants = _formant_tracks(notes, frame_t, rng, voice, nyquist,
+                               timbre.get("formant_scale", 1.0))
     n_harm = int(min(40, max(1, np.floor(0.95 * nyquist / midi_to_hz(notes[:, 2].min())))))
     tilt = float(rng.uniform(1.0, 1.5))
+    tilt = float(timbre.get("tilt", tilt))
 
     # Audio-rate phase from the upsampled f0 (blocks of `hop` samples).
     phase = 2 * np.pi * np.cumsum(_upsample(f0_hz, hop).ravel()) / sr
@@ -566,7 +580,7 @@ def render_singing(
     asp = _bandpass(rng.standard_normal(n_samples), 1500.0, 6000.0, sr)
     voiced_rms = np.sqrt(np.mean(voiced**2)) + 1e-12
     env_audio = _upsample(env, hop).ravel()[:n_samples]
-    voiced += 0.04 * voiced_rms * asp / (np.std(asp) + 1e-12) * env_audio
+    voiced += timbre.get("aspiration", 0.04) * voiced_rms * asp / (np.std(asp) + 1e-12) * env_audio
 
     # Consonants and breaths are scaled relative to the typical voiced level.
     ref = np.percentile(np.abs(voiced), 99) + 1e-12

@@ -36,7 +36,7 @@ from svt.data.utterances import SongStitcher
 from svt.fileio import write_json_atomic, write_text_atomic
 from svt.inference.bundle import export_bundle
 from svt.models.head import LOSS_NAMES, frame_predictions
-from svt.notes.decoding import frames_to_notes
+from svt.notes.decoding import decode_frames
 from svt.notes.formats import read_notes, write_notes_json, write_notes_midi
 from svt.notes.scoring import METRIC_KEYS, aggregate, match_counts
 
@@ -113,15 +113,18 @@ class TranscriptionBrain(sb.Brain):
         loss, _ = self.hparams.loss(logits, labels, label_lens)
         return loss
 
-    def evaluation_loss(self, logits, batch, input_lens, padded_length):
+    def evaluation_loss(self, logits, batch, input_lens, padded_length, sung_pitch=None):
         """Valid/test stages: per-utterance losses for the statistics, and the utterance's frame
-        predictions handed to the song stitcher (songs are decoded and scored once complete)."""
+        predictions (with `sung_pitch`, the encoder's per-frame fractional MIDI) handed to the song
+        stitcher (songs are decoded and scored once complete)."""
         labels, label_lens = batch.labels
         totals, parts = self.hparams.loss(logits, labels, label_lens, reduction="batch")
         self.utterance_losses.append(totals.detach().cpu())
         for name in LOSS_NAMES:
             self.utterance_parts[name].append(parts[name].detach().cpu())
-        self.collect_song_predictions(batch, logits, input_lens, padded_length)
+        label_frames = torch.round(label_lens.float() * labels.shape[1]).long()
+        self.collect_song_predictions(batch, logits, input_lens, padded_length, sung_pitch,
+                                      label_frames)
         return totals.mean()
 
     # ------------------------------------------------------------------------------- evaluation
@@ -129,22 +132,31 @@ class TranscriptionBrain(sb.Brain):
         """Output frames of an utterance of `num_inputs` samples (audio) or frames (video)."""
         return min(int(self.hparams.encoder.num_frames(num_inputs)), num_output_frames)
 
-    def collect_song_predictions(self, batch, logits, lens, padded_length):
-        onset, offset, octave, pitch_class = (t.cpu().numpy() for t in frame_predictions(logits))
+    def collect_song_predictions(self, batch, logits, lens, padded_length, sung_pitch=None,
+                                 label_frames=None):
+        """Hand each utterance's valid frames to the song stitcher. With `label_frames`, an
+        utterance keeps no more frames than it has labels, so stitched songs stay on the label
+        grid (an encoder with centred frames gives 501 for a 5-s utterance at 100 frames/s;
+        keeping the extra frame would shift each later utterance by one frame)."""
+        outputs = [t.cpu().numpy() for t in frame_predictions(logits)]
+        if sung_pitch is not None:
+            outputs.append(sung_pitch.detach().float().cpu().numpy())
         for b in range(logits.shape[0]):
             num_inputs = int(round(float(lens[b]) * padded_length))
             n = self.valid_frame_count(num_inputs, logits.shape[1])
+            if label_frames is not None:
+                n = min(n, int(label_frames[b]))
             done = self.stitcher.add(batch.song_key[b], int(batch.utter_index[b]),
                                      int(batch.utter_count[b]),
-                                     (onset[b, :n], offset[b, :n], octave[b, :n],
-                                      pitch_class[b, :n]))
+                                     tuple(output[b, :n] for output in outputs))
             if done is not None:
                 self.score_song(done[0], done[1], batch.song_anno[b])
 
     def score_song(self, song_key, frames, reference_path):
-        notes = frames_to_notes(*frames, onset_threshold=self.hparams.onset_threshold,
-                                offset_threshold=self.hparams.offset_threshold,
-                                frame_rate=self.hparams.label_frame_rate)
+        notes = decode_frames(frames, getattr(self.hparams, "decoder", "paper"),
+                              onset_threshold=self.hparams.onset_threshold,
+                              offset_threshold=self.hparams.offset_threshold,
+                              frame_rate=self.hparams.label_frame_rate)
         reference = read_notes(reference_path)
         self.song_scores[song_key] = match_counts(
             reference, notes, song=song_key, **self.hparams.tolerances)

@@ -64,6 +64,7 @@ def bundle_settings(hparams) -> dict:
         "dur_threshold": hparams["dur_threshold"],
         "onset_threshold": hparams["onset_threshold"],
         "offset_threshold": hparams["offset_threshold"],
+        "decoder": hparams.get("decoder", "paper"),
         "trained_with": {k: hparams.get(k) for k in (
             "ssl_source", "number_of_epochs", "linear_prob_epochs", "selection_metric", "seed")},
     }
@@ -129,19 +130,25 @@ class BundleEvaluationBrain(TranscriptionBrain):
         wavs, lens, _ = self.encoder_inputs(batch)
         with self.encoder_context(stage):
             features = self.modules.encoder(wavs, lens)
-        return self.modules.head(features), lens
+        # Encoders with a pitch network report the sung pitch: notes are scored with it.
+        sung_pitch = getattr(self.hparams.encoder, "sung_pitch", None)
+        return (self.modules.head(features), lens,
+                None if sung_pitch is None else sung_pitch(features))
 
     def compute_objectives(self, predictions, batch, stage):
-        logits, lens = predictions
-        return self.evaluation_loss(logits, batch, lens, batch.sig[0].shape[1])
+        logits, lens, sung_pitch = predictions
+        return self.evaluation_loss(logits, batch, lens, batch.sig[0].shape[1], sung_pitch)
 
 
 def evaluate_dataset(prepare_function, argv=None):
     """An evaluation-only recipe (TONAS, ISMIR2014): prepare the dataset with the model's own label
     frame rate and utterance length, then evaluate the model (`--model`) on it, with the bundle's
-    thresholds unless the YAML sets its own. Returns `{test_set: statistics}`."""
+    thresholds unless the YAML sets its own; `model: null` evaluates the model shipped in the
+    package. Returns `{test_set: statistics}`."""
+    from svt.inference.transcribe import DEFAULT_MODEL
+
     hparams, run_opts = load_experiment(argv)
-    model = load_bundle(hparams["model"], modality="audio")
+    model = load_bundle(hparams["model"] or DEFAULT_MODEL, modality="audio")
     settings = dict(model.settings)
     for key in ("label_frame_rate", "dur_threshold", "onset_threshold", "offset_threshold"):
         if hparams[key] is not None:

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Train the package's default transcriber: frozen FCPE pitch network + BiGRU + the paper's head,
+on a generated corpus of recorded-sounding singing; export it, evaluate it (synthetic validation
+songs and, when given, real recordings in the SSVD layout, TONAS, ISMIR2014).
+
+    python experiment.py hparams/train_pitch_network.yaml [--ssvd_folder /path/to/SSVD] \
+        [--package_model_folder ../svt/pretrained/singing_transcriber]
+"""
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import speechbrain as sb
+import torch
+
+from svt.data.utterances import audio_dataset
+from svt.datasets.ismir2014 import prepare_ismir2014
+from svt.datasets.ssvd import prepare_ssvd
+from svt.datasets.tonas import prepare_tonas
+from svt.fileio import write_json_atomic
+from svt.synthetic.recorded_singing import CorpusStyle, make_recorded_corpus
+from svt.training.brain import TranscriptionBrain
+from svt.training.experiment import (
+    bundle_settings,
+    evaluate_test_sets,
+    existing_test_sets,
+    load_experiment,
+    prepare_on_main,
+)
+
+
+class PitchNetworkBrain(TranscriptionBrain):
+    """Waveform -> frozen FCPE + context network -> head; notes carry the sung (fractional)
+    pitch read from the pitch network."""
+
+    def compute_forward(self, batch, stage):
+        batch = batch.to(self.device)
+        wavs, wav_lens = batch.sig
+        with self.encoder_context(stage):
+            features = self.modules.encoder(wavs, wav_lens)
+        return self.modules.head(features), wav_lens, self.hparams.encoder.sung_pitch(features)
+
+    def compute_objectives(self, predictions, batch, stage):
+        logits, wav_lens, sung_pitch = predictions
+        if stage == sb.Stage.TRAIN:
+            return self.training_loss(logits, batch)
+        return self.evaluation_loss(logits, batch, wav_lens, batch.sig[0].shape[1], sung_pitch)
+
+
+def generate_corpus(hparams):
+    """The training and validation songs (resumable: complete songs are kept)."""
+    style = CorpusStyle.clean() if hparams["clean_corpus"] else CorpusStyle()
+    root = Path(hparams["corpus_folder"])
+    lengths = tuple(hparams["song_seconds"])
+    make_recorded_corpus(root / "train", hparams["num_train_songs"], hparams["corpus_seed"],
+                         lengths, style=style)
+    make_recorded_corpus(root / "valid", hparams["num_valid_songs"], hparams["corpus_seed"] + 1,
+                         lengths, style=style)
+
+
+def dataio_prepare(hparams):
+    def dataset(csv_path, train=False):
+        return audio_dataset(csv_path, hparams["dur_threshold"], hparams["label_frame_rate"],
+                             sorting=hparams["sorting"] if train else None)
+
+    tests = existing_test_sets(hparams["test_csvs"])
+    return (dataset(hparams["train_csv"], train=True), dataset(hparams["valid_csv"]),
+            {name: dataset(path) for name, path in tests.items()})
+
+
+def main(argv=None):
+    hparams, run_opts = load_experiment(argv)
+    started = time.time()
+
+    # 1. Data: generate the corpus, prepare it and the optional real test sets (main process).
+    prepare_on_main(generate_corpus, hparams=hparams)
+    common = dict(save_folder=hparams["prepare_folder"], dur_threshold=hparams["dur_threshold"],
+                  frame_rate=hparams["label_frame_rate"])
+    for split in ("train", "valid"):
+        prepare_on_main(prepare_ssvd, data_folder=Path(hparams["corpus_folder"]) / split,
+                        dataset=f"synthetic_{split}", **common)
+    if hparams["ssvd_folder"]:
+        prepare_on_main(prepare_ssvd, data_folder=hparams["ssvd_folder"], dataset="ssvd",
+                        **common)
+    if hparams["tonas_folder"]:
+        prepare_on_main(prepare_tonas, data_folder=hparams["tonas_folder"], **common)
+    if hparams["ismir2014_folder"]:
+        prepare_on_main(prepare_ismir2014, data_folder=hparams["ismir2014_folder"], **common)
+
+    # 2. Datasets and 3. Brain.
+    train_set, valid_set, test_sets = dataio_prepare(hparams)
+    brain = PitchNetworkBrain(modules=hparams["modules"], hparams=hparams, run_opts=run_opts,
+                              checkpointer=hparams["checkpointer"])
+
+    # 4. Train, export the selected checkpoint (and copy it into the package), evaluate.
+    brain.fit(hparams["epoch_counter"], train_set, valid_set,
+              train_loader_kwargs=hparams["train_dataloader_opts"],
+              valid_loader_kwargs=hparams["valid_dataloader_opts"])
+    settings = bundle_settings(hparams)
+    settings["trained_with"].update(
+        corpus=f"svt.synthetic.recorded_singing, {hparams['num_train_songs']} songs, seed "
+               f"{hparams['corpus_seed']}, clean={hparams['clean_corpus']}",
+        recipe="SingingTranscriber/experiment.py hparams/train_pitch_network.yaml",
+        wall_time_s=round(time.time() - started), torch_threads=torch.get_num_threads(),
+        device=str(brain.device))
+    bundle = brain.export_bundle(hparams["bundle_folder"], settings)
+    results = evaluate_test_sets(brain, test_sets, hparams["test_dataloader_opts"])
+    if bundle is not None:
+        write_json_atomic(Path(hparams["output_folder"]) / "results.json", results, indent=2)
+        if hparams["package_model_folder"]:
+            target = Path(hparams["package_model_folder"])
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(bundle, target)
+    return results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

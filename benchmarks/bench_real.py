@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""Real-recordings benchmark: the shipped transcriber vs pYIN + note rules vs basic-pitch.
+
+    python benchmarks/bench_real.py DATA_DIR [--accompaniment-snr-db 0] \
+        [--basic-pitch-python /path/to/venv/bin/python] [--model BUNDLE] [--json OUT]
+
+DATA_DIR holds recordings with notes in the SSVD layout (`<id>.flac|.wav` + `<id>.txt`, `onset
+offset midi`). Every system transcribes the same 16-kHz mono copies, each in its own process, so
+the table gives each one's seconds per second of audio, its model-load time and its own peak memory
+(max RSS). Scores: mir_eval note metrics, 50 ms / 50 cents, per-song mean F1 (%).
+
+Systems:
+* ``svt``: `svt.transcribe` with the model shipped in the package (or --model);
+* ``pyin``: librosa pYIN + note rules (`svt.baselines.pyin_notes`), each note's median f0 (sung
+  pitch); ``pyin-rounded``: the same notes rounded to semitones;
+* ``basic-pitch``: Spotify's basic-pitch 0.4.0 on the ONNX model inside its wheel, run with
+  --basic-pitch-python (a separate venv: `pip install --no-deps basic-pitch==0.4.0` plus
+  onnxruntime, 'resampy<0.4.3', 'setuptools<81', librosa, pretty_midi, mir_eval); skipped when not
+  given.
+
+With --accompaniment-snr-db, each recording is first mixed with a synthetic backing track in the key
+of its reference notes (`svt.synthetic.singing.render_accompaniment`, seeded per song) at that
+vocals-to-accompaniment SNR.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+SYSTEMS = ("svt", "pyin", "pyin-rounded", "basic-pitch")
+BASIC_PITCH_WORKER = r"""
+import json, resource, sys, time
+jobs = json.load(open(sys.argv[1]))
+t0 = time.perf_counter()
+from basic_pitch.inference import predict
+from basic_pitch import ICASSP_2022_MODEL_PATH
+from basic_pitch.inference import Model
+t1 = time.perf_counter()
+model = Model(ICASSP_2022_MODEL_PATH)
+load, imports = time.perf_counter() - t1, t1 - t0
+out, total = {}, 0.0
+for song, path in jobs.items():
+    t = time.perf_counter()
+    _, _, events = predict(path, model)
+    total += time.perf_counter() - t
+    out[song] = [[float(s), float(e), float(p)] for s, e, p, *_ in events]
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")]
+usage = resource.getrusage(resource.RUSAGE_SELF)
+peak = (int(hwm[0].split()[1]) if hwm else usage.ru_maxrss) / 1024
+json.dump({"notes": out, "seconds": total, "load_seconds": load, "import_seconds": imports,
+           "peak_rss_mb": peak},
+          open(sys.argv[2], "w"))
+"""
+
+
+def prepare_audio(data_dir: Path, work: Path, snr_db, limit=None):
+    """16-kHz mono copies (mixed with accompaniment when asked) and the reference notes."""
+    from svt.audio import read_audio, write_audio
+    from svt.notes.formats import read_onset_offset_midi
+    from svt.synthetic.singing import render_accompaniment
+
+    wavs, references, seconds = {}, {}, 0.0
+    audio_files = sorted(p for p in data_dir.iterdir() if p.suffix.lower() in (".flac", ".wav")
+                         and p.with_suffix(".txt").exists())
+    if not audio_files:
+        raise SystemExit(f"{data_dir}: no <id>.flac/.wav with <id>.txt beside it (SSVD layout)")
+    for path in audio_files[:limit]:
+        song = path.stem
+        notes = read_onset_offset_midi(path.with_suffix(".txt"))
+        wav = read_audio(path)  # 16 kHz mono float32
+        if snr_db is not None:
+            written = notes.copy()
+            written[:, 2] = np.round(written[:, 2])
+            rng = np.random.default_rng(zlib.crc32(song.encode()))
+            accomp = render_accompaniment(written, 16000, rng, len(wav) / 16000)[:len(wav)]
+            power_ratio = np.mean(wav ** 2) / (np.mean(accomp ** 2) + 1e-12)
+            gain = np.sqrt(power_ratio) * 10 ** (-snr_db / 20)
+            wav = wav + gain * accomp
+            wav = wav / max(1.0, float(np.max(np.abs(wav))) / 0.99)
+        out = work / f"{song}.wav"
+        write_audio(out, wav, 16000)
+        wavs[song], references[song] = str(out), notes
+        seconds += len(wav) / 16000
+    return wavs, references, seconds
+
+
+def run_worker(system, jobs, model):
+    """Transcribe every job in this process; returns notes, timing and peak memory."""
+    t0 = time.perf_counter()
+    if system == "svt":
+        import torch
+
+        import svt
+        from svt.inference.bundle import load_bundle
+        from svt.inference.transcribe import DEFAULT_MODEL
+
+        torch.set_num_threads(2)
+        t1 = time.perf_counter()
+        loaded = load_bundle(model or DEFAULT_MODEL)
+
+        def transcribe(path):
+            return svt.transcribe(path, model=loaded)
+    else:
+        from svt.audio import read_audio
+        from svt.baselines import pyin_notes
+
+        t1 = time.perf_counter()  # pYIN has no model to load
+
+        def transcribe(path):
+            return pyin_notes(read_audio(path), rounded=system == "pyin-rounded")
+    load, imports = time.perf_counter() - t1, t1 - t0
+    notes, total = {}, 0.0
+    import warnings
+    for song, path in jobs.items():
+        t = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            notes[song] = np.asarray(transcribe(path)).tolist()
+        total += time.perf_counter() - t
+    return {"notes": notes, "seconds": total, "load_seconds": load, "import_seconds": imports,
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM, not ru_maxrss: on Linux ru_maxrss survives
+    exec, so a worker would report its parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_system(system, jobs, work: Path, args):
+    jobs_file, result_file = work / f"jobs_{system}.json", work / f"result_{system}.json"
+    jobs_file.write_text(json.dumps(jobs))
+    if system == "basic-pitch":
+        command = [args.basic_pitch_python, "-c", BASIC_PITCH_WORKER, str(jobs_file),
+                   str(result_file)]
+    else:
+        command = [sys.executable, __file__, "--worker", system, "--jobs", str(jobs_file),
+                   "--out", str(result_file)] + (["--model", args.model] if args.model else [])
+    subprocess.run(command, check=True)
+    return json.loads(result_file.read_text())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data_dir", nargs="?")
+    parser.add_argument("--accompaniment-snr-db", type=float, default=None)
+    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--basic-pitch-python", default=None)
+    parser.add_argument("--model", default=None, help="bundle for `svt` (default: shipped)")
+    parser.add_argument("--limit", type=int, default=None, help="first N recordings only")
+    parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--jobs", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        result = run_worker(args.worker, json.loads(Path(args.jobs).read_text()), args.model)
+        Path(args.out).write_text(json.dumps(result))
+        return 0
+    if not args.data_dir:
+        parser.error("DATA_DIR is required")
+
+    from svt.notes.scoring import score_songs
+
+    systems = [s for s in args.systems.split(",") if s]
+    unknown = sorted(set(systems) - set(SYSTEMS))
+    if unknown:
+        parser.error(f"unknown systems {unknown}; choose from {list(SYSTEMS)}")
+    if "basic-pitch" in systems and not args.basic_pitch_python:
+        print("bench_real: basic-pitch skipped (no --basic-pitch-python)", file=sys.stderr)
+        systems.remove("basic-pitch")
+    with tempfile.TemporaryDirectory(prefix="bench_real_") as tmp:
+        work = Path(tmp)
+        jobs, references, seconds = prepare_audio(Path(args.data_dir), work,
+                                                  args.accompaniment_snr_db, args.limit)
+        rows, results = {}, {}
+        for system in systems:
+            if system == "pyin-rounded" and "pyin" in results:
+                # The same notes with their pitch rounded: pYIN runs once for both rows.
+                result = {**results["pyin"], "notes": {
+                    song: [[a, b, float(round(p))] for a, b, p in notes]
+                    for song, notes in results["pyin"]["notes"].items()}}
+            else:
+                result = run_system(system, jobs, work, args)
+            results[system] = result
+            estimates = {song: np.asarray(n, dtype=np.float64).reshape(-1, 3)
+                         for song, n in result["notes"].items()}
+            _, summary, _ = score_songs(references, estimates)
+            rows[system] = {**{k: 100 * summary["mean"][f"{k}_f1"]
+                               for k in ("COnPOff", "COnP", "COn", "COff")},
+                            "s_per_s": result["seconds"] / seconds,
+                            "load_s": result["load_seconds"],
+                            "import_s": result["import_seconds"],
+                            "peak_rss_mb": result["peak_rss_mb"]}
+    condition = ("clean" if args.accompaniment_snr_db is None
+                 else f"accompaniment at {args.accompaniment_snr_db:g} dB SNR")
+    print(f"{args.data_dir}: {len(jobs)} recordings, {seconds / 60:.1f} min, {condition}")
+    print("| system | COnPOff | COnP | COn | COff | s per s of audio | model load s | "
+          "imports s | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for system, r in rows.items():
+        print(f"| {system} | {r['COnPOff']:.2f} | {r['COnP']:.2f} | {r['COn']:.2f} | "
+              f"{r['COff']:.2f} | {r['s_per_s']:.4f} | {r['load_s']:.2f} | {r['import_s']:.2f} | "
+              f"{r['peak_rss_mb']:.0f} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"data_dir": args.data_dir, "condition": condition,
+                                               "recordings": len(jobs), "minutes": seconds / 60,
+                                               "systems": rows}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""An encoder built on a frozen pitch network: FCPE (torchfcpe, MIT licence, weights in its wheel).
+
+The paper's SSL speech encoders cannot be had offline and were never trained to hear pitch; FCPE
+was trained on recorded singing and speech to estimate f0, and ships its weights inside the
+`torchfcpe` wheel. `PitchNetworkEncoder` runs it frozen and learns only a small context network on
+top:
+
+    waveform (16 kHz) --FCPE mel (128 bins, 10-ms hop)--> log-mel  ---------------------+
+                       --FCPE conformer (frozen)-------> pitch salience (360 bins, 20 cents)
+                                                           |  local-argmax f0, confidence
+    [BatchNorm(log-mel), salience, confidence] -> Linear -> BiGRU x L -> features (B, T, 2H)
+
+and appends two pass-through channels, the frame's f0 (as (MIDI - 60) / 12) and FCPE's confidence,
+so the output is `(B, T, 2H + 2)` at 100 frames/s. The head sees all of it; `sung_pitch(features)`
+reads the f0 channel back, so decoding can report each note's sung (fractional) pitch.
+
+Only the context network is trainable and stored in bundles: the FCPE weights (43 MB) stay in the
+torchfcpe wheel and are loaded from there with `torch.load(weights_only=True)`.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from svt.models.encoder import EncoderNotAvailableError, FrameEncoder
+
+SAMPLE_RATE = 16000
+HOP = 160  # FCPE's mel hop at 16 kHz: 100 frames/s
+MEL_BINS = 128
+SALIENCE_BINS = 360
+#: FCPE frames whose salience peak is below this are unvoiced (torchfcpe's own default, 0.006,
+#: is for its f0 output; notes need a firmer voicing decision).
+VOICING_THRESHOLD = 0.05
+CONFIG_FILE = "svt_encoder.json"
+#: Receptive field of one output frame in samples, for chunked transcription: FCPE's mel window
+#: (1024) plus its convolutions; the BiGRU sees the whole chunk, so chunks overlap by the
+#: transcriber's context (0.5 s) and this only sizes the last frame's window.
+RECEPTIVE_FIELD = 1024
+
+
+def load_fcpe():
+    """FCPE's inference model from the torchfcpe wheel, frozen, on the CPU.
+
+    Loaded with `weights_only=True` (torchfcpe's own loader would unpickle anything)."""
+    try:
+        import torchfcpe
+        from torchfcpe.models_infer import InferCFNaiveMelPE
+        from torchfcpe.tools import DotDict
+    except ImportError as err:
+        raise EncoderNotAvailableError(
+            f"the pitch-network encoder needs torchfcpe ({err}); install it with "
+            "`pip install torchfcpe==0.0.4` (its wheel carries the FCPE weights)") from None
+    path = Path(torchfcpe.__file__).parent / "assets" / "fcpe_c_v001.pt"
+    if not path.is_file():
+        raise EncoderNotAvailableError(f"{path}: the FCPE weights are missing from the torchfcpe "
+                                       "installation; reinstall torchfcpe==0.0.4")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    config = checkpoint["config_dict"]
+    config["model"]["conv_dropout"] = 0.0
+    config["model"]["atten_dropout"] = 0.0
+    with contextlib.redirect_stdout(io.StringIO()):  # torchfcpe prints [INFO]/[WARN] notes
+        model = InferCFNaiveMelPE(DotDict(config), checkpoint["model"]).eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model
+
+
+def salience_to_midi(salience: torch.Tensor, cent_table: torch.Tensor) -> torch.Tensor:
+    """Frame f0 in fractional MIDI from FCPE's salience `(B, T, 360)`: the salience-weighted mean
+    cent value of the 9 bins around the peak (FCPE's local-argmax decoder), as MIDI."""
+    peak = salience.argmax(dim=-1, keepdim=True)
+    window = (peak + torch.arange(-4, 5, device=salience.device)).clamp(0, salience.shape[-1] - 1)
+    weights = torch.gather(salience, -1, window)
+    cents = (cent_table[window] * weights).sum(-1) / weights.sum(-1).clamp_min(1e-8)
+    hz = 10.0 * torch.pow(2.0, cents / 1200.0)  # FCPE's cents are relative to 10 Hz
+    return 69.0 + 12.0 * torch.log2(hz / 440.0)
+
+
+class PitchNetworkEncoder(FrameEncoder):
+    """Frozen FCPE + a trainable BiGRU context network (see the module docstring)."""
+
+    encoder_type = "pitch_network"
+
+    def __init__(self, hidden_size: int = 128, num_layers: int = 2, dropout: float = 0.1,
+                 input_size: int = 192):
+        super().__init__()
+        self.hidden_size, self.num_layers = int(hidden_size), int(num_layers)
+        self.dropout, self.input_size = float(dropout), int(input_size)
+        # Kept out of the module tree on purpose: its weights come from the torchfcpe wheel, so
+        # they are neither trained, nor saved in checkpoints/bundles, nor given to optimisers.
+        self.__dict__["fcpe"] = load_fcpe()
+        self.mel_norm = nn.BatchNorm1d(MEL_BINS)
+        self.project = nn.Sequential(
+            nn.Linear(MEL_BINS + SALIENCE_BINS + 1, self.input_size), nn.GELU(),
+            nn.Dropout(self.dropout))
+        self.context = nn.GRU(self.input_size, self.hidden_size, num_layers=self.num_layers,
+                              batch_first=True, bidirectional=True,
+                              dropout=self.dropout if self.num_layers > 1 else 0.0)
+
+    # ------------------------------------------------------------------ nn.Module plumbing
+    def _apply(self, fn, *args, **kwargs):
+        self.fcpe._apply(fn, *args, **kwargs)  # device moves reach the frozen network too
+        return super()._apply(fn, *args, **kwargs)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.fcpe.eval()  # never dropout/batch statistics in the frozen part
+        return self
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def output_size(self) -> int:
+        return 2 * self.hidden_size + 2
+
+    @property
+    def frame_rate(self) -> float:
+        return SAMPLE_RATE / HOP
+
+    @property
+    def sample_rate(self) -> int:
+        return SAMPLE_RATE
+
+    @property
+    def receptive_field(self) -> int:
+        return RECEPTIVE_FIELD
+
+    def num_frames(self, num_samples):
+        """FCPE's centred mel frames: n // 160 + 1."""
+        if torch.is_tensor(num_samples):
+            return torch.div(num_samples, HOP, rounding_mode="floor") + 1
+        return int(num_samples) // HOP + 1
+
+    def frame_lengths(self, lens, num_inputs: int, batch_size: int | None = None):
+        if lens is None:
+            return torch.full((batch_size or 1,), self.num_frames(num_inputs), dtype=torch.long)
+        samples = torch.round(lens.float() * num_inputs).long()
+        return self.num_frames(samples)
+
+    # ------------------------------------------------------------------ forward
+    @torch.no_grad()
+    def pitch_features(self, wavs: torch.Tensor, num_samples=None):
+        """`(log_mel, salience)` of the frozen network for a batch `(B, N)`, zero past each item's
+        `num_samples`. Items run one at a time, unpadded: FCPE's attention spans the whole input,
+        so padding would change what it hears."""
+        num_samples = [wavs.shape[1]] * wavs.shape[0] if num_samples is None else num_samples
+        num_frames = self.num_frames(wavs.shape[1])
+        mel = wavs.new_zeros(wavs.shape[0], num_frames, MEL_BINS)
+        salience = wavs.new_zeros(wavs.shape[0], num_frames, SALIENCE_BINS)
+        # FCPE's mel front-end expects samples in [-1, 1] (it complains about anything beyond).
+        wavs = wavs.float().clamp(-1.0, 1.0)
+        for b, n in enumerate(num_samples):
+            item_mel = self.fcpe.wav2mel(wavs[b:b + 1, :int(n)].unsqueeze(-1), SAMPLE_RATE)
+            frames = item_mel.shape[1]
+            mel[b, :frames] = item_mel[0]
+            salience[b, :frames] = self.fcpe.model(item_mel)[0]
+        return mel, salience
+
+    def forward(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None) -> torch.Tensor:
+        num_frames = self.num_frames(wavs.shape[1])
+        lengths = self.frame_lengths(wav_lens, wavs.shape[1], wavs.shape[0]).clamp(1, num_frames)
+        samples = ([wavs.shape[1]] * wavs.shape[0] if wav_lens is None
+                   else torch.round(wav_lens.float() * wavs.shape[1]).long().tolist())
+        mel, salience = self.pitch_features(wavs, samples)
+        confidence, _ = salience.max(dim=-1, keepdim=True)
+        f0 = salience_to_midi(salience, self.fcpe.model.cent_table)
+        mel = self.mel_norm(mel.transpose(1, 2)).transpose(1, 2)
+        x = self.project(torch.cat([mel, salience, confidence], dim=-1))
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True,
+                                                   enforce_sorted=False)
+        out, _ = self.context(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=num_frames)
+        pitch = torch.stack([(f0 - 60.0) / 12.0, confidence[..., 0]], dim=-1)
+        features = torch.cat([out, pitch], dim=-1)
+        valid = torch.arange(num_frames, device=x.device)[None, :] < lengths.to(x.device)[:, None]
+        return features * valid[..., None]
+
+    @staticmethod
+    def sung_pitch(features: torch.Tensor, threshold: float = VOICING_THRESHOLD) -> torch.Tensor:
+        """Per-frame f0 in fractional MIDI from this encoder's output (NaN where unvoiced)."""
+        midi = features[..., -2] * 12.0 + 60.0
+        return torch.where(features[..., -1] >= threshold, midi, torch.full_like(midi, math.nan))
+
+    # ------------------------------------------------------------------ bundles
+    def encoder_config(self) -> dict:
+        return {"hidden_size": self.hidden_size, "num_layers": self.num_layers,
+                "dropout": self.dropout, "input_size": self.input_size,
+                "pitch_network": "torchfcpe fcpe_c_v001"}
+
+    def save_for_bundle(self, folder: str | os.PathLike) -> Path:
+        """Only the options: the trainable weights are in the bundle's weights file and FCPE's in
+        the torchfcpe wheel."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / CONFIG_FILE).write_text(json.dumps(self.encoder_config(), indent=2) + "\n")
+        return folder
+
+    @classmethod
+    def from_bundle(cls, folder: str | os.PathLike, **overrides) -> "PitchNetworkEncoder":
+        path = Path(folder) / CONFIG_FILE
+        try:
+            config = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise EncoderNotAvailableError(f"{path}: cannot read the encoder options ({err})") \
+                from None
+        config.pop("pitch_network", None)
+        config.update(overrides)
+        return cls(**config)

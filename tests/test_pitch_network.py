@@ -1,0 +1,171 @@
+"""The frozen-pitch-network encoder, the recorded-singing corpus, the SSVD layout and the pYIN
+baseline."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from mir_eval.util import midi_to_hz
+
+from svt.audio import write_audio
+from svt.baselines import contour_to_notes
+from svt.data.utterances import PrepareError, read_csv
+from svt.datasets.ssvd import prepare_ssvd
+from svt.inference.bundle import export_bundle, load_bundle
+from svt.models.head import TranscriptionHead
+from svt.models.pitch_network import PitchNetworkEncoder
+from svt.notes.formats import read_notes
+from svt.synthetic.recorded_singing import (
+    CorpusStyle,
+    make_recorded_corpus,
+    render_recorded_song,
+)
+
+SR = 16000
+
+
+def harmonic_tone(midi, seconds, sr=SR):
+    t = np.arange(int(seconds * sr)) / sr
+    f0 = float(midi_to_hz(midi))
+    return (sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 8)) * 0.1).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    torch.manual_seed(0)
+    return PitchNetworkEncoder(hidden_size=16, num_layers=1).eval()
+
+
+def test_geometry_and_frozen_weights_outside_the_state_dict(encoder):
+    wav = torch.from_numpy(harmonic_tone(60, 1.0))[None]
+    features = encoder(wav)
+    assert features.shape == (1, 16000 // 160 + 1, encoder.output_size) == (1, 101, 34)
+    assert encoder.num_frames(16000) == 101 and encoder.frame_rate == 100.0
+    # FCPE (43 MB) is loaded from its wheel, never trained, saved or handed to optimisers.
+    assert not any(k.startswith("fcpe") for k in encoder.state_dict())
+    # BatchNorm(128) + Linear(128 + 360 + 1 -> 192) + one bidirectional GRU layer of 16.
+    expected = 2 * 128 + (489 * 192 + 192) + 2 * 3 * (192 * 16 + 16 * 16 + 2 * 16)
+    assert sum(p.numel() for p in encoder.parameters()) == expected
+    assert all(not p.requires_grad for p in encoder.fcpe.parameters())
+
+
+@pytest.mark.parametrize("midi", [45.0, 57.3, 69.5, 76.8])
+def test_sung_pitch_follows_the_tone(encoder, midi):
+    wav = torch.from_numpy(harmonic_tone(midi, 1.0))[None]
+    with torch.no_grad():
+        sung = encoder.sung_pitch(encoder(wav))[0].numpy()
+    middle = sung[20:80]
+    assert np.isfinite(middle).all()
+    assert abs(np.median(middle) - midi) < 0.1  # within 10 cents of the tone's pitch
+
+
+def test_silence_is_unvoiced(encoder):
+    with torch.no_grad():
+        sung = encoder.sung_pitch(encoder(torch.zeros(1, 16000)))
+    assert torch.isnan(sung).all()
+
+
+def test_padded_batch_equals_items_alone(encoder):
+    a = torch.from_numpy(harmonic_tone(60, 1.0))
+    b = torch.from_numpy(harmonic_tone(64, 0.5))
+    batch = torch.stack([a, torch.nn.functional.pad(b, (0, 8000))])
+    with torch.no_grad():
+        together = encoder(batch, torch.tensor([1.0, 0.5]))
+        alone = encoder(b[None])
+    torch.testing.assert_close(together[1, :51], alone[0], atol=1e-5, rtol=0)
+    assert together[1, 51:].abs().max() == 0
+
+
+def test_bundle_round_trip(tmp_path, encoder):
+    head = TranscriptionHead(encoder.output_size)
+    settings = {"modality": "audio", "label_frame_rate": 100.0, "sample_rate": SR,
+                "dur_threshold": 5, "onset_threshold": 0.4, "offset_threshold": 0.5}
+    export_bundle(tmp_path / "model", encoder, head, settings)
+    manifest = json.loads((tmp_path / "model" / "svt_bundle.json").read_text())
+    assert manifest["encoder_type"] == "pitch_network"
+    model = load_bundle(tmp_path / "model")
+    wav = harmonic_tone(62.4, 1.0)
+    frames = model.predict_frames(wav)
+    assert len(frames) == 5  # onset, offset, octave, pitch class, sung pitch
+    with torch.no_grad():
+        expected = head(encoder(torch.from_numpy(wav)[None]))
+    torch.testing.assert_close(model(torch.from_numpy(wav)[None]), expected)
+
+
+# ------------------------------------------------------------------ corpus
+
+def test_recorded_song_is_seeded_and_sung_off_the_tempered_scale():
+    notes, audio, info = render_recorded_song([3, 1], 8.0)
+    again, audio2, _ = render_recorded_song([3, 1], 8.0)
+    np.testing.assert_array_equal(audio, audio2)
+    np.testing.assert_array_equal(notes, again)
+    assert audio.dtype == np.float32 and len(audio) == 8 * SR
+    assert 10 ** (-20.5 / 20) <= np.abs(audio).max() <= 10 ** (-0.9 / 20)
+    deviation = np.abs(notes[:, 2] - np.round(notes[:, 2]))
+    assert deviation.max() > 0.1  # intonation: fractional sung pitches
+    clean, _, _ = render_recorded_song([3, 1], 8.0, CorpusStyle.clean())
+    np.testing.assert_array_equal(clean[:, 2], np.round(clean[:, 2]))
+
+
+def test_corpus_in_the_ssvd_layout_prepares_and_resumes(tmp_path):
+    corpus = make_recorded_corpus(tmp_path / "corpus", 3, seed=5, duration_range=(4.0, 6.0),
+                                  progress=False)
+    files = sorted(p.name for p in corpus.iterdir())
+    assert files == ["corpus.json", "song00000.txt", "song00000.wav", "song00001.txt",
+                     "song00001.wav", "song00002.txt", "song00002.wav"]
+    first = (corpus / "song00001.wav").read_bytes()
+    (corpus / "song00002.txt").unlink()  # an interrupted song is made again, the others kept
+    make_recorded_corpus(corpus, 3, seed=5, duration_range=(4.0, 6.0), progress=False)
+    assert (corpus / "song00001.wav").read_bytes() == first
+    assert (corpus / "song00002.txt").exists()
+    out = prepare_ssvd(corpus, tmp_path / "prep", dataset="synthetic_train", frame_rate=100.0,
+                       progress=False)
+    header, table = read_csv(out["synthetic_train"])
+    rows = [dict(zip(header, row)) for row in table]
+    assert {r["song"] for r in rows} == {"song00000", "song00001", "song00002"}
+    np.testing.assert_allclose(read_notes(rows[0]["song_anno"]),
+                               read_notes(corpus / f"{rows[0]['song']}.txt"))
+
+
+def test_prepare_ssvd_names_an_audio_file_without_notes(tmp_path):
+    data = tmp_path / "ssvd"
+    data.mkdir()
+    write_audio(data / "1.wav", harmonic_tone(60, 1.0), SR)
+    (data / "1.txt").write_text("0.1\t0.5\t60.2\r\n")
+    write_audio(data / "2.wav", harmonic_tone(60, 1.0), SR)
+    with pytest.raises(PrepareError, match=r"2\.wav has no 2\.txt beside it"):
+        prepare_ssvd(data, tmp_path / "prep", progress=False)
+
+
+# ------------------------------------------------------------------ pYIN baseline rules
+
+def test_contour_to_notes_cuts_at_level_changes_not_vibrato():
+    rate = 100.0
+    t = np.arange(100) / rate
+    first = 60.2 + 0.4 * np.sin(2 * np.pi * 5.5 * t[:50])  # vibrato of +-40 cents
+    contour = np.r_[first, np.full(50, 62.4), np.full(20, np.nan), np.full(40, 62.4),
+                    np.full(5, 65.0)]  # a 50-ms blip after the last note is too short
+    notes = contour_to_notes(contour, rate)
+    assert notes.shape == (3, 3)
+    np.testing.assert_allclose(notes[:, :2], [[0.0, 0.5], [0.5, 1.0], [1.2, 1.6]], atol=0.011)
+    np.testing.assert_allclose(notes[:, 2], [60.2, 62.4, 62.4], atol=0.06)
+    np.testing.assert_allclose(contour_to_notes(contour, rate, rounded=True)[:, 2], [60, 62, 62])
+
+
+def test_real_recordings_benchmark_runs_on_a_folder(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data = make_recorded_corpus(tmp_path / "data", 2, seed=4, duration_range=(4.0, 5.0),
+                                progress=False)
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_real.py"), str(data),
+                          "--systems", "svt,pyin,pyin-rounded", "--json", str(tmp_path / "r.json"),
+                          "--accompaniment-snr-db", "5"],
+                         capture_output=True, text=True, check=True)
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["recordings"] == 2 and set(result["systems"]) == {"svt", "pyin", "pyin-rounded"}
+    pyin, rounded = result["systems"]["pyin"], result["systems"]["pyin-rounded"]
+    assert pyin["COn"] == rounded["COn"]  # same notes, only the pitch rounded
+    assert "| svt |" in out.stdout and "accompaniment at 5 dB SNR" in out.stdout
