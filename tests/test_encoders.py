@@ -398,3 +398,65 @@ def test_model_type_falls_back_to_the_name_rule(tiny_folders, tmp_path):
     del config["model_type"]
     (folder / "config.json").write_text(json.dumps(config))
     assert SSLEncoder(source=folder).model_type == "hubert"
+
+
+def test_remote_code_named_by_a_model_folder_never_runs(tmp_path, monkeypatch):
+    """A config.json whose auto_map points at code in the folder: transformers would ask to run
+    it (and run it on "y"); svt loads the built-in class and runs nothing."""
+    import builtins
+    import json as json_module
+
+    folder = build_tiny_ssl_model(tmp_path / "wav2vec2_model", model_type="wav2vec2")
+    marker = tmp_path / "ran.txt"
+    (folder / "evil_config.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\n"
+        "from transformers import Wav2Vec2Config\n"
+        "class EvilConfig(Wav2Vec2Config):\n    pass\n")
+    (folder / "evil_model.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\n"
+        "from transformers import Wav2Vec2Model\n"
+        "class EvilModel(Wav2Vec2Model):\n    pass\n")
+    config = json_module.loads((folder / "config.json").read_text())
+    # A model type transformers does not know: only the folder's code could build it.
+    config["model_type"] = "evil-ssl"
+    config["auto_map"] = {"AutoConfig": "evil_config.EvilConfig",
+                          "AutoModel": "evil_model.EvilModel"}
+    (folder / "config.json").write_text(json_module.dumps(config))
+
+    prompts = []
+
+    def careless_user(prompt=""):  # answers "y" to transformers' "run the custom code?"
+        prompts.append(prompt)
+        return "y"
+
+    monkeypatch.setattr(builtins, "input", careless_user)
+    encoder = SSLEncoder(source=str(folder))
+    assert type(encoder.model).__name__ == "Wav2Vec2Model"
+    assert prompts == [] and not marker.exists()
+
+
+def test_a_bundle_naming_remote_code_loads_without_running_it(tmp_path, monkeypatch):
+    import builtins
+    import json as json_module
+
+    from svt.inference.bundle import export_bundle, load_bundle
+    from svt.models.head import TranscriptionHead
+
+    source = build_tiny_ssl_model(tmp_path / "wav2vec2_src", model_type="wav2vec2")
+    encoder = SSLEncoder(source=str(source))
+    settings = {"modality": "audio", "label_frame_rate": 49.8, "sample_rate": 16000,
+                "dur_threshold": 5, "onset_threshold": 0.4, "offset_threshold": 0.5}
+    bundle = export_bundle(tmp_path / "wav2vec2_bundle",
+                           encoder, TranscriptionHead(encoder.output_size), settings)
+    marker = tmp_path / "ran.txt"
+    (bundle / "encoder" / "evil.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\n"
+        "from transformers import Wav2Vec2Config\nclass EvilConfig(Wav2Vec2Config):\n    pass\n")
+    config_path = bundle / "encoder" / "config.json"
+    config = json_module.loads(config_path.read_text())
+    config.update(model_type="evil-ssl", auto_map={"AutoConfig": "evil.EvilConfig"})
+    config_path.write_text(json_module.dumps(config))
+    prompts = []
+    monkeypatch.setattr(builtins, "input", lambda prompt="": prompts.append(prompt) or "y")
+    load_bundle(bundle)
+    assert prompts == [] and not marker.exists()

@@ -211,7 +211,8 @@ class SSLEncoder(FrameEncoder):
         if self.pretrained:
             try:
                 self.model = model_class.from_pretrained(location, config=config,
-                                                         cache_dir=self.cache_dir)
+                                                         cache_dir=self.cache_dir,
+                                                         trust_remote_code=False)
             except OSError as error:  # no weights file in the folder / not downloadable
                 raise _not_available(self.source, f"could not load its weights: {error}") from error
         else:
@@ -501,7 +502,9 @@ def _load_config(source: str, cache_dir: str | None):
     elif not _looks_like_hub_id(source):
         raise _not_available(source, f"no such folder: '{source}'")
     try:
-        config = AutoConfig.from_pretrained(source, cache_dir=cache_dir)
+        # A model folder is data: code it names (config.json "auto_map") is never run, and the
+        # user is never asked whether to run it.
+        config = AutoConfig.from_pretrained(source, cache_dir=cache_dir, trust_remote_code=False)
         model_type = config.model_type
     except OSError as error:
         raise _not_available(source, f"{type(error).__name__}: {error}") from error
@@ -514,7 +517,8 @@ def _load_config(source: str, cache_dir: str | None):
                 f"Cannot tell which SSL model '{source}' holds: its config.json has no known "
                 f"model_type and the name contains none of hubert/data2vec/wavlm/wav2vec2"
             ) from None
-        config = _config_classes()[model_type].from_pretrained(source, cache_dir=cache_dir)
+        config = _config_classes()[model_type].from_pretrained(source, cache_dir=cache_dir,
+                                                                trust_remote_code=False)
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise UnsupportedEncoderError(
             f"'{source}' holds a '{model_type}' model; SSLEncoder supports the self-supervised "
@@ -534,7 +538,8 @@ def _load_feature_extractor_config(source: str, cache_dir: str | None) -> dict:
     if path.is_dir() and not (path / "preprocessor_config.json").is_file():
         return {}
     try:
-        extractor = Wav2Vec2FeatureExtractor.from_pretrained(source, cache_dir=cache_dir)
+        extractor = Wav2Vec2FeatureExtractor.from_pretrained(source, cache_dir=cache_dir,
+                                                             trust_remote_code=False)
     except OSError:
         return {}
     config = extractor.to_dict()
