@@ -224,16 +224,72 @@ def load_bundle(path, device="cpu", modality=None) -> TranscriptionModel:
         raise BundleError(f"{folder}: this bundle is {modality_mismatch(found, modality)}")
     if found == "audio_visual":
         return load_av_bundle(folder, manifest, device)
+    _check_manifest(manifest, folder)
     encoder_class = _encoder_class(manifest, folder)
-    encoder = encoder_class.from_bundle(folder / "encoder")
+    try:
+        encoder = encoder_class.from_bundle(folder / "encoder")
+    except TypeError as err:  # an option this svt's encoder does not take
+        raise BundleError(f"{folder / 'encoder'}: the encoder options do not fit this svt's "
+                          f"{manifest.get('encoder_type')} encoder ({err}); export the model again "
+                          "with this svt") from None
     head = build_head(manifest, folder)
     settings = {k: v for k, v in manifest.items()
                 if k not in ("encoder_config", "encoder_class", "encoder_type",
                              "head_input_size", "head_type", "head_config")}
     model = TranscriptionModel(encoder, head, settings)
-    state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
+    _load_weights(model, folder / WEIGHTS_FILE)
     return model.to(device).eval()
+
+
+#: Manifest keys every audio bundle needs (older bundles call the label frame rate `frame_rate`).
+REQUIRED_MANIFEST_KEYS = ("onset_threshold", "offset_threshold", "sample_rate")
+
+
+def _check_manifest(manifest: dict, folder: Path) -> None:
+    missing = [k for k in REQUIRED_MANIFEST_KEYS if k not in manifest]
+    if "label_frame_rate" not in manifest and "frame_rate" not in manifest:
+        missing.append("label_frame_rate")
+    if "encoder_type" not in manifest and "encoder_class" not in manifest:
+        missing.append("encoder_type")
+    if missing:
+        raise BundleError(f"{folder / BUNDLE_FILE}: the manifest lacks {', '.join(missing)}; the "
+                          "bundle is incomplete: export the model again")
+
+
+def _read_weights(path: Path) -> dict:
+    """A bundle's `{name: tensor}` weights, or one BundleError naming the file and the fault (never
+    torch's advice to retry with weights_only=False: a bundle is data)."""
+    if not path.is_file():
+        raise BundleError(f"{path}: the bundle has no weights file; export the model again")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated, garbage, or a pickle that is not plain tensors
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "weights_only" in reason or "Weights only load failed" in reason:
+            reason = "it holds objects other than tensors"
+        raise BundleError(f"{path}: not a readable weights file ({reason}); the file is damaged "
+                          "or not from an svt bundle: export the model again") from None
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise BundleError(f"{path}: expected a dict of tensors; export the model again")
+    return state
+
+
+def _load_weights(model: torch.nn.Module, path: Path) -> None:
+    """Weights into `model`; missing, unexpected or mis-shaped tensors are one BundleError."""
+    state = _read_weights(path)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    shapes = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    problems = []
+    for what, keys in (("missing", missing), ("unexpected", extra), ("mis-shaped", shapes)):
+        if keys:
+            shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+            problems.append(f"{len(keys)} {what} tensor(s): {shown}")
+    if problems:
+        raise BundleError(f"{path}: the weights do not fit the model the manifest describes ("
+                          + "; ".join(problems) + "); export the model again")
+    model.load_state_dict(state)
 
 
 # ------------------------------------------------------------------ audio-visual bundles
@@ -285,7 +341,7 @@ def load_av_bundle(folder, manifest: dict, device="cpu") -> AudioVisualModel:
     head = build_head(manifest, folder)
     settings = {k: v for k, v in manifest.items()
                 if k not in ("fusion_config", "head_input_size", "head_type", "head_config")}
-    state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    state = _read_weights(folder / WEIGHTS_FILE)
     for prefix, module in (("fusion.", fusion), ("head.", head)):
         try:
             module.load_state_dict({k[len(prefix):]: v for k, v in state.items()

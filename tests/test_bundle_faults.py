@@ -1,0 +1,71 @@
+"""A damaged or foreign bundle is one clear error naming the file and the fault."""
+import json
+import shutil
+
+import pytest
+import torch
+
+from svt.inference.bundle import BundleError, load_bundle
+from svt.inference.transcribe import DEFAULT_MODEL
+
+
+@pytest.fixture()
+def bundle(tmp_path):
+    copy = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL, copy)
+    return copy
+
+
+def expect_error(bundle, pattern):
+    with pytest.raises(BundleError, match=pattern) as info:
+        load_bundle(bundle)
+    assert "weights_only=False" not in str(info.value)
+    return str(info.value)
+
+
+def test_truncated_weights(bundle):
+    weights = bundle / "weights.pt"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    message = expect_error(bundle, r"weights\.pt: not a readable weights file")
+    assert str(weights) in message
+
+
+def test_garbage_weights(bundle):
+    (bundle / "weights.pt").write_bytes(b"\x80\x04garbage" * 50)
+    expect_error(bundle, "not a readable weights file")
+
+
+def test_weights_holding_objects_other_than_tensors(bundle):
+    torch.save({"head.w.weight": torch.zeros(1), "x": torch.nn.Linear(2, 2)},
+               bundle / "weights.pt")
+    expect_error(bundle, "holds objects other than tensors|expected a dict of tensors")
+
+
+def test_missing_extra_and_misshaped_tensors(bundle):
+    state = torch.load(bundle / "weights.pt", weights_only=True)
+    first = sorted(state)[0]
+    del state[first]
+    state["head.extra"] = torch.zeros(3)
+    name = "head.w.weight" if "head.w.weight" in state else sorted(k for k in state
+                                                                   if k.startswith("head"))[0]
+    state[name] = torch.zeros(7, 7)
+    torch.save(state, bundle / "weights.pt")
+    message = expect_error(bundle, "the weights do not fit the model")
+    assert f"1 missing tensor(s): {first}" in message
+    assert "1 unexpected tensor(s): head.extra" in message
+    assert f"1 mis-shaped tensor(s): {name}" in message
+
+
+def test_manifest_missing_a_key(bundle):
+    manifest = json.loads((bundle / "svt_bundle.json").read_text())
+    del manifest["onset_threshold"]
+    (bundle / "svt_bundle.json").write_text(json.dumps(manifest))
+    expect_error(bundle, r"svt_bundle\.json: the manifest lacks onset_threshold")
+
+
+def test_unknown_encoder_option(bundle):
+    path = bundle / "encoder" / "svt_encoder.json"
+    options = json.loads(path.read_text())
+    options["warp_drive"] = True
+    path.write_text(json.dumps(options))
+    expect_error(bundle, r"encoder: the encoder options do not fit .*warp_drive")
