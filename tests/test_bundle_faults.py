@@ -69,3 +69,27 @@ def test_unknown_encoder_option(bundle):
     options["warp_drive"] = True
     path.write_text(json.dumps(options))
     expect_error(bundle, r"encoder: the encoder options do not fit .*warp_drive")
+
+
+def test_exported_bundles_are_readable_by_others(tmp_path):
+    import os
+    import stat
+
+    from svt.inference.bundle import export_bundle
+    from svt.models.head import TranscriptionHead
+    from svt.models.pitch_network import PitchNetworkEncoder
+
+    encoder = PitchNetworkEncoder(hidden_size=8, num_layers=1)
+    previous = os.umask(0o022)
+    try:
+        folder = export_bundle(tmp_path / "model", encoder, TranscriptionHead(encoder.output_size),
+                               {"onset_threshold": 0.4, "offset_threshold": 0.5,
+                                "label_frame_rate": 100.0, "sample_rate": 16000})
+    finally:
+        os.umask(previous)
+    modes = {p.relative_to(folder).as_posix(): stat.S_IMODE(p.stat().st_mode)
+             for p in [folder, *folder.rglob("*")]}
+    assert modes["."] == 0o755 and modes["encoder"] == 0o755
+    assert modes["weights.pt"] == modes["svt_bundle.json"] == 0o644
+    assert modes["encoder/svt_encoder.json"] == 0o644
+    load_bundle(folder)

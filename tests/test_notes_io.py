@@ -64,6 +64,10 @@ def test_tonas_notes_corrected(tmp_path):
     path.write_text("tuning\n0.5 0.5 59.87 0.02\n")
     with pytest.raises(NoteFileError, match="line 1: expected the tuning deviation"):
         read_notes(path)
+    # Without its tuning line the first note must not vanish as the "tuning": a clear error.
+    path.write_text("0.5 0.5 59.87 0.02\n1.25 0.75 62.1 0.03\n")
+    with pytest.raises(NoteFileError, match="one number alone on the line.*add the tuning line"):
+        read_notes(path)
 
 
 def test_csv_with_header(tmp_path):

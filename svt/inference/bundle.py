@@ -109,6 +109,7 @@ def staged_bundle_folder(folder):
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
         yield tmp
+        _readable_by_others(tmp)
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -119,6 +120,16 @@ def staged_bundle_folder(folder):
             os.replace(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _readable_by_others(root: Path) -> None:
+    """Give a staged bundle the permissions of an ordinary folder (the user's umask): the
+    temporary folder it was built in is private (0700), which a shared model must not be."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(root, 0o777 & ~umask)
+    for path in root.rglob("*"):
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def export_bundle(folder, encoder, head, settings: dict) -> Path:

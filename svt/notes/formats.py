@@ -130,11 +130,16 @@ def read_onset_offset_midi(path):
 def read_tonas(path):
     """TONAS `.notes.Corrected`; returns the notes (see the module docstring on tuning)."""
     first = Path(path).read_text().splitlines()[:1]
+    fields = first[0].replace(",", " ").split() if first else []
     try:
-        float(first[0].replace(",", " ").split()[0])
-    except (IndexError, ValueError):
-        raise NoteFileError(f"{path}: line 1: expected the tuning deviation in cents (a number), "
-                            f"got {first[0]!r}" if first else f"{path}: the file is empty") from None
+        if len(fields) != 1:  # a note row here would otherwise be lost as the "tuning"
+            raise ValueError
+        float(fields[0])
+    except ValueError:
+        raise NoteFileError(f"{path}: line 1: expected the tuning deviation in cents (one number "
+                            f"alone on the line, as TONAS files begin), got {first[0]!r}; add the "
+                            "tuning line (0 if unknown)" if first
+                            else f"{path}: the file is empty") from None
     return read_onset_duration_midi(path, skip_first_line=True, min_columns=3)
 
 
