@@ -214,3 +214,38 @@ def test_cli_thresholds_and_saved_frames(local_bundle, song, tmp_path, capsys):
         assert "--offset-threshold" in capsys.readouterr().err
     with pytest.raises(ValueError, match="onset_threshold must be between 0 and 1"):
         svt.transcribe(wav[:SR], sample_rate=SR, model=local_bundle, onset_threshold=2.0)
+
+
+def test_every_input_gets_its_own_output_name(tmp_path):
+    from svt.cli.transcribe import name_clashes, output_stems
+
+    files = [tmp_path / "x" / "a" / "song.wav", tmp_path / "y" / "a" / "song.wav",
+             tmp_path / "z" / "song.wav", tmp_path / "z" / "song.flac",
+             tmp_path / "a" / "solo.wav", tmp_path / "a_solo.wav", tmp_path / "other.wav"]
+    names = output_stems(files)
+    assert names == ["x__a__song", "y__a__song", "z__song__wav", "z__song__flac", "solo",
+                     "a_solo", "other"]
+    assert name_clashes(files, names) == {}
+
+
+def test_clashing_names_or_a_bad_out_dir_stop_the_run_before_any_work(tmp_path, capsys,
+                                                                        monkeypatch):
+    from svt.cli import transcribe as cli
+
+    monkeypatch.setattr(cli, "resolve_model", lambda *a, **k: pytest.fail("model loaded"))
+    sf.write(tmp_path / "s.wav", np.zeros(SR), SR)
+    monkeypatch.setattr(cli, "output_stems", lambda files: ["same"] * len(files))
+    sf.write(tmp_path / "t.wav", np.zeros(SR), SR)
+    assert transcribe_main([str(tmp_path / "s.wav"), str(tmp_path / "t.wav"),
+                            "--out-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "would all be written as same.*" in err and "nothing was written" in err
+    assert not (tmp_path / "out").exists()
+    monkeypatch.undo()
+    monkeypatch.setattr(cli, "resolve_model", lambda *a, **k: pytest.fail("model loaded"))
+    (tmp_path / "a_file").write_text("x")
+    assert transcribe_main([str(tmp_path / "s.wav"), "--out-dir", str(tmp_path / "a_file")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert transcribe_main([str(tmp_path / "s.wav"), "--out-dir",
+                            str(tmp_path / "a_file" / "sub")]) == 2
+    assert "cannot be created" in capsys.readouterr().err

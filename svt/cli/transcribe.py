@@ -5,9 +5,10 @@ the pitch that was sung, as fractional MIDI numbers (MIDI files: the nearest not
 bend).
 
 INPUT: audio files or folders of them (wav, flac, ogg, and mp3/m4a where a decoder is installed),
-any sample rate and channel count. For each input the notes are written to DIR/<stem>.json
-(`[[onset_s, offset_s, midi], ...]`) and, as asked by --format, DIR/<stem>.csv and DIR/<stem>.mid;
---plot adds DIR/<stem>.png. A file that fails is reported and the others go on; the exit status is
+any sample rate and channel count. For each input the notes are written to DIR/<name>.json (name:
+the file stem, made distinct where inputs share one, see `output_stems`)
+(`[[onset_s, offset_s, midi], ...]`) and, as asked by --format, DIR/<name>.csv and DIR/<name>.mid;
+--plot adds DIR/<name>.png. A file that fails is reported and the others go on; the exit status is
 1 if any failed.
 
 With an audio-visual model (the N20EMv2/audio_visual recipe's bundle), --video gives each input's
@@ -18,6 +19,7 @@ holding <stem>.npy for each input's file stem.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -58,13 +60,51 @@ def find_inputs(inputs):
             files.append(path)
         else:
             missing.append(path)
-    return files, missing
+    # A file named twice (directly and through its folder) is transcribed once.
+    unique = {}
+    for f in files:
+        unique.setdefault(os.path.abspath(f), f)
+    return list(unique.values()), missing
 
 
 def output_stems(files):
-    """Output names: the file stem, or parent_stem where two inputs share a stem."""
-    stems = [f.stem for f in files]
-    return [f"{f.parent.name}_{f.stem}" if stems.count(f.stem) > 1 else f.stem for f in files]
+    """Output names, one per input and never two alike: the file stem; where several inputs share
+    a stem, their folders below the folder they have in common joined with "__" (`x/a/song.wav` ->
+    `x__a__song`), plus the extension where they differ only by it (`song__wav`, `song__flac`)."""
+    resolved = [Path(os.path.abspath(f)) for f in files]
+    names = []
+    for f in resolved:
+        group = [g for g in resolved if g.stem == f.stem]
+        if len(group) == 1:
+            names.append(f.stem)
+            continue
+        root = Path(os.path.commonpath([g.parent for g in group]))
+        name = "__".join([*f.parent.relative_to(root).parts, f.stem])
+        if sum(g.parent == f.parent for g in group) > 1:
+            name += "__" + f.suffix.lstrip(".").lower()
+        names.append(name)
+    return names
+
+
+def name_clashes(files, names) -> dict:
+    """`{output name: [inputs]}` for every name more than one input would be written to."""
+    by_name = {}
+    for f, name in zip(files, names):
+        by_name.setdefault(name, []).append(f)
+    return {name: group for name, group in by_name.items() if len(group) > 1}
+
+
+def check_out_dir(out_dir: Path) -> str | None:
+    """Why outputs cannot be written to `out_dir` (None when they can); creates it."""
+    if out_dir.exists() and not out_dir.is_dir():
+        return f"--out-dir {out_dir} is a file, not a folder; give a folder for the outputs"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return f"--out-dir {out_dir} cannot be created ({err.strerror or err})"
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        return f"--out-dir {out_dir} is not writable; choose another folder"
+    return None
 
 
 def build_parser():
@@ -167,6 +207,19 @@ def main(argv=None) -> int:
     if not files:
         print("svt-transcribe: error: no audio files to transcribe", file=sys.stderr)
         return 2
+    stems = output_stems(files)
+    clashes = name_clashes(files, stems)
+    if clashes:
+        for name, group in clashes.items():
+            print(f"svt-transcribe: error: {', '.join(map(str, group))} would all be written as "
+                  f"{name}.*", file=sys.stderr)
+        print("svt-transcribe: nothing was written; rename the inputs or run them separately",
+              file=sys.stderr)
+        return 2
+    problem = check_out_dir(Path(args.out_dir))
+    if problem:
+        print(f"svt-transcribe: error: {problem}", file=sys.stderr)
+        return 2
     try:
         videos = find_videos(args.video, files)
     except ValueError as err:
@@ -181,7 +234,6 @@ def main(argv=None) -> int:
     except (BundleError, ValueError, OSError) as err:
         print(f"svt-transcribe: error: cannot load the model: {err}", file=sys.stderr)
         return 2
-    stems = output_stems(files)
     references = {}
     if args.reference:
         try:
