@@ -1,6 +1,7 @@
 """svt.transcribe and svt-transcribe: chunked stitching, formats, errors, outputs."""
 
 import json
+import re
 import warnings
 
 import numpy as np
@@ -249,3 +250,29 @@ def test_clashing_names_or_a_bad_out_dir_stop_the_run_before_any_work(tmp_path, 
     assert transcribe_main([str(tmp_path / "s.wav"), "--out-dir",
                             str(tmp_path / "a_file" / "sub")]) == 2
     assert "cannot be created" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--batch-size", "0"], "--batch-size: invalid positive_int value|must be at least 1"),
+    (["--batch-size", "-1"], "must be at least 1"),
+    (["--chunk-seconds", "0"], "must be greater than 0"),
+    (["--context-seconds", "-0.5"], "must not be negative"),
+    (["--chunk-seconds", "nan"], "not a finite number"),
+])
+def test_out_of_range_arguments_are_refused_up_front(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        transcribe_main([str(tmp_path / "s.wav"), "--out-dir", str(tmp_path / "o"), *argv])
+    assert exit_info.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--onset-tolerance", "-1"], "must be greater than 0"),
+    (["--pitch-tolerance", "0"], "must be greater than 0"),
+    (["--offset-min-tolerance", "-0.01"], "must not be negative"),
+])
+def test_score_refuses_out_of_range_tolerances(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        score_main(["a.json", "b.json", *argv])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

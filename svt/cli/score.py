@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from svt.cli.argtypes import non_negative_float, positive_float
 from svt.notes.formats import (
     NoteFileError,
     detect_format,
@@ -45,16 +46,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("reference", help="reference note file, folder or dict file")
     parser.add_argument("estimate", help="estimated note file, folder or dict file")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--onset-tolerance", type=float,
+    parser.add_argument("--onset-tolerance", type=positive_float,
                         default=DEFAULT_TOLERANCES["onset_tolerance"], metavar="S",
                         help="onset tolerance in seconds (default 0.05)")
-    parser.add_argument("--pitch-tolerance", type=float,
+    parser.add_argument("--pitch-tolerance", type=positive_float,
                         default=DEFAULT_TOLERANCES["pitch_tolerance"], metavar="CENTS",
                         help="pitch tolerance in cents (default 50)")
-    parser.add_argument("--offset-ratio", type=float, default=DEFAULT_TOLERANCES["offset_ratio"],
+    parser.add_argument("--offset-ratio", type=positive_float,
+                        default=DEFAULT_TOLERANCES["offset_ratio"],
                         metavar="R", help="offset tolerance as a ratio of the reference note's "
                         "duration (default 0.2)")
-    parser.add_argument("--offset-min-tolerance", type=float,
+    parser.add_argument("--offset-min-tolerance", type=non_negative_float,
                         default=DEFAULT_TOLERANCES["offset_min_tolerance"], metavar="S",
                         help="minimum offset tolerance in seconds (default 0.05)")
     parser.add_argument("--format", dest="fmt", default=None,

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from svt.cli.argtypes import non_negative_float, positive_float, positive_int
 from svt.fileio import atomic_path
 from svt.inference.bundle import BundleError
 from svt.inference.transcribe import (
@@ -127,11 +128,13 @@ def build_parser():
                         help="lip video(s) for an audio-visual model: a .npy file (one input) or "
                              "a folder of <stem>.npy matched to the inputs by file stem")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    parser.add_argument("--batch-size", type=int, default=4, help="chunks per forward pass")
-    parser.add_argument("--chunk-seconds", type=float, default=None,
+    parser.add_argument("--batch-size", type=positive_int, default=4,
+                        help="chunks per forward pass")
+    parser.add_argument("--chunk-seconds", type=positive_float, default=None,
                         help="audio kept per chunk (default: the model's training utterance "
                              "length)")
-    parser.add_argument("--context-seconds", type=float, default=DEFAULT_CONTEXT_SECONDS,
+    parser.add_argument("--context-seconds", type=non_negative_float,
+                        default=DEFAULT_CONTEXT_SECONDS,
                         help="extra audio read on each side of a chunk (default 0.5)")
     parser.add_argument("--onset-threshold", type=probability, default=None,
                         help="onset probability a note needs to start, in (0, 1) (default: the "
