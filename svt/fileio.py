@@ -36,3 +36,15 @@ def write_text_atomic(path, text: str) -> None:
 
 def write_json_atomic(path, obj, indent=None) -> None:
     write_text_atomic(path, json.dumps(obj, indent=indent) + "\n")
+
+
+def unsafe_name_reason(name: str) -> str | None:
+    """Why `name` (a song id from an annotation file) cannot name a file or folder safely, or
+    None: ids become paths under dataset and output folders, so `../x`, `/abs` or `a/b` would
+    write outside them."""
+    name = str(name)
+    if name in ("", ".", ".."):
+        return "is empty or a relative folder name"
+    if any(c in name for c in "/\\\0"):
+        return "contains a path separator or a NUL byte"
+    return None

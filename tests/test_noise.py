@@ -511,3 +511,17 @@ def test_synthesize_noise_cli(corpus, prepared, tmp_path, capsys):
     assert sorted(p.name for p in (folder / "white").glob("*.wav")) == [
         "SNR_-5dB.wav", "SNR_2.5dB.wav"]
     assert (folder / "accomp" / "SNR_2.5dB.wav").is_file()
+
+
+@pytest.mark.parametrize("key", ["../../victim", "/tmp/abs", "a/b", ".."])
+def test_song_ids_that_are_paths_are_refused_before_writing(corpus, prepared, tmp_path, key):
+    import json
+
+    root = _copy_corpus(corpus, tmp_path)
+    annotations = json.loads((root / "annotations.json").read_text())
+    annotations[key] = next(iter(annotations.values()))
+    (root / "annotations.json").write_text(json.dumps(annotations))
+    before = sorted(p for p in tmp_path.rglob("*"))
+    with pytest.raises(NoiseError, match="would name paths outside"):
+        synthesize_noisy_songs(root, prepared[0], seed=3, jobs=1, progress=False)
+    assert sorted(p for p in tmp_path.rglob("*")) == before

@@ -556,3 +556,23 @@ def test_video_prepare_cli(tmp_path, capsys):
     assert "song 'song_002'" in capsys.readouterr().err
     assert main(["--data_folder", n20["root"], "--save_folder", str(save),
                  "--skip_invalid"]) == 0
+
+
+def test_annotation_keys_that_are_paths_never_become_paths(tmp_path):
+    import json as json_module
+
+    from svt.datasets.common import song_outputs
+    from svt.datasets.mir_st500 import prepare_mir_st500
+    from svt.synthetic.singing import make_corpus
+
+    data = tmp_path / "mir"
+    make_corpus(str(data), layout="mir_st500", num_train=2, num_test=1, song_duration_s=6, seed=4)
+    annotations = json_module.loads((data / "Annotations.json").read_text())
+    annotations["../../victim"] = next(iter(annotations.values()))
+    (data / "Annotations.json").write_text(json_module.dumps(annotations))
+    # The key is reported (it matches no audio folder and names no file) before any writing.
+    with pytest.raises(PrepareError, match=r"song '\.\./\.\./victim'"):
+        prepare_mir_st500(data, tmp_path / "prep", progress=False)
+    assert not (tmp_path / "victim").exists() and not (tmp_path.parent / "victim").exists()
+    with pytest.raises(PrepareError, match="would name files outside"):
+        song_outputs(tmp_path / "prep", "mir_st500", "../x")

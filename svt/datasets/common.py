@@ -75,7 +75,7 @@ from svt.data.utterances import (
     utterance_slice,
     write_csv,
 )
-from svt.fileio import atomic_path, write_json_atomic
+from svt.fileio import atomic_path, unsafe_name_reason, write_json_atomic
 from svt.notes.formats import (
     NoteFileError,
     write_notes_json,
@@ -124,6 +124,10 @@ class PreparedSong:
 
 def song_outputs(save_folder, dataset: str, song: str) -> dict:
     """Where a song's prepared files go: `labels`, `notes` and (when converted) `audio16k`."""
+    reason = unsafe_name_reason(song)
+    if reason:
+        raise PrepareError(f"{dataset}: song id {song!r} {reason}; it would name files outside "
+                           f"{save_folder}")
     root = Path(os.path.abspath(save_folder))
     return {
         "labels": root / "labels" / dataset / f"{song}.npy",
@@ -312,6 +316,11 @@ def _annotation_entries(raw: dict, ann_path: Path) -> dict:
     """`{song: notes array or ValueError}` from a `{song: note_list}` object."""
     entries = {}
     for key, value in raw.items():
+        reason = unsafe_name_reason(key)
+        if reason:
+            entries[str(key)] = ValueError(f"{ann_path}: song id {key!r} {reason}; song ids "
+                                           "become file names, so it is refused")
+            continue
         try:
             entries[str(key)] = _note_array(value, f"{ann_path}: song {key!r}")
         except (ValueError, TypeError) as err:

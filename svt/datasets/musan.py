@@ -93,7 +93,7 @@ import numpy as np
 from tqdm import tqdm
 
 from svt.audio import SAMPLE_RATE, audio_info, read_audio, write_audio
-from svt.fileio import write_json_atomic, write_text_atomic
+from svt.fileio import unsafe_name_reason, write_json_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -608,6 +608,11 @@ def _load_annotations(n20emv2_root: Path) -> dict:
         raise NoiseError(f"{ann}: not valid JSON ({err})") from None
     if not isinstance(data, dict) or not data:
         raise NoiseError(f"{ann}: expected a non-empty object {{entry: {{\"midi\", \"split\"}}}}")
+    unsafe = [k for k in data if unsafe_name_reason(k)]
+    if unsafe:
+        raise NoiseError(f"{ann}: song id(s) {unsafe[:5]} would name paths outside "
+                         f"{n20emv2_root / 'data'} (path separators or '..'); fix the annotation "
+                         "keys")
     bad = [k for k, v in data.items() if not isinstance(v, dict) or "split" not in v]
     if bad:
         raise NoiseError(f"{ann}: entries without a \"split\" field: {', '.join(bad[:5])}")
