@@ -103,8 +103,7 @@ def run_worker(system, jobs, model):
         import torch
 
         import svt
-        from svt.inference.bundle import load_bundle
-        from svt.inference.transcribe import DEFAULT_MODEL
+        from svt.inference.bundle import DEFAULT_MODEL, load_bundle
 
         torch.set_num_threads(2)
         t1 = time.perf_counter()

@@ -30,6 +30,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def probability(text: str) -> float:
+    """A number strictly between 0 and 1 (decoding thresholds)."""
+    value = _number(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
 def non_negative_float(text: str) -> float:
     value = _number(text)
     if value < 0:

@@ -28,7 +28,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from svt.cli.argtypes import non_negative_float, positive_float, positive_int
+from svt.cli.argtypes import (
+    non_negative_float,
+    positive_float,
+    positive_int,
+    probability,
+)
 from svt.fileio import atomic_path
 from svt.inference.bundle import BundleError
 from svt.inference.transcribe import (
@@ -148,17 +153,6 @@ def build_parser():
                              "(fractional MIDI, NaN = unvoiced; models with a pitch network) and "
                              "frame_rate")
     return parser
-
-
-def probability(text: str) -> float:
-    """An argparse type: a number strictly between 0 and 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
-    return value
 
 
 def save_frames(path, frames, frame_rate: float) -> None:

@@ -35,6 +35,8 @@ from svt.notes.decoding import decode_frames
 BUNDLE_FILE = "svt_bundle.json"
 WEIGHTS_FILE = "weights.pt"
 FORMAT_VERSION = 1
+#: The model shipped in the package (docs/shipped-model.md): used when no model is given.
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "pretrained" / "singing_transcriber"
 
 
 class BundleError(FileNotFoundError):

@@ -38,6 +38,7 @@ import torch
 
 from svt.audio import SAMPLE_RATE, AudioError, audio_info, read_audio, resample
 from svt.inference.bundle import (
+    DEFAULT_MODEL,
     BundleError,
     TranscriptionModel,
     load_bundle,
@@ -54,8 +55,6 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".ai
 #: trained on 5-s utterances transcribe best when they see windows of about that size.
 DEFAULT_CHUNK_SECONDS = 5.0
 DEFAULT_CONTEXT_SECONDS = 0.5
-#: The model shipped in the package (docs/shipped-model.md): used when no model is given.
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "pretrained" / "singing_transcriber"
 #: Block size for streaming conversion of non-16 kHz files.
 _CONVERT_BLOCK = 1 << 18
 
@@ -301,8 +300,6 @@ def transcribe(audio, sample_rate=None, model=None, *, video=None, chunk_seconds
     if isinstance(audio, (str, os.PathLike)):
         source = open_audio(audio)
     else:
-        if sample_rate is None:
-            raise ValueError("transcribe: sample_rate is required for a waveform array")
         wav = np.asarray(audio, dtype=np.float32)
         if wav.ndim == 2:
             wav = wav.mean(axis=1)

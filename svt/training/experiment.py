@@ -14,7 +14,7 @@ from speechbrain.utils.distributed import run_on_main
 
 from svt.data.utterances import audio_dataset, csv_folder
 from svt.datasets.musan import noisy_wav_path
-from svt.inference.bundle import load_bundle
+from svt.inference.bundle import DEFAULT_MODEL, load_bundle
 from svt.training.brain import TranscriptionBrain
 from svt.training.features import extract_song_features, recover_trained_model
 
@@ -145,8 +145,6 @@ def evaluate_dataset(prepare_function, argv=None):
     frame rate and utterance length, then evaluate the model (`--model`) on it, with the bundle's
     thresholds unless the YAML sets its own; `model: null` evaluates the model shipped in the
     package. Returns `{test_set: statistics}`."""
-    from svt.inference.transcribe import DEFAULT_MODEL
-
     hparams, run_opts = load_experiment(argv)
     model = load_bundle(hparams["model"] or DEFAULT_MODEL, modality="audio")
     settings = dict(model.settings)
