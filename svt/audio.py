@@ -27,6 +27,61 @@ class AudioError(ValueError):
     """An audio file that is missing or cannot be read; the message names the file."""
 
 
+class NonFiniteAudioWarning(UserWarning):
+    """Some samples were NaN or infinite and were set to zero; the message names the file and
+    where they were."""
+
+
+def non_finite_spans(bad: np.ndarray, sample_rate: int, offset: int = 0) -> list:
+    """`[(first, last), ...]` sample indices (plus `offset`) of the runs where `bad` is True."""
+    index = np.flatnonzero(bad)
+    if len(index) == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(index) > 1)
+    firsts = np.concatenate([index[:1], index[breaks + 1]]) + offset
+    lasts = np.concatenate([index[breaks], index[-1:]]) + offset
+    return list(zip(firsts.tolist(), lasts.tolist()))
+
+
+def describe_non_finite(where, spans, sample_rate: int, total: int | None = None) -> str:
+    """The warning text for non-finite samples at `spans` (sample runs at `sample_rate`)."""
+    count = sum(last - first + 1 for first, last in spans)
+
+    def span(first, last):
+        a, b = f"{first / sample_rate:.3f}", f"{(last + 1) / sample_rate:.3f}"
+        return f"{a} s" if a == b else f"{a}-{b} s"
+
+    shown = ", ".join(span(*s) for s in spans[:5])
+    more = f" and {len(spans) - 5} more span(s)" if len(spans) > 5 else ""
+    of = f" of {total}" if total is not None else ""
+    return (f"{where}: {count}{of} samples are NaN or infinite (at {shown}{more}); they were set "
+            "to zero so the rest of the file can be used. Check how the file was made.")
+
+
+def zero_non_finite(wav: np.ndarray, where, sample_rate: int, offset: int = 0,
+                    whole_file: bool = False, warn: bool = True) -> np.ndarray:
+    """`wav` with NaN/inf samples set to zero, warning (`NonFiniteAudioWarning`) where they were.
+
+    Models spread one NaN over every frame that sees it (a 5-s chunk loses all its notes), so
+    they are zeroed where the audio enters. A whole file (`whole_file`) with no finite sample at
+    all is refused: it is damaged, not silent."""
+    bad = ~np.isfinite(wav)
+    if not bad.any():
+        return wav
+    if whole_file and bad.all():
+        raise AudioError(f"{where}: every sample is NaN or infinite: the file is damaged (not "
+                         "silent); re-export or re-record it")
+    if warn:
+        import warnings
+
+        spans = non_finite_spans(bad.any(axis=-1) if bad.ndim > 1 else bad, sample_rate, offset)
+        warnings.warn(describe_non_finite(where, spans, sample_rate,
+                                          len(wav) if whole_file else None), NonFiniteAudioWarning, stacklevel=3)
+    wav = np.array(wav, copy=True)
+    wav[bad] = 0.0
+    return wav
+
+
 def _unreadable(path, err) -> AudioError:
     return AudioError(
         f"{path}: cannot read this audio file ({err}). Convert it to WAV or FLAC "
@@ -57,13 +112,15 @@ def resample(wav: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
 
 
 def read_audio(path, sample_rate: int | None = SAMPLE_RATE, start: int | None = None,
-               stop: int | None = None) -> np.ndarray:
+               stop: int | None = None, warn_non_finite: bool = True) -> np.ndarray:
     """Mono float32 waveform of `path` at `sample_rate` (None: the file's own rate).
 
     `start`/`stop` select samples `[start, stop)` at the output rate. When the file already has that
     rate they are the file's own sample indices and only that slice is read from disk. Otherwise the
     whole file is read, resampled, then sliced, so a slice always equals the same samples of the
-    whole resampled file. Several channels are averaged to mono.
+    whole resampled file. Several channels are averaged to mono. NaN/inf samples are set to zero
+    (`zero_non_finite`: a warning naming the file and the time span unless `warn_non_finite` is
+    False; an AudioError when a whole file has no finite sample).
     """
     path = Path(path)
     file_rate, num_frames, _ = audio_info(path)
@@ -77,6 +134,10 @@ def read_audio(path, sample_rate: int | None = SAMPLE_RATE, start: int | None = 
             wav, _ = sf.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, sf.LibsndfileError) as err:
         raise _unreadable(path, err) from None
+    # Before mixing and resampling, which would spread a NaN over its neighbours.
+    wav = zero_non_finite(wav, path, file_rate, offset=(start or 0) if partial else 0,
+                          whole_file=not partial or (not start and stop is None),
+                          warn=warn_non_finite)
     wav = wav.mean(axis=1, dtype=np.float32) if wav.shape[1] > 1 else wav[:, 0]
     if not partial:
         wav = resample(wav, file_rate, out_rate)

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from svt.audio import NonFiniteAudioWarning
 from svt.cli.argtypes import (
     non_negative_float,
     positive_float,
@@ -247,6 +248,7 @@ def main(argv=None) -> int:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", SilentInputWarning)
+                warnings.simplefilter("always", NonFiniteAudioWarning)
                 if args.video is not None and videos[path] is None:
                     missing_video = Path(args.video) / f"{path.stem}.npy"
                     raise FileNotFoundError(f"{path}: no lip video for it ({missing_video} is "
@@ -259,7 +261,7 @@ def main(argv=None) -> int:
                                            offset_threshold=args.offset_threshold,
                                            return_frames=True)
             for warning in caught:
-                if issubclass(warning.category, SilentInputWarning):
+                if issubclass(warning.category, (SilentInputWarning, NonFiniteAudioWarning)):
                     print(f"svt-transcribe: warning: {warning.message}", file=sys.stderr)
             write_notes_json(out_dir / f"{stem}.json", notes)
             if args.save_frames:

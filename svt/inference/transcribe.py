@@ -36,7 +36,17 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from svt.audio import SAMPLE_RATE, AudioError, audio_info, read_audio, resample
+from svt.audio import (
+    SAMPLE_RATE,
+    AudioError,
+    NonFiniteAudioWarning,
+    audio_info,
+    describe_non_finite,
+    non_finite_spans,
+    read_audio,
+    resample,
+    zero_non_finite,
+)
 from svt.inference.bundle import (
     DEFAULT_MODEL,
     BundleError,
@@ -82,7 +92,9 @@ class ArraySource:
 
 
 class FileSource:
-    """A 16 kHz mono audio file read slice by slice (only the requested samples are read)."""
+    """A 16 kHz mono audio file read slice by slice (only the requested samples are read).
+
+    NaN/inf samples read as zeros; `open_audio` has warned about them once for the whole file."""
 
     def __init__(self, path, cleanup=False):
         self.path = str(path)
@@ -90,26 +102,74 @@ class FileSource:
         self.num_samples = sf.info(self.path).frames
 
     def read(self, start, stop):
-        return read_audio(self.path, SAMPLE_RATE, start=start, stop=stop)
+        return read_audio(self.path, SAMPLE_RATE, start=start, stop=stop, warn_non_finite=False)
 
     def close(self):
         if self.cleanup and os.path.exists(self.path):
             os.remove(self.path)
 
 
+def _blocks(path):
+    """`(first_sample, block)` over an audio file, float32 `(n, channels)` blocks."""
+    first = 0
+    for block in sf.blocks(str(path), blocksize=_CONVERT_BLOCK, dtype="float32", always_2d=True):
+        yield first, block
+        first += len(block)
+
+
+def _check_non_finite(path, spans, rate, total):
+    """Warn once per file about NaN/inf samples (zeroed); refuse a file that has nothing else."""
+    if not spans:
+        return
+    if sum(last - first + 1 for first, last in spans) == total:
+        raise AudioError(f"{path}: every sample is NaN or infinite: the file is damaged (not "
+                         "silent); re-export or re-record it")
+    warnings.warn(describe_non_finite(path, spans, rate, total), NonFiniteAudioWarning,
+                  stacklevel=3)
+
+
+def _merge_spans(spans):
+    """Join runs that continue across block borders."""
+    merged = []
+    for first, last in spans:
+        if merged and first == merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], last)
+        else:
+            merged.append((first, last))
+    return merged
+
+
+def _scan_non_finite(path, rate, total):
+    """Check a 16 kHz mono file for NaN/inf samples before transcribing it (float files only:
+    integer PCM cannot hold them)."""
+    if not sf.info(str(path)).subtype.startswith(("FLOAT", "DOUBLE")):
+        return
+    spans = []
+    for first, block in _blocks(path):
+        spans += non_finite_spans(~np.isfinite(block).all(axis=1), rate, first)
+    _check_non_finite(path, _merge_spans(spans), rate, total)
+
+
 def _convert_to_temporary_16k(path, rate, channels):
-    """Stream-convert `path` to a temporary 16 kHz mono PCM file (bounded memory)."""
+    """Stream-convert `path` to a temporary 16 kHz mono PCM file (bounded memory). NaN/inf
+    samples are zeroed before resampling, which would spread them."""
     import soxr
 
     fd, tmp = tempfile.mkstemp(suffix=".wav", prefix="svt-16k-")
     os.close(fd)
+    spans, total = [], 0
     try:
         resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
         with sf.SoundFile(tmp, "w", SAMPLE_RATE, 1, subtype="FLOAT") as out:
-            for block in sf.blocks(str(path), blocksize=_CONVERT_BLOCK, dtype="float32",
-                                   always_2d=True):
+            for first, block in _blocks(path):
+                bad = ~np.isfinite(block)
+                if bad.any():
+                    spans += non_finite_spans(bad.any(axis=1), rate, first)
+                    block = np.where(bad, np.float32(0), block)
+                total = first + len(block)
                 out.write(resampler.resample_chunk(block.mean(axis=1)))
             out.write(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+        _check_non_finite(path, _merge_spans(spans), rate, total)
     except BaseException:
         os.remove(tmp)
         raise
@@ -137,8 +197,9 @@ def open_audio(path):
             raise AudioError(f"{path}: not a readable audio file{detail}: neither libsndfile "
                              "nor librosa's decoders can open it; convert it to WAV or FLAC, or "
                              "install ffmpeg for other formats") from None
-        return ArraySource(wav)
+        return ArraySource(zero_non_finite(wav, path, SAMPLE_RATE, whole_file=True))
     if rate == SAMPLE_RATE and channels == 1:
+        _scan_non_finite(path, rate, sf.info(str(path)).frames)
         return FileSource(path)
     return FileSource(_convert_to_temporary_16k(path, rate, channels), cleanup=True)
 
@@ -300,7 +361,8 @@ def transcribe(audio, sample_rate=None, model=None, *, video=None, chunk_seconds
     if isinstance(audio, (str, os.PathLike)):
         source = open_audio(audio)
     else:
-        wav = np.asarray(audio, dtype=np.float32)
+        wav = zero_non_finite(np.asarray(audio, dtype=np.float32), "the waveform",
+                              int(sample_rate), whole_file=True)
         if wav.ndim == 2:
             wav = wav.mean(axis=1)
         source = ArraySource(resample(wav, int(sample_rate), SAMPLE_RATE)
