@@ -48,3 +48,33 @@ def unsafe_name_reason(name: str) -> str | None:
     if any(c in name for c in "/\\\0"):
         return "contains a path separator or a NUL byte"
     return None
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (a scheduler or `kill` stopping the job). A BaseException, like
+    KeyboardInterrupt, so that `except Exception` clauses (a per-file error handler) let it pass."""
+
+    exit_status = 128 + 15
+
+
+@contextlib.contextmanager
+def sigterm_raises():
+    """Within the block SIGTERM raises `Terminated`, as Ctrl-C raises KeyboardInterrupt, so the
+    `finally` clauses that remove temporary files and half-written outputs run; Python's default
+    for SIGTERM ends the process without running them. Only the main thread can set handlers;
+    elsewhere the block runs unchanged."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -9,7 +9,12 @@ any sample rate and channel count. For each input the notes are written to DIR/<
 the file stem, made distinct where inputs share one, see `output_stems`)
 (`[[onset_s, offset_s, midi], ...]`) and, as asked by --format, DIR/<name>.csv and DIR/<name>.mid;
 --plot adds DIR/<name>.png. A file that fails is reported and the others go on; the exit status is
-1 if any failed.
+1 if any failed, 130/143 when interrupted (Ctrl-C / SIGTERM: nothing half-written is left).
+
+Dataset folders: where song folders hold `vocals.<ext>` (MIR-ST500 `wav16kHz/test/<id>/vocals.wav`,
+N20EMv2 `data/<id>/vocals.wav`), each song's vocals are transcribed and named after the song folder
+(`<id>.json`, the key of the dataset's annotation file, so `svt-score Annotations.json DIR` matches
+them); the other audio in song folders (accompaniment, mixtures, noisy mixtures) is skipped.
 
 With an audio-visual model (the N20EMv2/audio_visual recipe's bundle), --video gives each input's
 lip video: a .npy file of uint8 (T, H, W) lip regions at 50 fps for a single input, or a folder
@@ -35,7 +40,7 @@ from svt.cli.argtypes import (
     positive_int,
     probability,
 )
-from svt.fileio import atomic_path
+from svt.fileio import Terminated, atomic_path, sigterm_raises
 from svt.inference.bundle import BundleError
 from svt.inference.transcribe import (
     AUDIO_SUFFIXES,
@@ -55,14 +60,55 @@ from svt.notes.formats import (
 FORMATS = ("json", "csv", "mid")
 
 
+#: In the dataset layouts (MIR-ST500 `wav16kHz/<split>/<id>/vocals.wav`, N20EMv2
+#: `data/<id>/vocals.wav`) a song is a folder holding `vocals.<ext>`: the folder's name is the
+#: song id its annotations use.
+VOCALS_STEM = "vocals"
+
+
+def is_vocals(path) -> bool:
+    return Path(path).stem.lower() == VOCALS_STEM
+
+
+def song_name(path) -> str:
+    """The name a file's notes are written under: its stem, or for `<song>/vocals.<ext>` the song
+    folder's name (so outputs match `Annotations.json` / `annotations.json` keys)."""
+    path = Path(os.path.abspath(path))
+    return path.parent.name if is_vocals(path) and path.parent.name else path.stem
+
+
+def _audio_in(folder):
+    return sorted(p for p in Path(folder).rglob("*")
+                  if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+
+
+def _dataset_songs(files):
+    """`(kept, skipped)` for the audio found under one folder. Where song folders hold
+    `vocals.<ext>` (a dataset tree), only their vocals are the singing to transcribe: the other
+    audio inside a song folder (accompaniment, mixtures, N20EMv2's `noise_data/` mixtures) is
+    skipped; files outside song folders are kept."""
+    song_folders = {f.parent for f in files if is_vocals(f)}
+    if not song_folders:
+        return files, []
+    kept, skipped = [], []
+    for f in files:
+        inside = any(folder == f.parent or folder in f.parents for folder in song_folders)
+        (skipped if inside and not is_vocals(f) else kept).append(f)
+    return kept, skipped
+
+
 def find_inputs(inputs):
-    """Audio files named directly or found (recursively) in folders, in a stable order."""
-    files, missing = [], []
+    """`(files, missing, skipped)`: audio files named directly or found (recursively) in folders,
+    in a stable order; inputs that do not exist; `{folder: [files]}` left out of dataset trees
+    (`_dataset_songs`). A file named directly is always kept."""
+    files, missing, skipped = [], [], {}
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*")
-                            if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+            kept, left_out = _dataset_songs(_audio_in(path))
+            files += kept
+            if left_out:
+                skipped[path] = left_out
         elif path.is_file():
             files.append(path)
         else:
@@ -71,23 +117,27 @@ def find_inputs(inputs):
     unique = {}
     for f in files:
         unique.setdefault(os.path.abspath(f), f)
-    return list(unique.values()), missing
+    return list(unique.values()), missing, skipped
 
 
 def output_stems(files):
-    """Output names, one per input and never two alike: the file stem; where several inputs share
-    a stem, their folders below the folder they have in common joined with "__" (`x/a/song.wav` ->
-    `x__a__song`), plus the extension where they differ only by it (`song__wav`, `song__flac`)."""
+    """Output names, one per input and never two alike: `song_name` (the file stem, or the song
+    folder of a `vocals.<ext>`); where several inputs share one, their folders below the folder
+    they have in common joined with "__" (`x/a/song.wav` -> `x__a__song`, `x/1/vocals.wav` ->
+    `x__1`), plus the extension where they differ only by it (`song__wav`, `song__flac`)."""
     resolved = [Path(os.path.abspath(f)) for f in files]
+    bases = [song_name(f) for f in resolved]
+    # The folder a name is made relative to: a song's vocals stand for their song folder.
+    homes = [f.parent.parent if is_vocals(f) and f.parent.name else f.parent for f in resolved]
     names = []
-    for f in resolved:
-        group = [g for g in resolved if g.stem == f.stem]
+    for f, base, home in zip(resolved, bases, homes):
+        group = [i for i, b in enumerate(bases) if b == base]
         if len(group) == 1:
-            names.append(f.stem)
+            names.append(base)
             continue
-        root = Path(os.path.commonpath([g.parent for g in group]))
-        name = "__".join([*f.parent.relative_to(root).parts, f.stem])
-        if sum(g.parent == f.parent for g in group) > 1:
+        root = Path(os.path.commonpath([homes[i] for i in group]))
+        name = "__".join([*home.relative_to(root).parts, base])
+        if sum(homes[i] == home for i in group) > 1:
             name += "__" + f.suffix.lstrip(".").lower()
         names.append(name)
     return names
@@ -166,13 +216,21 @@ def save_frames(path, frames, frame_rate: float) -> None:
 
 
 def find_videos(video, files):
-    """`{audio file: its lip video or None}` from --video (None: audio only)."""
+    """`{audio file: its lip video or None}` from --video (None: audio only). In a folder, a
+    file's video is `<name>.npy` (`song_name`) or, in the N20EMv2 layout,
+    `<song>/video_50fps.npy`."""
     if video is None:
         return {}
     video = Path(video)
     if video.is_dir():
-        return {f: (video / f"{f.stem}.npy") if (video / f"{f.stem}.npy").is_file() else None
-                for f in files}
+        from svt.datasets.n20emv2 import N20EMV2_VIDEO_FILE
+
+        def video_of(f):
+            name = song_name(f)
+            candidates = [video / f"{name}.npy", video / name / N20EMV2_VIDEO_FILE]
+            return next((c for c in candidates if c.is_file()), None)
+
+        return {f: video_of(f) for f in files}
     if not video.is_file():
         raise ValueError(f"{video}: no such file or folder")
     if len(files) != 1:
@@ -192,6 +250,19 @@ def load_references(path, stems):
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        with sigterm_raises():
+            return run(args)
+    except (KeyboardInterrupt, Terminated) as stop:
+        # The finally clauses have removed temporary files and unfinished outputs; what was
+        # reported as written is complete.
+        print("svt-transcribe: interrupted; the files reported above are complete, nothing "
+              "half-written was left", file=sys.stderr)
+        return getattr(stop, "exit_status", 130)
+
+
+def run(args) -> int:
+    """Transcribe the inputs of parsed `args`; the exit status."""
     formats = {f.strip().lower().lstrip(".") for f in args.format.split(",") if f.strip()}
     formats = {"mid" if f in ("midi",) else f for f in formats}
     unknown = formats - set(FORMATS)
@@ -199,9 +270,16 @@ def main(argv=None) -> int:
         print(f"svt-transcribe: error: unknown --format {sorted(unknown)}; choose from csv, mid",
               file=sys.stderr)
         return 2
-    files, missing = find_inputs(args.inputs)
+    files, missing, skipped = find_inputs(args.inputs)
     for path in missing:
         print(f"svt-transcribe: error: {path}: no such file or folder", file=sys.stderr)
+    for folder, left_out in skipped.items():
+        kinds = sorted({f.name for f in left_out})
+        shown = ", ".join(kinds[:4]) + (", ..." if len(kinds) > 4 else "")
+        print(f"svt-transcribe: {folder}: song folders with vocals.* (a dataset layout): their "
+              f"vocals are transcribed and named after the song folders; {len(left_out)} other "
+              f"audio file(s) in them skipped ({shown}); name a file directly to transcribe it",
+              file=sys.stderr)
     if not files:
         print("svt-transcribe: error: no audio files to transcribe", file=sys.stderr)
         return 2
@@ -250,7 +328,7 @@ def main(argv=None) -> int:
                 warnings.simplefilter("always", SilentInputWarning)
                 warnings.simplefilter("always", NonFiniteAudioWarning)
                 if args.video is not None and videos[path] is None:
-                    missing_video = Path(args.video) / f"{path.stem}.npy"
+                    missing_video = Path(args.video) / f"{song_name(path)}.npy"
                     raise FileNotFoundError(f"{path}: no lip video for it ({missing_video} is "
                                             "missing)")
                 notes, frames = transcribe(path, model=model, video=videos.get(path),

@@ -96,17 +96,36 @@ class FileSource:
 
     NaN/inf samples read as zeros; `open_audio` has warned about them once for the whole file."""
 
-    def __init__(self, path, cleanup=False):
+    def __init__(self, path):
         self.path = str(path)
-        self.cleanup = cleanup
         self.num_samples = sf.info(self.path).frames
 
     def read(self, start, stop):
         return read_audio(self.path, SAMPLE_RATE, start=start, stop=stop, warn_non_finite=False)
 
     def close(self):
-        if self.cleanup and os.path.exists(self.path):
-            os.remove(self.path)
+        pass
+
+
+class ConvertedSource:
+    """A 16 kHz mono copy of another file, held in an anonymous temporary file (`open_audio`).
+
+    The copy has no name in the file system (POSIX), so nothing is left behind however the process
+    ends, SIGKILL included; where the OS cannot do that, it is deleted on close."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        handle.seek(0)
+        self.reader = sf.SoundFile(handle)
+        self.num_samples = self.reader.frames
+
+    def read(self, start, stop):
+        self.reader.seek(start)
+        return self.reader.read(max(stop - start, 0), dtype="float32")
+
+    def close(self):
+        self.reader.close()
+        self.handle.close()
 
 
 def _blocks(path):
@@ -151,16 +170,16 @@ def _scan_non_finite(path, rate, total):
 
 
 def _convert_to_temporary_16k(path, rate, channels):
-    """Stream-convert `path` to a temporary 16 kHz mono PCM file (bounded memory). NaN/inf
-    samples are zeroed before resampling, which would spread them."""
+    """Stream-convert `path` to 16 kHz mono float samples in an anonymous temporary file (bounded
+    memory); returns the open file. NaN/inf samples are zeroed before resampling, which would
+    spread them."""
     import soxr
 
-    fd, tmp = tempfile.mkstemp(suffix=".wav", prefix="svt-16k-")
-    os.close(fd)
+    handle = tempfile.TemporaryFile(prefix="svt-16k-", suffix=".wav")
     spans, total = [], 0
     try:
         resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
-        with sf.SoundFile(tmp, "w", SAMPLE_RATE, 1, subtype="FLOAT") as out:
+        with sf.SoundFile(handle, "w", SAMPLE_RATE, 1, subtype="FLOAT", format="WAV") as out:
             for first, block in _blocks(path):
                 bad = ~np.isfinite(block)
                 if bad.any():
@@ -171,9 +190,9 @@ def _convert_to_temporary_16k(path, rate, channels):
             out.write(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
         _check_non_finite(path, _merge_spans(spans), rate, total)
     except BaseException:
-        os.remove(tmp)
+        handle.close()
         raise
-    return tmp
+    return handle
 
 
 def open_audio(path):
@@ -201,7 +220,7 @@ def open_audio(path):
     if rate == SAMPLE_RATE and channels == 1:
         _scan_non_finite(path, rate, sf.info(str(path)).frames)
         return FileSource(path)
-    return FileSource(_convert_to_temporary_16k(path, rate, channels), cleanup=True)
+    return ConvertedSource(_convert_to_temporary_16k(path, rate, channels))
 
 
 # ------------------------------------------------------------------------------ frame prediction

@@ -1,0 +1,127 @@
+"""Transcribe a dataset folder, then score it: svt-transcribe names each song after its folder in
+the MIR-ST500 / N20EMv2 layouts and skips the other audio there, so svt-score matches the outputs
+to Annotations.json / annotations.json. And an interrupted svt-transcribe leaves nothing behind."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from svt.cli.score import main as score_main
+from svt.cli.transcribe import main as transcribe_main
+from svt.cli.transcribe import name_clashes, output_stems
+from svt.notes.formats import read_note_collection, read_notes
+from svt.notes.scoring import score_song
+from svt.synthetic.singing import make_corpus
+
+
+def test_vocals_are_named_after_their_song_folder(tmp_path):
+    files = [tmp_path / "x" / "1" / "vocals.wav", tmp_path / "y" / "1" / "vocals.wav",
+             tmp_path / "test" / "7" / "vocals.wav", tmp_path / "s" / "vocals.wav",
+             tmp_path / "s" / "vocals.flac", tmp_path / "song.wav"]
+    names = output_stems(files)
+    assert names == ["x__1", "y__1", "7", "s__wav", "s__flac", "song"]
+    assert name_clashes(files, names) == {}
+
+
+def scores_of(capsys, argv):
+    assert score_main([*argv, "--json"]) == 0
+    captured = capsys.readouterr()
+    return json.loads(captured.out), captured.err
+
+
+def test_mir_st500_test_folder_transcribes_then_scores(tmp_path, capsys):
+    corpus = make_corpus(tmp_path / "MIR-ST500", "mir_st500", num_train=1, num_test=2,
+                         song_duration_s=6.0, seed=4)
+    test_ids = corpus["splits"]["test"]
+    out = tmp_path / "notes"
+    assert transcribe_main([str(tmp_path / "MIR-ST500" / "wav16kHz" / "test"),
+                            "--out-dir", str(out), "--format", "json"]) == 0
+    err = capsys.readouterr().err
+    assert "2 other audio file(s) in them skipped (accomp.wav)" in err
+    # One output per song, named by the annotation key; the accompaniment is not transcribed.
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{i}.json" for i in test_ids)
+    result, err = scores_of(capsys, [corpus["annotations"], str(out)])
+    assert sorted(result["songs"]) == sorted(test_ids)
+    assert result["missing"]["reference_only"] == corpus["splits"]["train"]
+    assert "only in the reference" in err
+    references = read_note_collection(corpus["annotations"])
+    for song in test_ids:  # the same numbers as scoring each file by itself
+        expected = score_song(references[song], read_notes(out / f"{song}.json"))
+        assert result["songs"][song] == pytest.approx(expected)
+        assert expected["COn_f1"] > 0.5  # real transcriptions of the vocals, not of accomp.wav
+
+
+def test_n20emv2_data_folder_with_noisy_mixtures_transcribes_then_scores(tmp_path, capsys):
+    corpus = make_corpus(tmp_path / "N20EMv2", "n20emv2", num_train=1, num_test=1,
+                         song_duration_s=6.0, seed=5)
+    [train_id], [test_id] = corpus["splits"]["train"], corpus["splits"]["test"]
+    data = tmp_path / "N20EMv2" / "data"
+    noisy = data / test_id / "noise_data" / "white" / "SNR_0dB.wav"
+    noisy.parent.mkdir(parents=True)
+    sf.write(noisy, np.random.default_rng(0).normal(0, 0.1, 16000 * 6), 16000)
+    out = tmp_path / "notes"
+    assert transcribe_main([str(data), "--out-dir", str(out), "--format", "json"]) == 0
+    err = capsys.readouterr().err
+    assert "3 other audio file(s) in them skipped (SNR_0dB.wav, accomp.wav)" in err
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"{train_id}.json",
+                                                            f"{test_id}.json"])
+    result, err = scores_of(capsys, [corpus["annotations"], str(out), "--split", "test"])
+    assert list(result["songs"]) == [test_id]
+    assert result["missing"] == {"reference_only": [], "estimate_only": [train_id]}
+    reference = read_note_collection(corpus["annotations"], split="test")[test_id]
+    assert result["songs"][test_id] == pytest.approx(
+        score_song(reference, read_notes(out / f"{test_id}.json")))
+    # A file named directly is always transcribed, whatever the folder holds.
+    assert transcribe_main([str(noisy), "--out-dir", str(out), "--format", "json"]) == 0
+    assert (out / "SNR_0dB.json").is_file()
+
+
+def _open_temporaries(pid, folder):
+    """Files under `folder` the process holds open (deleted ones included)."""
+    found = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(str(folder)):
+            found.append(target)
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_an_interrupted_run_leaves_no_temporary_file(tmp_path, how):
+    """A 44.1 kHz stereo file is converted to a 16 kHz copy that lives while the file is
+    transcribed; a signal then must leave neither the copy nor a half-written output."""
+    rng = np.random.default_rng(0)
+    t = np.arange(44100 * 240) / 44100
+    wav = 0.3 * np.sin(2 * np.pi * 220 * t) * (rng.random(len(t)) > 0.001)
+    sf.write(tmp_path / "song.wav", np.stack([wav, wav], axis=1), 44100)
+    temp, out = tmp_path / "tmp", tmp_path / "out"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp), "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "svt.cli.transcribe", str(tmp_path / "song.wav"),
+         "--out-dir", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    deadline = time.time() + 120
+    while not _open_temporaries(process.pid, temp):
+        assert process.poll() is None and time.time() < deadline, "no conversion copy seen"
+        time.sleep(0.02)
+    process.send_signal(how)
+    _, err = process.communicate(timeout=60)
+    assert os.listdir(temp) == []  # the 16 kHz copy never had a name to leave behind
+    assert not out.exists() or os.listdir(out) == []
+    if how == signal.SIGKILL:
+        assert process.returncode == -signal.SIGKILL
+    else:
+        assert process.returncode == {signal.SIGTERM: 143, signal.SIGINT: 130}[how]
+        assert "svt-transcribe: interrupted" in err and "Traceback" not in err
