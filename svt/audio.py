@@ -82,6 +82,46 @@ def zero_non_finite(wav: np.ndarray, where, sample_rate: int, offset: int = 0,
     return wav
 
 
+#: More channels than this along an axis means it holds samples, not channels.
+MAX_CHANNELS = 16
+
+
+def mono_waveform(audio, sample_rate, where="the waveform") -> tuple[np.ndarray, int]:
+    """`(mono float32 samples, sample rate)` from an array a caller passed, checked before any
+    work: a positive whole sample rate; a 1-D array or 2-D with channels on either axis (the axis
+    of at most MAX_CHANNELS entries, `(samples, channels)` as soundfile gives or `(channels,
+    samples)` as librosa and torchaudio give); integer PCM scaled to [-1, 1) as soundfile does;
+    NaN/inf zeroed (`zero_non_finite`)."""
+    try:
+        rate = float(sample_rate)
+    except (TypeError, ValueError):
+        rate = float("nan")
+    if not (np.isfinite(rate) and rate > 0 and rate == int(rate)):
+        raise AudioError(f"{where}: sample_rate must be a positive whole number of samples per "
+                         f"second, got {sample_rate!r}")
+    rate = int(rate)
+    array = np.asarray(audio)
+    if array.dtype.kind == "u":  # unsigned PCM (8-bit WAV) is centred on half its range
+        half = 2.0 ** (8 * array.dtype.itemsize - 1)
+        array = (array.astype(np.float64) - half) / half
+    elif array.dtype.kind == "i":
+        array = array / 2.0 ** (8 * array.dtype.itemsize - 1)
+    elif array.dtype.kind != "f":
+        raise AudioError(f"{where}: expected audio samples (float or integer PCM), got an array "
+                         f"of {array.dtype}")
+    if array.ndim == 2:
+        short = [axis for axis in (0, 1) if array.shape[axis] <= MAX_CHANNELS]
+        if len(short) != 1 and array.size:
+            raise AudioError(f"{where}: cannot tell channels from samples in shape {array.shape}; "
+                             "pass a 1-D mono array or (samples, channels)")
+        array = array.mean(axis=short[0] if short else 1)
+    elif array.ndim != 1:
+        raise AudioError(f"{where}: expected a 1-D mono or 2-D multichannel array, got shape "
+                         f"{array.shape}")
+    wav = zero_non_finite(array.astype(np.float32), where, rate, whole_file=True)
+    return wav, rate
+
+
 def _unreadable(path, err) -> AudioError:
     return AudioError(
         f"{path}: cannot read this audio file ({err}). Convert it to WAV or FLAC "

@@ -11,6 +11,7 @@ import svt
 from svt.audio import AudioError, NonFiniteAudioWarning, read_audio
 from svt.cli.transcribe import main as transcribe_main
 from svt.inference.bundle import DEFAULT_MODEL, load_bundle
+from svt.inference.transcribe import SilentInputWarning
 from svt.notes.scoring import score_song
 from svt.synthetic.singing import generate_melody, render_singing
 
@@ -120,5 +121,58 @@ def test_read_audio_zeroes_non_finite_samples_for_training(sung, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         np.testing.assert_array_equal(read_audio(path, start=0, stop=SR), wav[:SR])
-    resampled = read_audio(path, sample_rate=8000)  # zeroed before resampling: no NaN spreads
+    with pytest.warns(NonFiniteAudioWarning, match="4 of 160000 samples"):
+        resampled = read_audio(path, sample_rate=8000)  # zeroed before resampling: no NaN spreads
     assert np.isfinite(resampled).all()
+
+
+def test_a_file_without_samples_is_empty_not_a_crash(model, tmp_path):
+    sf.write(tmp_path / "no_samples.wav", np.zeros(0, np.float32), SR)
+    with pytest.warns(SilentInputWarning, match="no_samples.wav"):
+        notes = svt.transcribe(tmp_path / "no_samples.wav", model=model)
+    assert notes.shape == (0, 3)
+
+
+def test_waveform_arrays_in_other_layouts_give_the_same_notes(model, sung):
+    truth, wav = sung
+    reference = svt.transcribe(wav, SR, model)
+    assert score_song(truth, reference)["COn_f1"] > 0.8
+    pcm16 = np.round(wav * 32767).astype(np.int16)
+    np.testing.assert_allclose(svt.transcribe(pcm16, SR, model), svt.transcribe(
+        pcm16.astype(np.float32) / 32768, SR, model))
+    # Channels first (librosa, torchaudio) or last (soundfile): the same mono signal.
+    stereo = np.stack([wav, wav])
+    np.testing.assert_array_equal(svt.transcribe(stereo, SR, model), reference)
+    np.testing.assert_array_equal(svt.transcribe(stereo.T, SR, model), reference)
+    np.testing.assert_array_equal(svt.transcribe(wav, 16000.0, model), reference)
+
+
+@pytest.mark.parametrize("audio, rate, message", [
+    (np.zeros(SR, np.float32), 0, "sample_rate must be a positive whole number"),
+    (np.zeros(SR, np.float32), -16000, "sample_rate must be a positive whole number"),
+    (np.zeros(SR, np.float32), 44100.5, "sample_rate must be a positive whole number"),
+    (np.zeros(SR, np.float32), "16k", "sample_rate must be a positive whole number"),
+    (np.zeros((3, 4, SR), np.float32), SR, r"got shape \(3, 4, 16000\)"),
+    (np.zeros((32, 100), np.float32), SR, r"cannot tell channels from samples in shape"),
+    (np.array(["a", "b"]), SR, "expected audio samples"),
+])
+def test_waveform_arrays_that_cannot_be_audio_are_refused(model, audio, rate, message):
+    with pytest.raises(AudioError, match=message):
+        svt.transcribe(audio, rate, model)
+
+
+def test_a_device_that_does_not_exist_is_refused_before_the_model_loads(tmp_path, capsys,
+                                                                      monkeypatch):
+    from svt.cli import transcribe as cli
+    from svt.inference.transcribe import resolve_device
+
+    with pytest.raises(ValueError, match="'gpu' is not a device; use auto, cpu, cuda"):
+        resolve_device("gpu")
+    if not __import__("torch").cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device is available"):
+            resolve_device("cuda:3")
+    monkeypatch.setattr(cli, "resolve_model", lambda *a, **k: pytest.fail("model loaded"))
+    sf.write(tmp_path / "s.wav", np.zeros(SR), SR)
+    assert transcribe_main([str(tmp_path / "s.wav"), "--out-dir", str(tmp_path / "out"),
+                            "--device", "gpu"]) == 2
+    assert "svt-transcribe: error: --device 'gpu' is not a device" in capsys.readouterr().err

@@ -47,6 +47,7 @@ from svt.inference.transcribe import (
     DEFAULT_CONTEXT_SECONDS,
     DEFAULT_MODEL,
     SilentInputWarning,
+    resolve_device,
     resolve_model,
     transcribe,
 )
@@ -305,7 +306,12 @@ def run(args) -> int:
         if args.model is None and args.video is not None:
             raise ValueError("--video needs --model (an audio-visual bundle); the shipped model "
                              "is audio-only")
-        model = resolve_model(DEFAULT_MODEL if args.model is None else args.model, args.device,
+        device = resolve_device(args.device)
+    except ValueError as err:
+        print(f"svt-transcribe: error: {err}", file=sys.stderr)
+        return 2
+    try:
+        model = resolve_model(DEFAULT_MODEL if args.model is None else args.model, device,
                               "audio" if args.video is None else "audio_visual")
     except (BundleError, ValueError, OSError) as err:
         print(f"svt-transcribe: error: cannot load the model: {err}", file=sys.stderr)

@@ -42,6 +42,7 @@ from svt.audio import (
     NonFiniteAudioWarning,
     audio_info,
     describe_non_finite,
+    mono_waveform,
     non_finite_spans,
     read_audio,
     resample,
@@ -250,7 +251,7 @@ def predict_frames(model: TranscriptionModel, source, chunk_seconds=None,
              np.zeros(0, np.int64))
     if getattr(encoder, "sung_pitch", None) is not None:
         empty += (np.zeros(0, np.float32),)
-    if total_frames == 0:
+    if total_frames == 0 or source.num_samples == 0:
         return empty
     chunk_frames = max(1, int(round(chunk_seconds * encoder.frame_rate)))
     context_frames = max(0, int(math.ceil(context_seconds * encoder.frame_rate)))
@@ -333,11 +334,28 @@ def resolve_model(model, device="cpu", modality="audio"):
 
 
 def resolve_device(device="auto") -> str:
+    """The torch device to run on: `auto` (a GPU when there is one), `cpu`, `cuda`, `cuda:N`,
+    `mps`; a ValueError saying what is available for anything else."""
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but no CUDA device is available; use "
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"--device {device!r} is not a device; use auto, cpu, cuda, cuda:N or "
+                         "mps") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"--device {device} was asked for but no CUDA device is available; "
+                             "use --device cpu")
+        if parsed.index is not None and parsed.index >= count:
+            raise ValueError(f"--device {device}: there are only {count} CUDA device(s) "
+                             f"(cuda:0..cuda:{count - 1})")
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device} was asked for but MPS is not available; use "
                          "--device cpu")
+    elif parsed.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"--device {device}: svt runs on cpu, cuda or mps")
     return device
 
 
@@ -380,12 +398,8 @@ def transcribe(audio, sample_rate=None, model=None, *, video=None, chunk_seconds
     if isinstance(audio, (str, os.PathLike)):
         source = open_audio(audio)
     else:
-        wav = zero_non_finite(np.asarray(audio, dtype=np.float32), "the waveform",
-                              int(sample_rate), whole_file=True)
-        if wav.ndim == 2:
-            wav = wav.mean(axis=1)
-        source = ArraySource(resample(wav, int(sample_rate), SAMPLE_RATE)
-                             if int(sample_rate) != SAMPLE_RATE else wav)
+        wav, rate = mono_waveform(audio, sample_rate)
+        source = ArraySource(resample(wav, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else wav)
     try:
         if video is not None:
             from svt.data.video import VIDEO_FPS, open_video
