@@ -93,3 +93,25 @@ def test_exported_bundles_are_readable_by_others(tmp_path):
     assert modes["weights.pt"] == modes["svt_bundle.json"] == 0o644
     assert modes["encoder/svt_encoder.json"] == 0o644
     load_bundle(folder)
+
+
+def test_only_the_recipes_hparams_file_goes_through_hyperpyyaml():
+    """HyperPyYAML runs the Python its tags name: only the hparams file a user passes to a recipe
+    (svt.training.experiment.load_experiment) may be parsed with it, never a bundle, a dataset
+    file or anything else the library reads."""
+    import ast
+    from pathlib import Path
+
+    import svt
+
+    users = set()
+    for path in Path(svt.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            if any(name.split(".")[0] == "hyperpyyaml" for name in names):
+                users.add(path.relative_to(Path(svt.__file__).parent).as_posix())
+    assert users == {"training/experiment.py"}
