@@ -127,6 +127,8 @@ def test_read_audio_zeroes_non_finite_samples_for_training(sung, tmp_path):
 
 
 def test_a_file_without_samples_is_empty_not_a_crash(model, tmp_path):
+    with pytest.raises(AudioError, match="a folder, not an audio file"):
+        svt.transcribe(tmp_path, model=model)
     sf.write(tmp_path / "no_samples.wav", np.zeros(0, np.float32), SR)
     with pytest.warns(SilentInputWarning, match="no_samples.wav"):
         notes = svt.transcribe(tmp_path / "no_samples.wav", model=model)

@@ -200,7 +200,9 @@ def open_audio(path):
     """A chunk-readable 16 kHz mono source for any audio file soundfile (or librosa) decodes."""
     path = Path(path)
     if not path.is_file():
-        raise AudioError(f"{path}: no such audio file")
+        raise AudioError(f"{path}: a folder, not an audio file; pass its files one by one "
+                         "(svt-transcribe takes folders)" if path.is_dir()
+                         else f"{path}: no such audio file")
     try:
         rate, _, channels = audio_info(path)
     except AudioError:
