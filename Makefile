@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_utterance_loading.py
 	$(PY) benchmarks/bench_transcribe.py
 	$(PY) benchmarks/bench_cli_startup.py
+	$(PY) benchmarks/bench_score_memory.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -2,6 +2,8 @@
 
 REF and EST are each a note file, a folder of note files (matched by song name) or a dict file
 (`Annotations.json` / N20EMv2 `annotations.json`). Two single files are compared directly.
+Files that read but look wrong (Hz where MIDI belongs or the reverse, times in milliseconds, a
+text format told apart only by a guess) are scored and named in warnings on stderr.
 """
 
 from __future__ import annotations
@@ -9,11 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from svt.cli.argtypes import non_negative_float, positive_float
 from svt.notes.formats import (
     NoteFileError,
+    NoteFileWarning,
     detect_format,
     read_note_collection,
     read_note_folder,
@@ -34,7 +38,10 @@ def load_side(path, fmt=None, split=None) -> dict:
         return songs
     if not path.exists():
         raise NoteFileError(f"{path}: no such file or folder")
-    if (fmt or detect_format(path)) == "json-dict":
+    # Detect once and hand the result on: read_notes would otherwise parse the file and warn about
+    # an ambiguous guess a second time.
+    fmt = fmt or detect_format(path)
+    if fmt == "json-dict":
         return read_note_collection(path, split=split)
     return {song_id(path): read_notes(path, fmt)}
 
@@ -68,22 +75,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _report_warnings(caught) -> None:
+    """Print each NoteFileWarning once as `svt-score: warning: ...`; show any other warning the way
+    Python would have."""
+    seen = set()
+    for w in caught:
+        if issubclass(w.category, NoteFileWarning):
+            message = str(w.message)
+            if message not in seen:
+                seen.add(message)
+                print(f"svt-score: warning: {message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     tolerances = {"onset_tolerance": args.onset_tolerance,
                   "pitch_tolerance": args.pitch_tolerance,
                   "offset_ratio": args.offset_ratio,
                   "offset_min_tolerance": args.offset_min_tolerance}
-    try:
-        ref = load_side(args.reference, args.fmt, args.split)
-        est = load_side(args.estimate, args.fmt, args.split)
-        if len(ref) == 1 and len(est) == 1 and not Path(args.reference).is_dir() \
-                and not Path(args.estimate).is_dir():
-            # Two single files: compare them whatever their names.
-            est = {next(iter(ref)): next(iter(est.values()))}
-        scores, summary, missing = score_songs(ref, est, **tolerances)
-    except (NoteFileError, ValueError) as err:
-        print(f"svt-score: error: {err}", file=sys.stderr)
+    # "always": every file's warning is recorded even when Python's default filter would show a
+    # repeated one only once; duplicates are dropped when printing.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", NoteFileWarning)
+        try:
+            ref = load_side(args.reference, args.fmt, args.split)
+            est = load_side(args.estimate, args.fmt, args.split)
+            if len(ref) == 1 and len(est) == 1 and not Path(args.reference).is_dir() \
+                    and not Path(args.estimate).is_dir():
+                # Two single files: compare them whatever their names.
+                est = {next(iter(ref)): next(iter(est.values()))}
+            scores, summary, missing = score_songs(ref, est, **tolerances)
+        except (NoteFileError, ValueError) as err:
+            error = err
+        else:
+            error = None
+    _report_warnings(caught)  # before an error too: a unit warning may explain it
+    if error is not None:
+        print(f"svt-score: error: {error}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps({

@@ -1,7 +1,10 @@
 """Reading and writing note files in the formats singing-transcription datasets and tools use.
 
 Every reader returns a float64 `(N, 3)` array `[onset_s, offset_s, midi]` sorted by onset, and
-every malformed input raises `NoteFileError` naming the file (and line, where there is one).
+every malformed input raises `NoteFileError` naming the file (and line, where there is one). A file
+that reads but looks wrong (pitches in Hz where MIDI numbers belong or the reverse, times in
+milliseconds, a text format that could not be told apart for sure) issues a `NoteFileWarning`
+naming the file and what to do: such files used to be scored silently, to near-zero scores.
 
 Formats (`fmt` names), chosen by extension and content when not given:
 
@@ -9,7 +12,9 @@ Formats (`fmt` names), chosen by extension and content when not given:
 * ``json-dict``: `{song: note_list}` (MIR-ST500 `Annotations.json`) or `{song: {"midi": note_list,
   "split": ...}}` (N20EMv2 `annotations.json`); read with `read_note_collection`.
 * ``mirex``: mir_eval's text format, `onset offset frequency_hz` per line, whitespace or comma
-  separated, `#` comments (`.txt`, `.lab` whose third column is in Hz).
+  separated, `#` comments (`.txt`, `.lab` whose third column is in Hz). Told apart from the MIDI
+  text formats by singing ranges (see `_pitch_column_unit`); a column that fits both readings (a
+  bass line in Hz, 82..200) is read the more plausible way with a warning.
 * ``ismir2014``: ISMIR2014 ground truth, `onset duration midi` per line (`.txt`/`.notes` whose third
   column is a MIDI number).
 * ``ssvd``: SSVD (Sight-singing Vocal Dataset) `.txt`, `onset offset fractional_midi` per line
@@ -26,10 +31,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
-from mir_eval.util import hz_to_midi
+from mir_eval.util import hz_to_midi, midi_to_hz
 
 from svt.fileio import atomic_path, write_text_atomic
 from svt.notes.labels import validate_notes
@@ -47,6 +53,71 @@ class NoteFileError(ValueError):
     """A note file that cannot be read; the message names the file and what is wrong."""
 
 
+class NoteFileWarning(UserWarning):
+    """A note file that was read but looks wrong (units, an ambiguous format guess); the message
+    names the file, what was seen and what to do. `svt-score` prints these on stderr."""
+
+
+#: Where sung notes lie (C2..C7, and roughly the same span in Hz): used to judge which unit a pitch
+#: column is in.
+SINGING_MIDI = (36.0, 96.0)
+SINGING_HZ = (60.0, 1600.0)
+#: A MIDI pitch column whose median is above this (E7, above any sung melody) holds Hz.
+MIDI_MEDIAN_MAX = 100.0
+#: A Hz pitch column whose median is below this (a bass's lowest notes, E2 = 82 Hz) holds MIDI
+#: numbers; MIDI columns of sung melodies have medians of about 40..80.
+HZ_MEDIAN_MIN = 80.0
+#: A median note longer than this (seconds) means the times are in milliseconds.
+MAX_MEDIAN_DURATION_S = 20.0
+#: Whole-number times reaching this (seconds) mean milliseconds as well.
+MS_INTEGER_ONSET_MIN = 1000.0
+_TO_MIDI = "convert the pitches to MIDI note numbers (midi = 69 + 12 * log2(Hz / 440))"
+_TEXT_TO_MIDI = ("if the file is mir_eval's `onset offset Hz`, pass --format mirex "
+                 "(fmt=\"mirex\"); otherwise " + _TO_MIDI)
+_FORMAT_CHOICE = ("pass --format mirex (onset offset Hz), --format ssvd (onset offset MIDI) or "
+                  "--format ismir2014 (onset duration MIDI) (fmt= in read_notes) to say which")
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, NoteFileWarning, stacklevel=3)
+
+
+def _check_units(source, notes, pitch_unit, midi_remedy=_TO_MIDI) -> None:
+    """Warn when read notes look like they carry the wrong units (see NoteFileWarning).
+
+    `pitch_unit` is the unit the file's pitch column was read in ("midi" or "hz"; the notes are
+    already converted to MIDI), or None to skip the pitch check.
+    """
+    if len(notes) == 0:
+        return
+    pitch = float(np.median(notes[:, 2]))
+    if pitch_unit == "midi" and pitch > MIDI_MEDIAN_MAX:
+        above = float(np.mean(notes[:, 2] > 127))
+        _warn(f"{source}: the pitch column is read as MIDI note numbers, but its median is "
+              f"{pitch:.4g} ({above:.0%} of the values above 127, the highest MIDI note), far "
+              f"above any singing voice (MIDI {SINGING_MIDI[0]:.0f}..{SINGING_MIDI[1]:.0f}); "
+              f"the values look like frequencies in Hz: {midi_remedy}")
+    elif pitch_unit == "hz" and pitch < hz_to_midi(HZ_MEDIAN_MIN):
+        _warn(f"{source}: the third column is read as frequencies in Hz (mir_eval format), but its "
+              f"median is {float(midi_to_hz(pitch)):.4g} Hz, lower than any sung melody is "
+              f"centred (even a bass line's median is above {HZ_MEDIAN_MIN:.0f} Hz, near its "
+              "lowest notes); the values look like MIDI note numbers: pass --format ssvd (onset "
+              "offset MIDI) or --format ismir2014 (onset duration MIDI), or convert the column to "
+              "Hz (Hz = 440 * 2 ** ((midi - 69) / 12))")
+    durations = notes[:, 1] - notes[:, 0]
+    median_duration = float(np.median(durations))
+    last_onset = float(notes[:, 0].max())
+    # Whole-number times in the thousands: short notes written in integer milliseconds.
+    whole = (last_onset >= MS_INTEGER_ONSET_MIN
+             and bool(np.all(notes[:, :2] == np.round(notes[:, :2]))))
+    if median_duration > MAX_MEDIAN_DURATION_S or whole:
+        seen = (f"the median note lasts {median_duration:.4g} s"
+                if median_duration > MAX_MEDIAN_DURATION_S else
+                f"all times are whole numbers and the onsets reach {last_onset:.0f} s")
+        _warn(f"{source}: the note times look like milliseconds ({seen}); svt reads seconds: "
+              "divide the onset, offset and duration columns by 1000")
+
+
 def song_id(path) -> str:
     """Name of the song a note file belongs to: the file name without its note-file suffixes
     (`a.notes.Corrected` -> `a`, `b.GroundTruth.txt` -> `b`, `c.json` -> `c`)."""
@@ -58,13 +129,18 @@ def song_id(path) -> str:
     return Path(name).stem
 
 
-def _finish(path, notes, line_of_row=None):
+def _finish(path, notes, line_of_row=None, pitch_unit="midi", midi_remedy=_TO_MIDI,
+            check_units=True):
+    """Validate, sort by onset and, once the notes are known to be well formed, check their units
+    (`_check_units`; skipped for MIDI files, whose pitches and seconds cannot be in other units)."""
     notes = np.asarray(notes, dtype=np.float64).reshape(-1, 3)
     row_names = None if line_of_row is None else [f"line {line}:" for line in line_of_row]
     try:
         notes = validate_notes(notes, str(path), row_names)
     except ValueError as err:
         raise NoteFileError(str(err)) from None
+    if check_units:
+        _check_units(path, notes, pitch_unit, midi_remedy)
     return notes[np.argsort(notes[:, 0], kind="stable")]
 
 
@@ -101,10 +177,11 @@ def read_mirex(path):
         line = lines[int(np.flatnonzero(bad)[0])]
         raise NoteFileError(f"{path}: line {line}: frequency must be positive (Hz)")
     array[:, 2] = hz_to_midi(array[:, 2])
-    return _finish(path, array, lines)
+    return _finish(path, array, lines, pitch_unit="hz")
 
 
-def read_onset_duration_midi(path, skip_first_line=False, min_columns=3):
+def read_onset_duration_midi(path, skip_first_line=False, min_columns=3,
+                             midi_remedy=_TEXT_TO_MIDI):
     rows, lines = _numeric_rows(path, min_columns, skip_first_line)
     array = np.asarray([r[:3] for r in rows], dtype=np.float64).reshape(-1, 3)
     bad = array[:, 1] <= 0
@@ -112,7 +189,7 @@ def read_onset_duration_midi(path, skip_first_line=False, min_columns=3):
         line = lines[int(np.flatnonzero(bad)[0])]
         raise NoteFileError(f"{path}: line {line}: duration must be positive")
     array[:, 1] += array[:, 0]
-    return _finish(path, array, lines)
+    return _finish(path, array, lines, midi_remedy=midi_remedy)
 
 
 def read_ismir2014(path):
@@ -124,7 +201,7 @@ def read_onset_offset_midi(path):
     """SSVD note files: `onset offset midi` per line, the pitch a fractional MIDI number."""
     rows, lines = _numeric_rows(path, 3)
     array = np.asarray([r[:3] for r in rows], dtype=np.float64).reshape(-1, 3)
-    return _finish(path, array, lines)
+    return _finish(path, array, lines, midi_remedy=_TEXT_TO_MIDI)
 
 
 def read_tonas(path):
@@ -140,7 +217,8 @@ def read_tonas(path):
                             f"alone on the line, as TONAS files begin), got {first[0]!r}; add the "
                             "tuning line (0 if unknown)" if first
                             else f"{path}: the file is empty") from None
-    return read_onset_duration_midi(path, skip_first_line=True, min_columns=3)
+    return read_onset_duration_midi(path, skip_first_line=True, min_columns=3,
+                                    midi_remedy=_TO_MIDI)
 
 
 def read_csv_notes(path):
@@ -278,7 +356,7 @@ def read_midi(path, track=None):
         notes = next(iter(per_track.values()), [])
     else:
         notes = per_track.get(track, [])
-    return _finish(path, notes)
+    return _finish(path, notes, check_units=False)
 
 
 def _absolute(track):
@@ -288,14 +366,47 @@ def _absolute(track):
         yield tick, msg
 
 
+def _pitch_column_unit(path, column) -> str:
+    """"hz" or "midi": the unit of a text file's third column, judged by singing ranges.
+
+    A median above 127.5 cannot be MIDI note numbers and one below HZ_MEDIAN_MIN is no sung melody
+    in Hz: those files are clear. In between, both readings are possible: high notes in MIDI or a
+    low (bass) line in Hz, whose median is ~120 Hz (and which a median-only rule took for MIDI).
+    There the reading that puts more of the values into its singing range wins (a bass line in Hz
+    has values above MIDI 96 and none below 60; a MIDI melody the reverse), ties going to the
+    reading whose median is nearer the middle of the singing range, and a warning says it was a
+    guess.
+    """
+    median = float(np.median(column))
+    midi_possible, hz_possible = median <= 127.5, median >= HZ_MEDIAN_MIN
+    if not (midi_possible and hz_possible):
+        return "midi" if midi_possible else "hz"
+    as_midi = float(np.mean((column >= SINGING_MIDI[0]) & (column <= SINGING_MIDI[1])))
+    as_hz = float(np.mean((column >= SINGING_HZ[0]) & (column <= SINGING_HZ[1])))
+    if as_hz != as_midi:
+        unit = "hz" if as_hz > as_midi else "midi"
+        why = (f"{max(as_hz, as_midi):.0%} of its values lie in the singing range as "
+               f"{'Hz' if unit == 'hz' else 'MIDI'} against {min(as_hz, as_midi):.0%} as "
+               f"{'MIDI' if unit == 'hz' else 'Hz'}")
+    else:
+        middle = sum(SINGING_MIDI) / 2
+        unit = "hz" if abs(hz_to_midi(median) - middle) < abs(median - middle) else "midi"
+        why = (f"its median is nearer the middle of the singing range read as "
+               f"{'Hz' if unit == 'hz' else 'MIDI'}")
+    _warn(f"{path}: cannot tell for sure whether the third column is in Hz or in MIDI note "
+          f"numbers: its median {median:.4g} fits both (a low voice in Hz, or high notes in MIDI); "
+          f"read it as {'Hz (mir_eval format)' if unit == 'hz' else 'MIDI'} because {why}. "
+          f"If that is wrong, {_FORMAT_CHOICE}")
+    return unit
+
+
 def _text_format(path) -> str:
     """mirex, ismir2014 or ssvd, from the columns of a numeric text file."""
     rows, _ = _numeric_rows(path, 3)
     if not rows:
         return "mirex"
     array = np.asarray([r[:3] for r in rows], dtype=np.float64)
-    # mir_eval files carry Hz (singing: > 65 Hz, median far above 127); the others MIDI.
-    if float(np.median(array[:, 2])) > 127.5:
+    if _pitch_column_unit(path, array[:, 2]) == "hz":
         return "mirex"
     # A second column that is an offset never falls below its onset and rises with it; a
     # duration column (ISMIR2014) is shorter than the onset time from the second note on.
