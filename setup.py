@@ -13,6 +13,7 @@ requirements = [
     "huggingface_hub>=0.23",
     "safetensors>=0.4",
     "HyperPyYAML>=1.2",
+    "ruamel.yaml>=0.17",  # recipe options are checked on the unbuilt YAML (svt.training.options)
     "librosa>=0.10",
     "mir_eval>=0.7",
     "numpy>=1.26",

@@ -6,7 +6,7 @@
 import sys
 
 from svt.datasets.ismir2014 import prepare_ismir2014
-from svt.training.experiment import evaluate_dataset
+from svt.training.experiment import evaluate_dataset, run_recipe
 
 
 def main(argv=None):
@@ -14,4 +14,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(run_recipe(main, "ISMIR2014"))

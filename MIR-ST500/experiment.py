@@ -23,7 +23,9 @@ from svt.training.experiment import (
     evaluate_test_sets,
     existing_test_sets,
     load_experiment,
+    preparation_kwargs,
     prepare_on_main,
+    run_recipe,
 )
 
 
@@ -62,10 +64,10 @@ def main(argv=None):
     hparams, run_opts = load_experiment(argv)
 
     # 1. Data preparation (main process only): labels, notes, 16 kHz audio, utterance CSVs.
-    common = dict(save_folder=hparams["prepare_folder"], dur_threshold=hparams["dur_threshold"],
-                  frame_rate=hparams["label_frame_rate"])
+    common = preparation_kwargs(hparams)
     prepare_on_main(prepare_mir_st500, data_folder=hparams["data_folder"],
-                    num_valid=hparams["num_valid"], valid_seed=hparams["valid_seed"], **common)
+                    num_valid=hparams["num_valid"], valid_seed=hparams["valid_seed"],
+                    separate=hparams["separate"], **common)
     if hparams["tonas_folder"]:
         prepare_on_main(prepare_tonas, data_folder=hparams["tonas_folder"], **common)
     if hparams["ismir2014_folder"]:
@@ -87,4 +89,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(run_recipe(main, "MIR-ST500"))

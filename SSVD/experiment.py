@@ -7,7 +7,7 @@ SSVD layout.
 import sys
 
 from svt.datasets.ssvd import prepare_ssvd
-from svt.training.experiment import evaluate_dataset
+from svt.training.experiment import evaluate_dataset, run_recipe
 
 
 def main(argv=None):
@@ -15,4 +15,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(run_recipe(main, "SSVD"))

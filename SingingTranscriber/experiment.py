@@ -26,7 +26,9 @@ from svt.training.experiment import (
     evaluate_test_sets,
     existing_test_sets,
     load_experiment,
+    preparation_kwargs,
     prepare_on_main,
+    run_recipe,
 )
 
 
@@ -75,8 +77,7 @@ def main(argv=None):
 
     # 1. Data: generate the corpus, prepare it and the optional real test sets (main process).
     prepare_on_main(generate_corpus, hparams=hparams)
-    common = dict(save_folder=hparams["prepare_folder"], dur_threshold=hparams["dur_threshold"],
-                  frame_rate=hparams["label_frame_rate"])
+    common = preparation_kwargs(hparams)
     for split in ("train", "valid"):
         prepare_on_main(prepare_ssvd, data_folder=Path(hparams["corpus_folder"]) / split,
                         dataset=f"synthetic_{split}", **common)
@@ -116,4 +117,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(run_recipe(main, "SingingTranscriber"))

@@ -260,13 +260,18 @@ def test_audio_visual_bundle_transcribes_with_the_lip_video(trained_audio, train
     with pytest.raises(VideoError, match="frames but the audio lasts"):
         transcribe(wav_path, model=model, video=np.load(video_path)[:-60])
 
-    videos = tmp_path / "videos"
-    videos.mkdir()
-    (videos / "vocals.npy").write_bytes(video_path.read_bytes())
-    assert cli([str(wav_path), "--model", str(out / "model"), "--video", str(videos),
+    # The dataset folder as --video: data/<song>/vocals.wav finds data/<song>/video_50fps.npy and
+    # is written as <song>.json.
+    assert cli([str(wav_path), "--model", str(out / "model"), "--video", str(root / "n20" / "data"),
                 "--out-dir", str(tmp_path / "notes"), "--format", "csv"]) == 0
-    written = json.loads((tmp_path / "notes" / "vocals.json").read_text())
+    written = json.loads((tmp_path / "notes" / f"{song}.json").read_text())
     np.testing.assert_allclose(np.array(written).reshape(-1, 3), chunked, atol=1e-9)
+    videos = tmp_path / "videos"  # or a folder of <name>.npy
+    videos.mkdir()
+    (videos / f"{song}.npy").write_bytes(video_path.read_bytes())
+    assert cli([str(wav_path), "--model", str(out / "model"), "--video", str(videos),
+                "--out-dir", str(tmp_path / "notes2"), "--format", "csv"]) == 0
+    assert json.loads((tmp_path / "notes2" / f"{song}.json").read_text()) == written
     other = tmp_path / "other.wav"
     other.write_bytes(wav_path.read_bytes())
     assert cli([str(other), "--model", str(out / "model"), "--video", str(videos),

@@ -21,12 +21,15 @@ from svt.datasets.tonas import prepare_tonas
 from svt.training.brain import TranscriptionBrain
 from svt.training.experiment import (
     bundle_settings,
+    check_noisy_mixtures,
     evaluate_test_sets,
     existing_test_sets,
     extract_features,
     load_experiment,
     noisy_audio_reader,
+    preparation_kwargs,
     prepare_on_main,
+    run_recipe,
 )
 
 
@@ -70,13 +73,12 @@ def main(argv=None):
     hparams, run_opts = load_experiment(argv)
 
     # 1. Data preparation (main process only).
-    common = dict(save_folder=hparams["prepare_folder"], dur_threshold=hparams["dur_threshold"],
-                  frame_rate=hparams["label_frame_rate"])
+    common = preparation_kwargs(hparams)
     mir_st500_train = None
     if hparams["mir_st500_folder"]:
         prepare_on_main(prepare_mir_st500, data_folder=hparams["mir_st500_folder"],
                         num_valid=hparams["num_valid"], valid_seed=hparams["valid_seed"],
-                        **common)
+                        separate=hparams["separate"], **common)
         # All MIR-ST500 training songs (train + held-out valid), as the original mixed in.
         mir_st500_train = [f"{hparams['csv_folder']}/mir_st500_{split}.csv"
                            for split in ("train", "valid")]
@@ -98,6 +100,8 @@ def main(argv=None):
     if hparams["extract_features"]:
         # Per-song features of the trained model for every N20EMv2 split (the original's
         # extraction YAML forgot the training songs).
+        check_noisy_mixtures(hparams, [hparams["train_csv"], hparams["valid_csv"],
+                                       hparams["test_csvs"]["n20em_test"]])
         n20em = {"train": audio_dataset(hparams["train_csv"], hparams["dur_threshold"],
                                         hparams["label_frame_rate"],
                                         wav_for_song=noisy_audio_reader(hparams)),
@@ -113,4 +117,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(run_recipe(main, "N20EMv2/audio_only"))

@@ -18,7 +18,13 @@ import speechbrain as sb
 from svt.data.features import av_dataset, prepare_av_csvs
 from svt.data.utterances import csv_folder
 from svt.datasets.n20emv2 import N20EMV2_SPLITS, prepare_n20emv2_audio
-from svt.training.experiment import evaluate_test_sets, load_experiment, prepare_on_main
+from svt.training.experiment import (
+    evaluate_test_sets,
+    load_experiment,
+    preparation_kwargs,
+    prepare_on_main,
+    run_recipe,
+)
 from svt.training.fusion import FusionBrain
 
 
@@ -46,8 +52,7 @@ def dataio_prepare(hparams):
     """Utterance datasets over the per-song features of the N20EMv2 songs."""
     dur = hparams["dur_threshold"]
     prepare_on_main(prepare_n20emv2_audio, data_folder=hparams["data_folder"],
-                    save_folder=hparams["prepare_folder"], dur_threshold=dur,
-                    frame_rate=hparams["label_frame_rate"])
+                    **preparation_kwargs(hparams))
     folder = csv_folder(hparams["prepare_folder"], dur)
     splits = {s: folder / f"n20em_{s}.csv" for s in N20EMV2_SPLITS}
     av_csvs = prepare_av_csvs(splits, hparams["features_folder"],
@@ -90,4 +95,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(run_recipe(main, "N20EMv2/audio_visual"))

@@ -19,7 +19,9 @@ from svt.training.experiment import (
     existing_test_sets,
     extract_features,
     load_experiment,
+    preparation_kwargs,
     prepare_on_main,
+    run_recipe,
 )
 
 
@@ -62,8 +64,7 @@ def main(argv=None):
 
     # 1. Data preparation (main process only): video labels at the video's frame rate.
     prepare_on_main(prepare_n20emv2_video, data_folder=hparams["data_folder"],
-                    save_folder=hparams["prepare_folder"], dur_threshold=hparams["dur_threshold"],
-                    frame_rate=hparams["label_frame_rate"])
+                    **preparation_kwargs(hparams))
 
     # 2. Datasets and 3. Brain.
     train_set, valid_set, test_sets, dataset = dataio_prepare(hparams)
@@ -85,4 +86,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(run_recipe(main, "N20EMv2/video_only"))

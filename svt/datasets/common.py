@@ -186,7 +186,8 @@ class Problems:
             raise PrepareError(
                 f"{self.dataset}: {len(self.items)} problem(s) with the data in "
                 f"{self.data_folder}:\n" + "\n".join(shown) + "\nFix them, or skip these songs "
-                "with strict=False (command line: --skip_invalid).")
+                "with --skip_invalid (on the command line of prepare.py or experiment.py; "
+                "strict=False in Python).")
         for line in lines:
             logger.warning("skipping %s", line.strip()[2:])
 
@@ -265,15 +266,22 @@ _SEPARATION_HELP = (
     "(`pip install demucs`) and pass --separate (separate=True) to extract the vocals from "
     "Mixture.*, or put the separated vocals at <song>/vocals.wav yourself (any sample rate and "
     "number of channels: it is converted to 16 kHz mono)")
+#: The same for a dataset whose preparation does not separate (N20EMv2, converted layouts).
+_VOCALS_HELP = (
+    "vocals are required: preparation needs the singing voice alone; put the separated vocals "
+    "at <song>/vocals.wav (e.g. made with demucs; any sample rate and number of channels: it is "
+    "converted to 16 kHz mono)")
 
 
 def _demucs_available() -> bool:
     return importlib.util.find_spec("demucs") is not None
 
 
-def _folder_sources(dataset, annotations, folders, ann_path, problems, layout, separate=False,
+def _folder_sources(dataset, annotations, folders, ann_path, problems, layout, separate=None,
                     splits=None) -> list[SongSource]:
-    """Match `{song: notes or error}` with `{song: song_folder}`; `vocals.wav` in each folder."""
+    """Match `{song: notes or error}` with `{song: song_folder}`; `vocals.wav` in each folder.
+    `separate`: whether to separate mixtures, None for a dataset whose preparation cannot (its
+    messages then name only the remedies that exist for it)."""
     sources = []
     for song in sorted(set(annotations) - set(folders), key=natural_key):
         problems.add(song, f"annotated in {ann_path} but has no audio folder (expected {layout}); "
@@ -296,8 +304,9 @@ def _folder_sources(dataset, annotations, folders, ann_path, problems, layout, s
             if mixture is not None and separate:
                 source.mixture = mixture
             elif mixture is not None:
+                help_text = _VOCALS_HELP if separate is None else _SEPARATION_HELP
                 problems.add(song, f"missing {vocals}; the folder has the mixture {mixture.name}. "
-                                   f"{_SEPARATION_HELP}")
+                                   f"{help_text}")
                 continue
             else:
                 present = ", ".join(p.name for p in sorted(folder.iterdir())
@@ -305,8 +314,9 @@ def _folder_sources(dataset, annotations, folders, ann_path, problems, layout, s
                 problems.add(song, f"missing {vocals}"
                                    + (f" (the folder holds {present})" if present else "")
                                    + "; put the song's vocals there under that name (any sample "
-                                   "rate and channels; they are converted), or a Mixture.* file "
-                                   "and pass --separate (needs demucs)")
+                                   "rate and channels; they are converted)"
+                                   + ("" if separate is None else ", or a Mixture.* file and "
+                                      "pass --separate (needs demucs)"))
                 continue
         sources.append(source)
     return sources

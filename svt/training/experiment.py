@@ -1,6 +1,8 @@
-"""What the recipes' `experiment.py` files share outside their Brain: the command line, data
-preparation on the main process, naming, bundle settings, test-set evaluation, feature extraction,
-and the evaluation of an exported bundle (TONAS, ISMIR2014)."""
+"""What the recipes' `experiment.py` files share outside their Brain: the command line (options
+checked before anything is built, `svt.training.options`), the entry point that reports bad input
+as one line (`run_recipe`), data preparation on the main process, naming, bundle settings,
+test-set evaluation, feature extraction, and the evaluation of an exported bundle (TONAS,
+ISMIR2014, SSVD)."""
 from __future__ import annotations
 
 import logging
@@ -12,11 +14,21 @@ import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
-from svt.data.utterances import audio_dataset, csv_folder
-from svt.datasets.musan import noisy_wav_path
-from svt.inference.bundle import DEFAULT_MODEL, load_bundle
+from svt.audio import AudioError
+from svt.data.features import FeatureError
+from svt.data.utterances import PrepareError, audio_dataset, csv_folder, read_csv
+from svt.data.video import VideoError
+from svt.fileio import Terminated, sigterm_raises
+from svt.datasets.musan import NoiseError, noisy_wav_path
+from svt.inference.bundle import DEFAULT_MODEL, BundleError, load_bundle
+from svt.models.avhubert import CheckpointError
+from svt.models.encoder import EncoderNotAvailableError
+from svt.models.ssl import UnsupportedEncoderError
+from svt.notes.formats import NoteFileError
 from svt.training.brain import TranscriptionBrain
-from svt.training.features import extract_song_features, recover_trained_model
+from svt.training.checkpoints import CheckpointLoadError
+from svt.training.features import NoTrainedModelError, extract_song_features, recover_trained_model
+from svt.training.options import OptionError, check_choices, check_options
 
 logger = logging.getLogger(__name__)
 
@@ -36,15 +48,69 @@ def model_name(source) -> str:
 
 
 def load_experiment(argv=None):
-    """`(hparams, run_opts)` from `experiment.py hparams.yaml --key value ...`; creates the output
-    folder (saving the YAML and overrides there) and initialises DDP under torchrun."""
+    """`(hparams, run_opts)` from `experiment.py hparams.yaml --key value ...`; checks the options
+    first (OptionError, before any object of the YAML is built), creates the output folder (saving
+    the YAML and overrides there) and initialises DDP under torchrun."""
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:] if argv is None else argv)
+    overrides = check_options(hparams_file, overrides, run_opts)
     sb.utils.distributed.ddp_init_group(run_opts)
     with open(hparams_file) as fin:
         hparams = load_hyperpyyaml(fin, overrides)
+    check_choices(hparams, lambda key: f"{key} (as built from {hparams_file})")
     sb.create_experiment_directory(experiment_directory=hparams["output_folder"],
                                    hyperparams_to_save=hparams_file, overrides=overrides)
     return hparams, run_opts
+
+
+#: Errors about the user's input (options, data, models, checkpoints): their messages name the
+#: option or file and the remedy, so `run_recipe` prints them without a traceback.
+USER_ERRORS = (OptionError, PrepareError, AudioError, VideoError, NoteFileError, NoiseError,
+               FeatureError, BundleError, NoTrainedModelError, EncoderNotAvailableError,
+               UnsupportedEncoderError, CheckpointError, CheckpointLoadError)
+
+
+def run_recipe(main, recipe: str, argv=None) -> int:
+    """Run a recipe's `main(argv)` as a command: an error about the user's input (USER_ERRORS, or
+    a file the system cannot find or open) is printed as `<recipe>: error: ...` on stderr with
+    exit status 2, like argparse's; anything else (a bug) keeps its traceback."""
+    try:
+        with sigterm_raises():  # a scheduler's SIGTERM runs the clean-up of temporary files too
+            main(sys.argv[1:] if argv is None else argv)
+    except (KeyboardInterrupt, Terminated) as stop:
+        print(f"{recipe}: interrupted; outputs and checkpoints written so far are complete: run "
+              "the same command again to resume", file=sys.stderr)
+        return getattr(stop, "exit_status", 130)
+    except USER_ERRORS as err:
+        print(f"{recipe}: error: {user_message(err)}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.filename is None:
+            raise
+        print(f"{recipe}: error: {err.filename}: {err.strerror}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def user_message(err: BaseException) -> str:
+    """The message of a user error; one raised in a DataLoader worker arrives wrapped in the
+    worker's traceback ("Caught AudioError in DataLoader worker process 0. Original Traceback
+    ..."), of which only the original message is kept."""
+    message = str(err)
+    if "Original Traceback" not in message:
+        return message
+    cls = type(err)
+    for name in (f"{cls.__module__}.{cls.__qualname__}: ", f"{cls.__qualname__}: "):
+        if name in message:
+            return message.rsplit(name, 1)[1].strip()
+    return message
+
+
+def preparation_kwargs(hparams) -> dict:
+    """The arguments every data preparation of a recipe shares: where, the utterance length, the
+    label frame rate, and whether songs with bad input stop the run (the default) or are skipped
+    with a warning each (`--skip_invalid`, as for prepare.py)."""
+    return dict(save_folder=hparams["prepare_folder"], dur_threshold=hparams["dur_threshold"],
+                frame_rate=hparams["label_frame_rate"], strict=not hparams["skip_invalid"])
 
 
 def prepare_on_main(function, **kwargs):
@@ -89,13 +155,34 @@ def noisy_audio_reader(hparams):
     def wav_for_song(dataset, song):
         path = noisy_wav_path(root, song, noise_type, snr)
         if dataset != "n20emv2":
-            raise ValueError(f"noisy input exists for N20EMv2 songs only, not {dataset}/{song}")
+            raise NoiseError(f"noisy input exists for N20EMv2 songs only, not {dataset}/{song}; "
+                             "--noise_type is for N20EMv2 feature extraction (--extract_features "
+                             "True)")
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: noisy mixture missing; make it with "
-                                    "N20EMv2/audio_visual/synthesize_noise.py")
+            raise NoiseError(f"{path}: noisy mixture missing; make it with "
+                             "N20EMv2/audio_visual/synthesize_noise.py")
         return str(path)
 
     return wav_for_song
+
+
+def check_noisy_mixtures(hparams, csv_paths) -> None:
+    """With `noise_type` set, every N20EMv2 song of the CSVs has its noisy mixture: checked
+    before extraction starts rather than when the first missing one is reached."""
+    noise_type, snr = hparams["noise_type"], hparams["snr_db"]
+    if not noise_type or noise_type == "clean":
+        return
+    missing = []
+    for csv_path in csv_paths:
+        header, rows = read_csv(csv_path)
+        dataset, song = header.index("dataset"), header.index("song")
+        missing += [path for path in {noisy_wav_path(hparams["data_folder"], row[song], noise_type,
+                                                     snr) for row in rows
+                                      if row[dataset] == "n20emv2"} if not path.is_file()]
+    if missing:
+        raise NoiseError(f"{len(missing)} noisy mixture(s) for --noise_type {noise_type} --snr_db "
+                         f"{snr} missing, e.g. {sorted(missing)[0]}; make them with "
+                         "N20EMv2/audio_visual/synthesize_noise.py")
 
 
 def evaluate_test_sets(brain, datasets: dict, loader_kwargs) -> dict:
@@ -153,7 +240,7 @@ def evaluate_dataset(prepare_function, argv=None):
             settings[key] = hparams[key]
     prepare_on_main(prepare_function, data_folder=hparams["data_folder"],
                     save_folder=hparams["prepare_folder"], dur_threshold=settings["dur_threshold"],
-                    frame_rate=settings["label_frame_rate"])
+                    frame_rate=settings["label_frame_rate"], strict=not hparams["skip_invalid"])
     name = hparams["dataset_name"]
     csv_path = csv_folder(hparams["prepare_folder"], settings["dur_threshold"]) / f"{name}.csv"
     brain = BundleEvaluationBrain(

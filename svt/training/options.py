@@ -1,0 +1,317 @@
+"""Checks of a recipe's options (its hparams YAML and the `--key value` overrides) before anything
+is built, prepared or trained.
+
+HyperPyYAML builds every object of a YAML as it loads it (an SSL encoder of a gigabyte among
+them) and only then do the recipes see the values; a misspelt option, `--lr xyz` or an unknown
+`selection_metric` used to surface minutes (or an epoch) later as a traceback. Here the YAML is
+read with ruamel's round-trip loader, which keeps HyperPyYAML's tags (`!new:`, `!ref`, ...) as
+plain tagged nodes without constructing anything, and the override strings are checked against it:
+
+* every override names a key of the YAML (or a close match is suggested);
+* an override has the type of the YAML's default value (an integer for `number_of_epochs: 10`, a
+  number for `lr: 0.0003`, True/False for `freeze_encoder: False`, a list, a mapping), unless the
+  default is null or a tag; a bare `--flag` of a True/False option means True, as it does for
+  the prepare.py scripts (`--skip_invalid`, `--separate`);
+* a `!PLACEHOLDER` key (`data_folder`) is given;
+* options with a fixed set of values (`selection_metric`, `sorting`, `decoder`, ...) hold one;
+* input folders and model bundles exist, and `--device` names a device this machine has.
+
+Each failure is an `OptionError` naming the option and what to give instead.
+"""
+from __future__ import annotations
+
+import difflib
+import io
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import ruamel.yaml
+import torch
+from hyperpyyaml import resolve_references
+from speechbrain.utils.run_opts import HELP_TEXTS
+
+from svt.datasets.musan import NOISE_TYPES
+from svt.inference.bundle import BundleError, find_bundle
+from svt.notes.decoding import DECODERS
+from svt.training.brain import SELECTION_KEYS
+from svt.training.fusion import SYSTEMS
+
+
+class OptionError(ValueError):
+    """A recipe option (an hparams YAML key or a command-line override) that cannot work; the
+    message names the option and what to give instead."""
+
+
+#: Options with a fixed set of values: `{key: (accepted values, what they mean)}`.
+CHOICES = {
+    "selection_metric": (tuple(SELECTION_KEYS),
+                         "the checkpoint kept for testing has the lowest validation loss or the "
+                         "highest validation COnPOff F1"),
+    "sorting": (("ascending", "descending", "random"), "the order of the training utterances"),
+    "decoder": (DECODERS, "how frame predictions become notes"),
+    "video_norm": (("dataset", "per_clip"), "the normalisation of the lip videos"),
+    "system": (SYSTEMS, "AV: audio + video fusion; A: the audio-only control"),
+    "noise_type": ((None, "clean", *NOISE_TYPES), "the noise condition of the N20EMv2 songs"),
+}
+#: Folders the recipes read data from (null: not used).
+INPUT_FOLDERS = ("data_folder", "mir_st500_folder", "tonas_folder", "ismir2014_folder",
+                 "ssvd_folder")
+#: Options naming an exported model (a bundle, or a recipe output folder holding `model/`).
+BUNDLE_OPTIONS = ("model", "init_head_from", "audio_bundle", "video_bundle")
+#: Options whose YAML default is a whole number but which are quantities that may be fractional
+#: (`dur_threshold: 5` seconds, the video's `label_frame_rate: 50`): any number fits. Their
+#: defaults stay integers because they name folders (`dur_5s`).
+FRACTIONAL_OPTIONS = ("dur_threshold", "label_frame_rate", "snr_db")
+#: SpeechBrain's own command-line options (`--device`, `--precision`, ...), for suggestions.
+RUN_OPTIONS = (*HELP_TEXTS, "jit_module_keys", "compile_module_keys")
+
+
+def check_options(hparams_file, overrides: str, run_opts) -> str:
+    """Check a recipe's YAML, overrides and run options before anything is built; returns the
+    overrides to load the YAML with (the given string, or with bare True/False flags set to
+    True). Raises OptionError."""
+    hparams_file = str(hparams_file)
+    tree, text = read_yaml_tree(hparams_file)
+    given = parse_overrides(overrides)
+    check_override_keys(tree, given, hparams_file)
+    changed = check_override_types(tree, given, hparams_file)
+    check_placeholders(tree, text, given, hparams_file)
+    if changed:
+        overrides = _dump(given)
+    values = _resolved_values(hparams_file, overrides)
+    origin = _origins(given, hparams_file)
+    check_choices(values, origin)
+    check_inputs(values, origin)
+    check_device(run_opts.get("device"))
+    return overrides
+
+
+# ------------------------------------------------------------------------------- reading
+
+def read_yaml_tree(hparams_file) -> tuple[Mapping, str]:
+    """`(tree, text)` of an hparams file: its top-level mapping with HyperPyYAML tags kept as
+    tagged nodes (nothing is constructed), and its text."""
+    path = Path(hparams_file)
+    if not path.is_file():
+        raise OptionError(f"hparams file {hparams_file} not found; pass the recipe's YAML (e.g. "
+                          "hparams/train_audio_ssl.yaml) as the first argument")
+    text = path.read_text()
+    try:
+        tree = ruamel.yaml.YAML().load(text)
+    except ruamel.yaml.YAMLError as err:
+        raise OptionError(f"{hparams_file} is not valid YAML: {err}") from None
+    if not isinstance(tree, Mapping):
+        raise OptionError(f"{hparams_file}: expected a mapping of options, got "
+                          f"{type(tree).__name__}")
+    return tree, text
+
+
+def parse_overrides(overrides: str) -> dict:
+    """The `--key value` overrides (SpeechBrain's YAML string) as a mapping, read as HyperPyYAML
+    reads them (so the types seen here are the types the recipe gets)."""
+    if not overrides or not overrides.strip():
+        return {}
+    try:
+        given = ruamel.yaml.YAML().load(overrides)
+    except ruamel.yaml.YAMLError as err:
+        duplicate = re.search(r'found duplicate key "([^"]+)"', str(err))
+        if duplicate:
+            raise OptionError(f"--{duplicate.group(1)} is given twice on the command line; give "
+                              "it once") from None
+        detail = " ".join(str(err).split())
+        raise OptionError(f"the command-line options are not valid YAML values ({detail}); "
+                          "quote values holding ':', '{', '[' or '#'") from None
+    if not isinstance(given, Mapping):
+        raise OptionError(f"cannot read the command-line options {overrides!r}; write them as "
+                          "--key value")
+    return given
+
+
+# ------------------------------------------------------------------------------- checks
+
+def check_override_keys(tree: Mapping, given: Mapping, hparams_file) -> None:
+    """Every override is a key of the YAML (HyperPyYAML's own error lists all ~100 keys)."""
+    for key in given:
+        if key in tree:
+            continue
+        known = [k for k in tree if not str(k).startswith("__")] + list(RUN_OPTIONS)
+        close = difflib.get_close_matches(str(key), known, n=3, cutoff=0.6)
+        hint = (f"did you mean {' or '.join('--' + k for k in close)}?" if close
+                else f"the options are the keys of {hparams_file}")
+        raise OptionError(f"unknown option --{key}: {hparams_file} has no key {key!r}; {hint}")
+
+
+def check_override_types(tree: Mapping, given: Mapping, hparams_file, prefix="") -> bool:
+    """Each override has the type of the YAML's default value (nested mappings key by key).
+    A bare flag (null) of a True/False option is set to True in `given`; returns whether any
+    was."""
+    changed = False
+    for key, value in given.items():
+        default = tree.get(key)
+        name = f"{prefix}{key}"
+        kind = _kind(default)
+        if kind == "int" and name in FRACTIONAL_OPTIONS:
+            kind = "float"
+        if kind is None or _tag(value) is not None:
+            continue  # null or tagged default (anything goes), or HyperPyYAML written by the user
+        if kind == "bool" and value is None:
+            given[key] = True  # `--skip_invalid` alone, as for the prepare.py scripts
+            changed = True
+            continue
+        if kind == "mapping" and isinstance(value, Mapping):
+            changed |= check_override_types(default, value, hparams_file, prefix=f"{name}.")
+            continue
+        if not _fits(kind, value):
+            raise OptionError(f"--{name}: expected {_KIND_NAMES[kind]}, like the default "
+                              f"{_shown(default)} in {hparams_file}; got {_shown(value)}")
+    return changed
+
+
+def check_placeholders(tree: Mapping, text: str, given: Mapping, hparams_file) -> None:
+    """Every `!PLACEHOLDER` key is given on the command line, with a value."""
+    for key, default in tree.items():
+        if _tag(default) != "!PLACEHOLDER":
+            continue
+        if key in given and given[key] is not None:
+            continue
+        comment = re.search(rf"^{re.escape(str(key))}:\s*!PLACEHOLDER[^#\n]*#\s*(.+)$", text,
+                            re.MULTILINE)
+        what = f" ({comment.group(1).strip()})" if comment else ""
+        raise OptionError(f"--{key} is required{what}: {hparams_file} leaves it to the command "
+                          f"line (--{key} VALUE)")
+
+
+def check_choices(values: Mapping, origin) -> None:
+    """Options with a fixed set of values hold one of them (`origin(key)` says where the value
+    came from)."""
+    for key, (accepted, meaning) in CHOICES.items():
+        if key not in values:
+            continue
+        value = values[key]
+        if _tag(value) is not None or isinstance(value, (Mapping, list)):
+            continue  # computed by a tag: checked once loaded
+        if value not in accepted:
+            names = ", ".join("null" if a is None else a for a in accepted)
+            raise OptionError(f"{origin(key)}: {_shown(value)} is not one of {names} ({meaning})")
+
+
+def check_inputs(values: Mapping, origin) -> None:
+    """Input folders and model bundles exist (before any preparation, so that a misspelt
+    --tonas_folder stops the run before MIR-ST500 is prepared rather than after)."""
+    for key in INPUT_FOLDERS:
+        folder = values.get(key)
+        if not isinstance(folder, str) or not folder:
+            continue
+        if not Path(folder).is_dir():
+            state = "is not a folder" if Path(folder).exists() else "does not exist"
+            raise OptionError(f"{origin(key)}: {folder} {state}; pass the dataset's root folder")
+    for key in BUNDLE_OPTIONS:
+        bundle = values.get(key)
+        if not isinstance(bundle, str) or not bundle:
+            continue
+        try:
+            find_bundle(bundle)
+        except BundleError as err:
+            raise OptionError(f"{origin(key)}: {err}") from None
+
+
+def check_device(device) -> None:
+    """`--device` names a device this machine has (SpeechBrain fails on it much later)."""
+    if device is None:
+        return
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise OptionError(f"--device {device!r} is not a device name; use cpu, cuda or cuda:N "
+                          "(N: the GPU's index)") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise OptionError(f"--device {device}: no CUDA GPU is available here; use "
+                              "--device cpu")
+        if parsed.index is not None and parsed.index >= count:
+            raise OptionError(f"--device {device}: this machine has {count} CUDA GPU(s) "
+                              f"(cuda:0 .. cuda:{count - 1})")
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise OptionError(f"--device {device}: MPS is not available here; use --device cpu")
+
+
+# ------------------------------------------------------------------------------- helpers
+
+_KIND_NAMES = {"bool": "True or False", "int": "a whole number", "float": "a number",
+               "str": "a text value", "list": "a list such as [1, 2]",
+               "mapping": "a mapping such as {key: value}"}
+
+
+def _tag(node):
+    """The HyperPyYAML tag of a round-trip node (`!ref`, `!new:...`), or None."""
+    tag = getattr(node, "tag", None)
+    return getattr(tag, "value", None) if tag is not None else None
+
+
+def _kind(default):
+    """The type an override of `default` must have, or None when any goes."""
+    if default is None or _tag(default) is not None:
+        return None
+    if isinstance(default, bool):
+        return "bool"
+    if isinstance(default, int):
+        return "int"
+    if isinstance(default, float):
+        return "float"
+    if isinstance(default, str):
+        return "str"
+    if isinstance(default, list):
+        return "list"
+    if isinstance(default, Mapping):
+        return "mapping"
+    return None
+
+
+def _fits(kind: str, value) -> bool:
+    if kind == "bool":
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False  # True is an int to Python, never a count or a rate here
+    if kind == "int":
+        return isinstance(value, int)
+    if kind == "float":
+        return isinstance(value, (int, float))
+    if kind == "str":
+        return isinstance(value, (str, int, float))  # names and paths may look like numbers
+    if kind == "list":
+        return isinstance(value, list)
+    return isinstance(value, Mapping)
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, str):
+        return repr(str(value))
+    if isinstance(value, Mapping):
+        return repr(dict(value))
+    if isinstance(value, list):
+        return repr(list(value))
+    return str(value)
+
+
+def _origins(given: Mapping, hparams_file):
+    """`origin(key)`: how a message names an option: `--key` when given on the command line,
+    else `key in <yaml>`."""
+    return lambda key: f"--{key}" if key in given else f"{key} in {hparams_file}"
+
+
+def _dump(given: Mapping) -> str:
+    stream = io.StringIO()
+    ruamel.yaml.YAML().dump(given, stream)
+    return stream.getvalue()
+
+
+def _resolved_values(hparams_file, overrides: str) -> Mapping:
+    """The YAML's top-level values with the overrides applied and `!ref`s resolved, objects still
+    unbuilt (tagged nodes)."""
+    with open(hparams_file) as stream:
+        resolved = resolve_references(stream, overrides)
+    return ruamel.yaml.YAML().load(resolved)

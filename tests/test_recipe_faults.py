@@ -1,0 +1,349 @@
+"""Bad input to the recipes' experiment.py: a clear error before anything is built, prepared or
+trained (options, folders, bundles, devices), preparation errors whose printed remedy works, one
+line on stderr instead of a traceback, and resuming after a kill while a checkpoint was saved."""
+import io
+import json
+import os
+import runpy
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from speechbrain.utils.checkpoints import Checkpointer
+from test_recipes import assets, run_experiment, tiny_args, write_ismir2014  # noqa: F401 (fixture)
+
+import svt.training.experiment as experiment
+from svt.audio import AudioError
+from svt.data.utterances import PrepareError
+from svt.training.checkpoints import STAGING_PREFIX
+from svt.training.experiment import run_recipe, user_message
+from svt.training.options import OptionError
+
+ROOT = Path(__file__).resolve().parents[1]
+MIR_YAML = ROOT / "MIR-ST500" / "hparams" / "train_audio_ssl.yaml"
+
+
+def recipe_main(recipe):
+    return runpy.run_path(str(ROOT / recipe / "experiment.py"), run_name="experiment")["main"]
+
+
+def mir_args(assets, out, *extra, epochs=1, **options):  # noqa: F811 (the fixture's name)
+    return [str(MIR_YAML), "--data_folder", str(assets / "mir"),
+            *map(str, tiny_args(assets, out, epochs=epochs, **options)), *map(str, extra)]
+
+
+@pytest.fixture
+def never_built(monkeypatch):
+    """The YAML must not be loaded (its objects built): the check has to come first."""
+    def fail(*args, **kwargs):
+        raise AssertionError("the hparams YAML was loaded before the bad option was reported")
+    monkeypatch.setattr(experiment, "load_hyperpyyaml", fail)
+
+
+def stopped_with(argv, recipe="MIR-ST500") -> str:
+    with pytest.raises(OptionError) as err:
+        recipe_main(recipe)(argv)
+    return str(err.value)
+
+
+# ------------------------------------------------------------------------------- options
+
+def test_unknown_selection_metric_is_refused_up_front(assets, tmp_path, never_built):
+    message = stopped_with(mir_args(assets, tmp_path, selection_metric="foo"))
+    assert message.startswith("--selection_metric: 'foo' is not one of loss, COnPOff_f1")
+    # In the YAML itself: the message names the file.
+    yaml_file = tmp_path / "custom.yaml"
+    yaml_file.write_text(MIR_YAML.read_text().replace("selection_metric: loss",
+                                                      "selection_metric: COnPOff"))
+    argv = mir_args(assets, tmp_path)
+    message = stopped_with([str(yaml_file), *argv[1:]])
+    assert message.startswith(f"selection_metric in {yaml_file}: 'COnPOff' is not one of loss, "
+                              "COnPOff_f1")
+    assert not (tmp_path / "data").exists() and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("option, value, expected, shown", [
+    ("number_of_epochs", "abc", "expected a whole number, like the default 10 in", "'abc'"),
+    ("lr", "xyz", "expected a number, like the default 0.0003 in", "'xyz'"),
+    ("batch_size", "1.5", "expected a whole number, like the default 8 in", "1.5"),
+    ("freeze_encoder", "yes", "expected True or False, like the default False in", "'yes'"),
+])
+def test_wrong_typed_override_names_option_type_and_value(assets, tmp_path, never_built, option,
+                                                          value, expected, shown):
+    message = stopped_with(mir_args(assets, tmp_path, **{option: value}))
+    assert message == f"--{option}: {expected} {MIR_YAML}; got {shown}"
+
+
+def test_nested_and_bare_overrides(assets, tmp_path, never_built):
+    message = stopped_with(mir_args(assets, tmp_path, "--tolerances", "{onset_tolerance: abc}"))
+    assert message.startswith("--tolerances.onset_tolerance: expected a number") and \
+        message.endswith("got 'abc'")
+    message = stopped_with(mir_args(assets, tmp_path, "--lr"))  # a value-less non-flag option
+    assert message.startswith("--lr: expected a number") and message.endswith("got nothing (null)")
+
+
+def test_unknown_override_suggests_the_close_key(assets, tmp_path, never_built):
+    message = stopped_with(mir_args(assets, tmp_path, "--numbr_of_epochs", 3))
+    assert message.startswith("unknown option --numbr_of_epochs:")
+    assert "did you mean --number_of_epochs" in message
+    # SpeechBrain's own options are suggested too (a misspelt --device is no YAML key either).
+    assert "did you mean --device?" in stopped_with(mir_args(assets, tmp_path, "--devcie", "cpu"))
+
+
+def test_missing_placeholder_or_hparams_file(tmp_path, never_built):
+    message = stopped_with([str(MIR_YAML), "--output_folder", str(tmp_path / "run")])
+    assert message.startswith("--data_folder is required (MIR-ST500 root: Annotations.json")
+    message = stopped_with([str(tmp_path / "train.yaml"), "--data_folder", str(tmp_path)])
+    assert message.startswith(f"hparams file {tmp_path / 'train.yaml'} not found")
+
+
+# --------------------------------------------------------------------- preparation remedies
+
+def test_printed_skip_invalid_remedy_gets_past_the_error(assets, tmp_path):
+    data = tmp_path / "MIR-ST500"
+    shutil.copytree(assets / "mir", data)
+    (data / "wav16kHz" / "test" / "6" / "vocals.wav").unlink()
+    argv = [str(MIR_YAML), "--data_folder", str(data),
+            *map(str, tiny_args(assets, tmp_path, epochs=1))]
+    main = recipe_main("MIR-ST500")
+    with pytest.raises(PrepareError) as err:
+        main(argv)
+    message = str(err.value)
+    assert "song '6': missing" in message and "--skip_invalid" in message
+    # The remedy as printed: the bare flag.
+    results = main([*argv, "--skip_invalid"])
+    scored = (tmp_path / "run" / "scores_mir_st500_test.csv").read_text().splitlines()
+    assert set(results) == {"mir_st500_test"} and [line.split(",")[0] for line in scored[1:]] == \
+        ["mir_st500/5"]
+
+    # The evaluation recipes take it too (ISMIR2014 on the bundle just trained).
+    songs = json.loads((assets / "mir" / "Annotations.json").read_text())
+    write_ismir2014(tmp_path / "ISMIR2014", assets / "mir", {s: songs[s] for s in ("5", "6")})
+    (tmp_path / "ISMIR2014" / "male6.wav").unlink()
+    evaluate = recipe_main("ISMIR2014")
+    eval_argv = [str(ROOT / "ISMIR2014" / "hparams" / "evaluate.yaml"), "--data_folder",
+                 str(tmp_path / "ISMIR2014"), "--model", str(tmp_path / "run"),
+                 "--output_folder", str(tmp_path / "eval"), "--prepare_folder",
+                 str(tmp_path / "eval_data"), "--device", "cpu", "--num_workers", "0"]
+    with pytest.raises(PrepareError, match=r"(?s)male6.GroundTruth.txt has no audio.*--skip_invalid"):
+        evaluate(eval_argv)
+    assert set(evaluate([*eval_argv, "--skip_invalid", "True"])) == {"ismir2014"}
+
+
+# --------------------------------------------------------------------- one line, no traceback
+
+def test_bad_data_folder_is_one_line_and_status_2(assets, tmp_path, capsys, never_built):
+    main = recipe_main("MIR-ST500")
+    argv = mir_args(assets, tmp_path)
+    argv[argv.index("--data_folder") + 1] = str(tmp_path / "nowhere")
+    assert run_recipe(main, "MIR-ST500", argv) == 2
+    err = capsys.readouterr().err
+    assert err == (f"MIR-ST500: error: --data_folder: {tmp_path / 'nowhere'} does not exist; pass "
+                   "the dataset's root folder\n")
+
+
+def test_wrong_layout_through_the_command_line(assets, tmp_path):
+    """The real `python experiment.py` process: exit status 2, `<recipe>: error:`, no
+    traceback (the N20EMv2 folder given to the MIR-ST500 recipe)."""
+    argv = mir_args(assets, tmp_path)
+    argv[argv.index("--data_folder") + 1] = str(assets / "n20")
+    proc = subprocess.run([sys.executable, str(ROOT / "MIR-ST500" / "experiment.py"), *argv],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                          env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines()[-1] == (
+        f"MIR-ST500: error: mir_st500: annotation file {assets / 'n20' / 'Annotations.json'} not "
+        "found; expected the layout <data_folder>/Annotations.json + "
+        "<data_folder>/wav16kHz/{train,test}/<id>/vocals.wav")
+
+
+def test_programming_errors_keep_their_traceback():
+    def broken(argv):
+        raise TypeError("a bug")
+
+    def no_file_named(argv):
+        raise OSError("an OS error about no file")
+
+    with pytest.raises(TypeError, match="a bug"):
+        run_recipe(broken, "X", [])
+    with pytest.raises(OSError, match="no file"):
+        run_recipe(no_file_named, "X", [])
+
+
+def test_error_from_a_dataloader_worker_keeps_only_its_message():
+    from torch._utils import ExceptionWrapper
+    try:
+        raise AudioError("song.wav: cannot read this file")
+    except AudioError:
+        wrapped = ExceptionWrapper(where="in DataLoader worker process 0")
+    with pytest.raises(AudioError) as err:
+        wrapped.reraise()
+    assert "Original Traceback" in str(err.value)
+    assert user_message(err.value) == "song.wav: cannot read this file"
+
+
+# --------------------------------------------------------------------------- neighbours
+
+def test_device_typos(assets, tmp_path, never_built):
+    message = stopped_with(mir_args(assets, tmp_path, device="gpu"))
+    assert message == "--device 'gpu' is not a device name; use cpu, cuda or cuda:N (N: the " \
+                      "GPU's index)"
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    message = stopped_with(mir_args(assets, tmp_path, device=f"cuda:{count}"))
+    assert message.startswith(f"--device cuda:{count}: ")
+    assert ("use --device cpu" if count == 0 else f"has {count} CUDA GPU(s)") in message
+
+
+@pytest.mark.parametrize("recipe", ["TONAS", "ISMIR2014", "SSVD"])
+def test_evaluation_recipes_refuse_a_missing_model_up_front(recipe, tmp_path, never_built):
+    message = stopped_with([str(ROOT / recipe / "hparams" / "evaluate.yaml"), "--data_folder",
+                            str(tmp_path), "--model", str(tmp_path / "no_model"),
+                            "--output_folder", str(tmp_path / "eval")], recipe=recipe)
+    assert message.startswith(f"--model: {tmp_path / 'no_model'}: no model bundle here")
+
+
+def test_missing_test_set_folder_stops_before_any_preparation(assets, tmp_path, never_built):
+    message = stopped_with(mir_args(assets, tmp_path, tonas_folder=tmp_path / "TONAS"))
+    assert message == f"--tonas_folder: {tmp_path / 'TONAS'} does not exist; pass the dataset's " \
+                      "root folder"
+    assert not (tmp_path / "data").exists()
+
+
+def test_fixed_choices_of_other_recipes(tmp_path, never_built):
+    av_yaml = ROOT / "N20EMv2" / "audio_visual" / "hparams" / "train_rca.yaml"
+    message = stopped_with([str(av_yaml), "--data_folder", str(tmp_path), "--noise_type",
+                            "acomp", "--snr_db", "-10"], recipe="N20EMv2/audio_visual")
+    assert message.startswith("--noise_type: 'acomp' is not one of null, clean, accomp, babble")
+    message = stopped_with([str(av_yaml), "--data_folder", str(tmp_path), "--system", "AVX"],
+                           recipe="N20EMv2/audio_visual")
+    assert message.startswith("--system: 'AVX' is not one of AV, A")
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+@pytest.fixture(scope="module")
+def trained(assets, tmp_path_factory):  # noqa: F811
+    """A MIR-ST500 run trained for one epoch (copy it before changing it)."""
+    out = tmp_path_factory.mktemp("trained")
+    run_experiment("MIR-ST500", "train_audio_ssl.yaml", "--data_folder", assets / "mir",
+                   *tiny_args(assets, out, epochs=1))
+    return out
+
+
+def copy_of(trained, tmp_path):
+    shutil.copytree(trained, tmp_path / "exp")
+    out = tmp_path / "exp"
+    (first,) = Checkpointer(out / "run" / "save").list_checkpoints()
+    return out, first.path
+
+
+def fake_newer_checkpoint(first, name, seconds_later):
+    """A copy of checkpoint `first`, newer by its meta, as SpeechBrain leaves a killed save."""
+    fake = first.with_name(f"CKPT+{name}")
+    shutil.copytree(first, fake)
+    meta = yaml.safe_load((first / "CKPT.yaml").read_text())
+    meta["unixtime"] += seconds_later
+    (fake / "CKPT.yaml").write_text(yaml.dump(meta))
+    return fake
+
+
+def epochs_logged(out):
+    log = (out / "run" / "train_log.txt").read_text()
+    return [log.count(f"epoch: {n},") for n in (1, 2)]
+
+
+def test_resume_skips_checkpoints_left_incomplete(assets, trained, tmp_path):
+    out, first = copy_of(trained, tmp_path)
+    truncated = fake_newer_checkpoint(first, "truncated", 100)
+    head = truncated / "head.ckpt"
+    head.write_bytes(head.read_bytes()[: head.stat().st_size // 2])
+    missing = fake_newer_checkpoint(first, "missing", 200)
+    (missing / "encoder.ckpt").unlink()
+
+    results = run_experiment("MIR-ST500", "train_audio_ssl.yaml", "--data_folder", assets / "mir",
+                             *tiny_args(assets, out, epochs=2))
+    assert set(results) == {"mir_st500_test"}
+    assert epochs_logged(out) == [1, 1]  # epoch 1 kept, epoch 2 trained once
+    log = (out / "run" / "log.txt").read_text()
+    assert f"skipping the checkpoint {truncated}: head.ckpt is truncated or damaged" in log
+    assert f"skipping the checkpoint {missing}: no encoder.ckpt" in log
+    assert f"Loading a checkpoint from {first}\n" in log
+
+
+def test_kill_while_saving_leaves_no_listed_half_checkpoint(assets, trained, tmp_path,
+                                                            monkeypatch):
+    out, first = copy_of(trained, tmp_path)
+    save_dir = out / "run" / "save"
+    listed_at_kill = []
+    real_save = torch.save
+
+    def killed_while_writing_the_head(obj, f, *args, **kwargs):
+        if not isinstance(f, (str, os.PathLike)) or Path(f).name != "head.ckpt":
+            return real_save(obj, f, *args, **kwargs)
+        buffer = io.BytesIO()
+        real_save(obj, buffer, *args, **kwargs)
+        Path(f).write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+        # What SpeechBrain itself lists at the moment of the kill.
+        listed_at_kill.extend(c.path for c in Checkpointer(save_dir).list_checkpoints())
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", killed_while_writing_the_head)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment("MIR-ST500", "train_audio_ssl.yaml", "--data_folder", assets / "mir",
+                       *tiny_args(assets, out, epochs=2))
+    monkeypatch.setattr(torch, "save", real_save)
+    assert listed_at_kill == [first]
+    # A real kill leaves its staging folder behind: the next save removes it.
+    stale = save_dir / f"{STAGING_PREFIX}CKPT+2000-01-01+00-00-00+00"
+    shutil.copytree(first, stale)
+
+    run_experiment("MIR-ST500", "train_audio_ssl.yaml", "--data_folder", assets / "mir",
+                   *tiny_args(assets, out, epochs=2))
+    assert epochs_logged(out) == [1, 2]  # the killed run logged epoch 2 before saving it
+    assert not stale.exists()
+    (last,) = Checkpointer(save_dir).list_checkpoints()
+    assert last.path != first and not any(p.name.startswith(".") for p in save_dir.iterdir())
+
+
+def test_checkpoint_that_cannot_be_loaded_names_its_folder(assets, trained, tmp_path, capsys):
+    out, first = copy_of(trained, tmp_path)
+    # Intact as a file, but not this model's head (an option changed since it was saved).
+    torch.save({"w.weight": torch.zeros(3, 3)}, first / "head.ckpt")
+    argv = mir_args(assets, out, epochs=2)
+    assert run_recipe(recipe_main("MIR-ST500"), "MIR-ST500", argv) == 2
+    err = capsys.readouterr().err
+    err = err[err.index("MIR-ST500: error: "):].strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert err.startswith(f"MIR-ST500: error: cannot load the checkpoint {first} (RuntimeError: ")
+    assert "size mismatch for w.weight" in err
+    assert err.endswith("If the folder is damaged, delete it to resume from the checkpoint "
+                            "before it; if the model or its options changed since it was saved, "
+                            "train into a new output_folder")
+
+
+def test_sigterm_stops_a_recipe_through_its_cleanup(tmp_path, capsys):
+    """A scheduler's SIGTERM (a time limit) ends the recipe like Ctrl-C: the finally clauses that
+    remove half-written files run, and the message says how to resume."""
+    import os
+    import signal
+    import time
+
+    from svt.fileio import atomic_path
+    from svt.training.experiment import run_recipe
+
+    def main(argv):
+        with atomic_path(tmp_path / "labels.json") as tmp:
+            tmp.write_text("half of it")
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)  # the handler interrupts this
+        pytest.fail("SIGTERM did not stop the recipe")
+
+    assert run_recipe(main, "MIR-ST500", []) == 143
+    assert os.listdir(tmp_path) == []
+    assert "MIR-ST500: interrupted" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is put back
