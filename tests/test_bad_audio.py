@@ -171,7 +171,7 @@ def test_a_device_that_does_not_exist_is_refused_before_the_model_loads(tmp_path
     with pytest.raises(ValueError, match="'gpu' is not a device; use auto, cpu, cuda"):
         resolve_device("gpu")
     if not __import__("torch").cuda.is_available():
-        with pytest.raises(ValueError, match="no CUDA device is available"):
+        with pytest.raises(ValueError, match="no CUDA GPU is available"):
             resolve_device("cuda:3")
     monkeypatch.setattr(cli, "resolve_model", lambda *a, **k: pytest.fail("model loaded"))
     sf.write(tmp_path / "s.wav", np.zeros(SR), SR)

@@ -191,8 +191,7 @@ def test_error_from_a_dataloader_worker_keeps_only_its_message():
 
 def test_device_typos(assets, tmp_path, never_built):
     message = stopped_with(mir_args(assets, tmp_path, device="gpu"))
-    assert message == "--device 'gpu' is not a device name; use cpu, cuda or cuda:N (N: the " \
-                      "GPU's index)"
+    assert message == "--device 'gpu' is not a device; use auto, cpu, cuda, cuda:N or mps"
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     message = stopped_with(mir_args(assets, tmp_path, device=f"cuda:{count}"))
     assert message.startswith(f"--device cuda:{count}: ")

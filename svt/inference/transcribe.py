@@ -348,14 +348,13 @@ def resolve_device(device="auto") -> str:
     if parsed.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise ValueError(f"--device {device} was asked for but no CUDA device is available; "
-                             "use --device cpu")
+            raise ValueError(f"--device {device}: no CUDA GPU is available here; use "
+                             "--device cpu")
         if parsed.index is not None and parsed.index >= count:
-            raise ValueError(f"--device {device}: there are only {count} CUDA device(s) "
-                             f"(cuda:0..cuda:{count - 1})")
+            raise ValueError(f"--device {device}: this machine has {count} CUDA GPU(s) "
+                             f"(cuda:0 .. cuda:{count - 1})")
     elif parsed.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {device} was asked for but MPS is not available; use "
-                         "--device cpu")
+        raise ValueError(f"--device {device}: MPS is not available here; use --device cpu")
     elif parsed.type not in ("cpu", "cuda", "mps"):
         raise ValueError(f"--device {device}: svt runs on cpu, cuda or mps")
     return device

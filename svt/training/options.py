@@ -27,12 +27,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import ruamel.yaml
-import torch
 from hyperpyyaml import resolve_references
 from speechbrain.utils.run_opts import HELP_TEXTS
 
 from svt.datasets.musan import NOISE_TYPES
 from svt.inference.bundle import BundleError, find_bundle
+from svt.inference.transcribe import resolve_device
 from svt.notes.decoding import DECODERS
 from svt.training.brain import SELECTION_KEYS
 from svt.training.fusion import SYSTEMS
@@ -217,24 +217,14 @@ def check_inputs(values: Mapping, origin) -> None:
 
 
 def check_device(device) -> None:
-    """`--device` names a device this machine has (SpeechBrain fails on it much later)."""
+    """`--device` names a device this machine has (SpeechBrain fails on it much later); the same
+    rule as svt-transcribe's (`resolve_device`)."""
     if device is None:
         return
     try:
-        parsed = torch.device(device)
-    except RuntimeError:
-        raise OptionError(f"--device {device!r} is not a device name; use cpu, cuda or cuda:N "
-                          "(N: the GPU's index)") from None
-    if parsed.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise OptionError(f"--device {device}: no CUDA GPU is available here; use "
-                              "--device cpu")
-        if parsed.index is not None and parsed.index >= count:
-            raise OptionError(f"--device {device}: this machine has {count} CUDA GPU(s) "
-                              f"(cuda:0 .. cuda:{count - 1})")
-    elif parsed.type == "mps" and not torch.backends.mps.is_available():
-        raise OptionError(f"--device {device}: MPS is not available here; use --device cpu")
+        resolve_device(device)
+    except ValueError as err:
+        raise OptionError(str(err)) from None
 
 
 # ------------------------------------------------------------------------------- helpers
