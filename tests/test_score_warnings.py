@@ -170,3 +170,20 @@ def test_svt_score_prints_warnings_before_an_error(tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith(f"svt-score: warning: {tmp_path / 'ref.json'}: notes: the note times")
     assert err[1].startswith("svt-score: error: ") and "offset <= onset" in err[1]
+
+
+def test_offsets_or_durations_guess_warns_only_when_both_readings_fit(tmp_path):
+    """`0.1 0.5 60 / 0.7 0.9 62` is SSVD notes [0.1, 0.5], [0.7, 0.9] or ISMIR2014 notes
+    [0.1, 0.6], [0.7, 1.6]: both follow one another, so the guess is said; a real SSVD file, whose
+    offsets read as durations would overlap the next notes, is read without a word."""
+    both = tmp_path / "both.txt"
+    both.write_text("0.1 0.5 60\n0.7 0.9 62\n")
+    with pytest.warns(NoteFileWarning, match="second column holds offsets .* or durations"):
+        notes = read_notes(both)
+    np.testing.assert_allclose(notes, [[0.1, 0.5, 60], [0.7, 0.9, 62]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_allclose(read_notes(both, "ismir2014"), [[0.1, 0.6, 60], [0.7, 1.6, 62]])
+        ssvd = tmp_path / "ssvd.txt"
+        ssvd.write_text("0.50\t1.00\t60.3\r\n1.20\t1.80\t62.1\r\n2.00\t2.40\t64.0\r\n")
+        assert detect_format(ssvd) == "ssvd"

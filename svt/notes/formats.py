@@ -413,7 +413,18 @@ def _text_format(path) -> str:
     second_is_offset = bool(np.all(array[:, 1] > array[:, 0]))
     if len(array) > 1:
         second_is_offset &= bool(np.all(np.diff(array[:, 1]) > 0))
-    return "ssvd" if second_is_offset and len(array) > 1 else "ismir2014"
+    if not second_is_offset:
+        return "ismir2014"
+    # Read as durations, an SSVD file's notes overlap the next ones (an onset plus the next
+    # note's onset time reaches past it); where they do not, as in a file of one or two early
+    # notes, the column may be durations after all.
+    onsets = array[:, 0]
+    if np.all(onsets[:-1] + array[:-1, 1] <= onsets[1:]):
+        _warn(f"{path}: cannot tell for sure whether the second column holds offsets (SSVD: onset "
+              "offset MIDI) or durations (ISMIR2014: onset duration MIDI): both readings give "
+              f"notes that follow one another; read it as offsets. If that is wrong, "
+              f"{_FORMAT_CHOICE}")
+    return "ssvd"
 
 
 def detect_format(path) -> str:
