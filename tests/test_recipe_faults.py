@@ -66,6 +66,19 @@ def test_unknown_selection_metric_is_refused_up_front(assets, tmp_path, never_bu
     assert not (tmp_path / "data").exists() and not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("option, value, expected", [
+    ("number_of_epochs", "-3", "-3 is out of range; it must be at least 1"),
+    ("batch_size", "0", "0 is out of range; it must be at least 1"),
+    ("lr", "-0.001", "-0.001 is out of range; it must be greater than 0"),
+    ("onset_threshold", "1.0", "1.0 is out of range; it must be in (0, 1)"),
+    ("num_workers", "-1", "-1 is out of range; it must be at least 0"),
+    ("lr", ".nan", "nan is out of range; it must be greater than 0"),
+])
+def test_numbers_out_of_range_are_refused_up_front(assets, tmp_path, never_built, option, value,
+                                                   expected):
+    assert stopped_with(mir_args(assets, tmp_path, **{option: value})) == f"--{option}: {expected}"
+
+
 @pytest.mark.parametrize("option, value, expected, shown", [
     ("number_of_epochs", "abc", "expected a whole number, like the default 10 in", "'abc'"),
     ("lr", "xyz", "expected a number, like the default 0.0003 in", "'xyz'"),

@@ -54,6 +54,23 @@ CHOICES = {
     "system": (SYSTEMS, "AV: audio + video fusion; A: the audio-only control"),
     "noise_type": ((None, "clean", *NOISE_TYPES), "the noise condition of the N20EMv2 songs"),
 }
+#: Numeric options and the values that make sense: `{key: (lowest, highest, lowest included,
+#: highest included)}` (None: unbounded). Out of range they fail late (an empty data loader, a
+#: division by zero) or silently (a negative learning rate ascends the loss).
+RANGES = {
+    **{key: (1, None, True, True) for key in (
+        "number_of_epochs", "batch_size", "eval_batch_size", "num_valid", "num_train_songs",
+        "num_valid_songs", "num_layers", "nhead", "hidden_size", "d_model", "d_ffn")},
+    **{key: (0, None, True, True) for key in (
+        "num_workers", "linear_prob_epochs", "ckpt_interval_minutes", "improvement_threshold")},
+    **{key: (0, None, False, True) for key in (
+        "lr", "lr_ssl", "lr_encoder", "dur_threshold", "label_frame_rate", "sample_rate",
+        "max_grad_norm", "onset_pos_weight", "offset_pos_weight")},
+    **{key: (0, 1, False, False) for key in ("onset_threshold", "offset_threshold")},
+    **{key: (0, 1, False, True) for key in (
+        "annealing_factor", "annealing_factor_ssl", "annealing_factor_head")},
+    "dropout": (0, 1, True, False),
+}
 #: Folders the recipes read data from (null: not used).
 INPUT_FOLDERS = ("data_folder", "mir_st500_folder", "tonas_folder", "ismir2014_folder",
                  "ssvd_folder")
@@ -82,6 +99,7 @@ def check_options(hparams_file, overrides: str, run_opts) -> str:
     values = _resolved_values(hparams_file, overrides)
     origin = _origins(given, hparams_file)
     check_choices(values, origin)
+    check_ranges(values, origin)
     check_inputs(values, origin)
     check_device(run_opts.get("device"))
     return overrides
@@ -194,6 +212,24 @@ def check_choices(values: Mapping, origin) -> None:
         if value not in accepted:
             names = ", ".join("null" if a is None else a for a in accepted)
             raise OptionError(f"{origin(key)}: {_shown(value)} is not one of {names} ({meaning})")
+
+
+def check_ranges(values: Mapping, origin) -> None:
+    """Numeric options (RANGES) hold values that make sense (`origin(key)` says where the value
+    came from); null and computed (tagged) values are left to the recipe."""
+    for key, (low, high, low_in, high_in) in RANGES.items():
+        value = values.get(key)
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        below = low is not None and (value < low if low_in else value <= low)
+        above = high is not None and (value > high if high_in else value >= high)
+        if below or above or value != value:  # NaN fits no range
+            if high is None:
+                wanted = f"{'at least' if low_in else 'greater than'} {low}"
+            else:
+                wanted = (f"in {'[' if low_in else '('}{low}, {high}{']' if high_in else ')'}")
+            raise OptionError(f"{origin(key)}: {_shown(value)} is out of range; it must be "
+                              f"{wanted}")
 
 
 def check_inputs(values: Mapping, origin) -> None:
