@@ -125,3 +125,20 @@ def test_an_interrupted_run_leaves_no_temporary_file(tmp_path, how):
     else:
         assert process.returncode == {signal.SIGTERM: 143, signal.SIGINT: 130}[how]
         assert "svt-transcribe: interrupted" in err and "Traceback" not in err
+
+
+def test_names_differing_only_in_case_clash_where_the_out_dir_ignores_case(tmp_path, capsys,
+                                                                           monkeypatch):
+    from svt.cli import transcribe as cli
+
+    assert not cli.folds_case(tmp_path)  # Linux file systems tell `A` from `a`
+    assert os.listdir(tmp_path) == []  # the probe is gone
+    monkeypatch.setattr(cli, "resolve_model", lambda *a, **k: pytest.fail("model loaded"))
+    monkeypatch.setattr(cli, "folds_case", lambda folder: True)  # as on macOS or Windows
+    for name in ("Song.wav", "song.wav"):
+        sf.write(tmp_path / name, np.zeros(16000), 16000)
+    assert transcribe_main([str(tmp_path / "Song.wav"), str(tmp_path / "song.wav"),
+                            "--out-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "Song.wav" in err and "would all be written as song.*" in err
+    assert os.listdir(tmp_path / "out") == []

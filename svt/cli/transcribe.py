@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -150,6 +151,26 @@ def name_clashes(files, names) -> dict:
     for f, name in zip(files, names):
         by_name.setdefault(name, []).append(f)
     return {name: group for name, group in by_name.items() if len(group) > 1}
+
+
+def folds_case(folder: Path) -> bool:
+    """Whether file names in `folder` ignore case (macOS's and Windows' usual file systems), where
+    `Song.json` and `song.json` are one file."""
+    fd, probe = tempfile.mkstemp(prefix=".svt-case-probe-", dir=folder)
+    os.close(fd)
+    try:
+        return os.path.exists(os.path.join(folder, os.path.basename(probe).upper()))
+    finally:
+        os.remove(probe)
+
+
+def report_clashes(clashes: dict) -> int:
+    for name, group in clashes.items():
+        print(f"svt-transcribe: error: {', '.join(map(str, group))} would all be written as "
+              f"{name}.*", file=sys.stderr)
+    print("svt-transcribe: nothing was written; rename the inputs or run them separately",
+          file=sys.stderr)
+    return 2
 
 
 def check_out_dir(out_dir: Path) -> str | None:
@@ -287,16 +308,15 @@ def run(args) -> int:
     stems = output_stems(files)
     clashes = name_clashes(files, stems)
     if clashes:
-        for name, group in clashes.items():
-            print(f"svt-transcribe: error: {', '.join(map(str, group))} would all be written as "
-                  f"{name}.*", file=sys.stderr)
-        print("svt-transcribe: nothing was written; rename the inputs or run them separately",
-              file=sys.stderr)
-        return 2
+        return report_clashes(clashes)
     problem = check_out_dir(Path(args.out_dir))
     if problem:
         print(f"svt-transcribe: error: {problem}", file=sys.stderr)
         return 2
+    if folds_case(Path(args.out_dir)):  # `Song.wav` and `song.wav` would share `song.json`
+        clashes = name_clashes(files, [stem.casefold() for stem in stems])
+        if clashes:
+            return report_clashes(clashes)
     try:
         videos = find_videos(args.video, files)
     except ValueError as err:
