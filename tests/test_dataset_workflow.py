@@ -142,3 +142,32 @@ def test_names_differing_only_in_case_clash_where_the_out_dir_ignores_case(tmp_p
     err = capsys.readouterr().err
     assert "Song.wav" in err and "would all be written as song.*" in err
     assert os.listdir(tmp_path / "out") == []
+
+
+def test_skip_existing_goes_on_where_an_interrupted_run_stopped(tmp_path, capsys):
+    from svt.synthetic.singing import generate_melody, render_singing
+
+    rng = np.random.default_rng(2)
+    for name in ("a", "b", "c"):
+        sf.write(tmp_path / f"{name}.wav", render_singing(generate_melody(rng, 3.0), 16000,
+                                                          rng=rng, duration_s=3.0), 16000)
+    out = tmp_path / "out"
+    inputs = [str(tmp_path / f"{name}.wav") for name in "abc"]
+    assert transcribe_main([*inputs, "--out-dir", str(out)]) == 0
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    # As a run stopped inside c's outputs leaves them: the JSON, written last, is missing;
+    # b's MIDI output is missing as well.
+    (out / "c.json").unlink()
+    (out / "b.mid").unlink()
+    capsys.readouterr()
+    assert transcribe_main([*inputs, "--out-dir", str(out), "--skip-existing"]) == 0
+    stdout = capsys.readouterr().out
+    assert "--skip-existing: 1 of 3 file(s) already have their outputs" in stdout
+    assert "2 of 2 file(s) transcribed" in stdout and "a.wav:" not in stdout
+    after = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert set(after) == set(before)
+    assert all(after[n] == before[n] for n in ("a.json", "a.csv", "a.mid"))
+    # Asking for more outputs than a finished input has transcribes it again.
+    assert transcribe_main([inputs[0], "--out-dir", str(out), "--skip-existing",
+                            "--save-frames"]) == 0
+    assert (out / "a.npz").is_file()

@@ -220,6 +220,9 @@ def build_parser():
     parser.add_argument("--offset-threshold", type=probability, default=None,
                         help="offset probability that ends a note, in (0, 1) (default: the "
                              "model's)")
+    parser.add_argument("--skip-existing", action="store_true",
+                        help="skip inputs whose outputs are all in --out-dir already (resumes an "
+                             "interrupted run; outputs are written atomically, the .json last)")
     parser.add_argument("--save-frames", action="store_true",
                         help="also write <name>.npz: frame posteriors onset, offset "
                              "(probabilities), octave, pitch_class (class indices), sung_pitch "
@@ -279,7 +282,8 @@ def main(argv=None) -> int:
         # The finally clauses have removed temporary files and unfinished outputs; what was
         # reported as written is complete.
         print("svt-transcribe: interrupted; the files reported above are complete, nothing "
-              "half-written was left", file=sys.stderr)
+              "half-written was left; run the same command with --skip-existing to go on",
+              file=sys.stderr)
         return getattr(stop, "exit_status", 130)
 
 
@@ -347,8 +351,17 @@ def run(args) -> int:
     out_dir = Path(args.out_dir)
     failures, summary = [], []
     start = time.time()
-    for path, stem in tqdm(list(zip(files, stems)), unit="file", desc="transcribing",
-                           disable=len(files) < 2):
+    todo = list(zip(files, stems))
+    if args.skip_existing:
+        suffixes = [".json", *(f".{f}" for f in sorted(formats - {"json"})),
+                    *([".npz"] if args.save_frames else []), *([".png"] if args.plot else [])]
+        done_before = [(path, stem) for path, stem in todo
+                       if all((out_dir / f"{stem}{suffix}").is_file() for suffix in suffixes)]
+        todo = [item for item in todo if item not in done_before]
+        if done_before:
+            print(f"--skip-existing: {len(done_before)} of {len(files)} file(s) already have "
+                  f"their outputs in {out_dir}; {len(todo)} to transcribe")
+    for path, stem in tqdm(todo, unit="file", desc="transcribing", disable=len(todo) < 2):
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", SilentInputWarning)
@@ -367,7 +380,6 @@ def run(args) -> int:
             for warning in caught:
                 if issubclass(warning.category, (SilentInputWarning, NonFiniteAudioWarning)):
                     print(f"svt-transcribe: warning: {warning.message}", file=sys.stderr)
-            write_notes_json(out_dir / f"{stem}.json", notes)
             if args.save_frames:
                 save_frames(out_dir / f"{stem}.npz", frames, model.encoder.frame_rate)
             if "csv" in formats:
@@ -387,6 +399,8 @@ def run(args) -> int:
 
                 plot_piano_roll(out_dir / f"{stem}.png", notes, read_audio(path), 16000,
                                 reference=reference, title=stem, scores=scores)
+            # Last: a JSON file means every output of its input is complete (--skip-existing).
+            write_notes_json(out_dir / f"{stem}.json", notes)
             print(f"{path}: {len(notes)} notes -> {out_dir / stem}.json")
         except Exception as err:  # one bad file must not stop a folder run
             message = str(err) if str(path) in str(err) else f"{path}: {err}"
@@ -402,8 +416,8 @@ def run(args) -> int:
     if references and unmatched:
         print(f"svt-transcribe: warning: no reference notes for: {', '.join(unmatched)} "
               "(references are matched by file name)", file=sys.stderr)
-    done = len(files) - len(failures)
-    print(f"\n{done} of {len(files)} file(s) transcribed in {time.time() - start:.1f} s"
+    done = len(todo) - len(failures)
+    print(f"\n{done} of {len(todo)} file(s) transcribed in {time.time() - start:.1f} s"
           + (f"; {len(failures)} failed:" if failures else ""))
     for _, reason in failures:
         print(f"  {reason}")
