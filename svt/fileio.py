@@ -38,6 +38,17 @@ def write_json_atomic(path, obj, indent=None) -> None:
     write_text_atomic(path, json.dumps(obj, indent=indent) + "\n")
 
 
+def no_duplicate_keys(pairs):
+    """`json.loads(..., object_pairs_hook=no_duplicate_keys)`: a JSON object naming a key twice is
+    a ValueError naming the key (json keeps the last one silently, losing the first song)."""
+    seen = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"the key {key!r} appears twice")
+        seen[key] = value
+    return seen
+
+
 def unsafe_name_reason(name: str) -> str | None:
     """Why `name` (a song id from an annotation file) cannot name a file or folder safely, or
     None: ids become paths under dataset and output folders, so `../x`, `/abs` or `a/b` would

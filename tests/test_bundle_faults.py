@@ -115,3 +115,67 @@ def test_only_the_recipes_hparams_file_goes_through_hyperpyyaml():
             if any(name.split(".")[0] == "hyperpyyaml" for name in names):
                 users.add(path.relative_to(Path(svt.__file__).parent).as_posix())
     assert users == {"training/experiment.py", "training/options.py"}
+
+
+def edit_manifest(bundle, change):
+    path = bundle / "svt_bundle.json"
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps(change(manifest)))
+
+
+def setting(key, value):
+    return lambda manifest: {**manifest, key: value}
+
+
+@pytest.mark.parametrize("change, pattern", [
+    (lambda m: [1, 2, 3], r"svt_bundle\.json: corrupt bundle manifest \(a JSON list"),
+    (lambda m: None, r"corrupt bundle manifest \(a JSON NoneType"),
+    (setting("onset_threshold", 5), r"onset_threshold is 5, expected a number between 0 and 1"),
+    (setting("offset_threshold", -1), r"offset_threshold is -1, expected a number between 0 and 1"),
+    (setting("onset_threshold", "0.4"), r"onset_threshold is '0.4', expected a number between"),
+    (setting("onset_threshold", None), r"onset_threshold is None, expected a number between"),
+    (setting("decoder", "beam"), r"decoder is 'beam', expected one of paper, voiced"),
+    (setting("dur_threshold", 0), r"dur_threshold is 0, expected a positive number"),
+    (setting("dur_threshold", "five"), r"dur_threshold is 'five', expected a positive number"),
+    (setting("format_version", "1"), r"format_version is '1', expected the number 1"),
+    (setting("encoder_type", ["ssl"]), r"encoder_type is \['ssl'\], expected a name"),
+    (setting("head_config", {"input_size": -1}), r"svt_bundle\.json: cannot build the head"),
+    (setting("encoder_config", "x"), r"encoder_config is 'x', expected an object of options"),
+])
+def test_manifest_settings_of_the_wrong_type_or_range(bundle, change, pattern):
+    """Settings that would decode a song as one note, or fail after a whole file was
+    transcribed, are refused when the bundle loads, naming the manifest."""
+    edit_manifest(bundle, change)
+    message = expect_error(bundle, pattern)
+    assert str(bundle / "svt_bundle.json") in message
+
+
+def test_a_manifest_with_a_byte_order_mark_still_loads(bundle):
+    path = bundle / "svt_bundle.json"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert load_bundle(bundle).settings["decoder"] == "voiced"
+
+
+def test_encoder_folder_that_does_not_fit_its_weights(tmp_path):
+    """An SSL bundle whose encoder/config.json was edited: transformers' long mismatch report
+    becomes one line naming the encoder folder."""
+    from svt.inference.bundle import export_bundle
+    from svt.models.head import TranscriptionHead
+    from svt.models.ssl import SSLEncoder
+    from svt.synthetic.tiny_models import build_tiny_ssl_model
+
+    encoder = SSLEncoder(source=build_tiny_ssl_model(tmp_path / "hf", num_layers=1))
+    folder = export_bundle(tmp_path / "model", encoder, TranscriptionHead(encoder.output_size),
+                           {"frame_rate": 49.8, "sample_rate": 16000, "dur_threshold": 5,
+                            "onset_threshold": 0.4, "offset_threshold": 0.5})
+    load_bundle(folder)  # whole, it loads
+    config = next((folder / "encoder").rglob("config.json"))
+    values = json.loads(config.read_text())
+    values["hidden_size"] *= 2
+    config.write_text(json.dumps(values))
+    message = expect_error(folder, r"encoder: cannot build the encoder from the bundle|"
+                                   r"the weights do not fit")
+    assert len(message.splitlines()) == 1
+    config.write_text("{ not json")
+    message = expect_error(folder, r"encoder: cannot build the encoder from the bundle")
+    assert "download" not in message.lower()

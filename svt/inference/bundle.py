@@ -30,7 +30,7 @@ from svt.models.fusion import FusionRCA
 from svt.models.head import FrameHead, TranscriptionHead, frame_predictions
 from svt.models.pitch_network import PitchNetworkEncoder  # noqa: F401 (registers its type)
 from svt.models.ssl import SSLEncoder
-from svt.notes.decoding import decode_frames
+from svt.notes.decoding import DECODERS, decode_frames
 
 BUNDLE_FILE = "svt_bundle.json"
 WEIGHTS_FILE = "weights.pt"
@@ -102,11 +102,36 @@ def _unwrap(module):
     return module.module if hasattr(module, "module") else module
 
 
+def check_bundle_target(folder, keep_clear=()) -> None:
+    """Refuse (BundleError) a folder a bundle may not be written to: writing replaces the folder
+    whole, so it must be absent or an svt bundle already (holding `svt_bundle.json`), and neither
+    be nor contain a folder of `keep_clear` (the run's output, data or prepare folders, which
+    would be deleted with it). Checked before training, so nothing is lost to a misspelt path."""
+    folder = Path(folder).absolute()
+    if folder.exists():
+        if not folder.is_dir():
+            raise BundleError(f"{folder}: a file, not a folder; give a new folder for the model "
+                              "bundle (it is written as a folder)")
+        if any(folder.iterdir()) and not (folder / BUNDLE_FILE).is_file():
+            raise BundleError(f"{folder}: an existing folder that is not an svt model bundle (no "
+                              f"{BUNDLE_FILE}); writing the bundle would replace it and all it "
+                              "holds. Give a new or empty folder, or a bundle to replace")
+    for other in keep_clear:
+        if other is None:
+            continue
+        other = Path(other).absolute()
+        if other == folder or folder in other.parents:
+            raise BundleError(f"{folder}: the bundle would replace it, and {other} (a folder this "
+                              "run reads or writes) is inside it; give the bundle a folder of "
+                              "its own")
+
+
 @contextmanager
 def staged_bundle_folder(folder):
     """Yield a temporary folder beside `folder`; on success it replaces `folder` (renames only, so
     a crash never leaves a half-written bundle), on failure it is removed."""
     folder = Path(folder)
+    check_bundle_target(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
@@ -170,10 +195,56 @@ def read_manifest(path) -> dict:
     """The settings stored in a bundle (frame rate, thresholds, encoder config, ...)."""
     folder = find_bundle(path)
     try:
-        return json.loads((folder / BUNDLE_FILE).read_text())
-    except json.JSONDecodeError as err:
+        manifest = json.loads((folder / BUNDLE_FILE).read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise BundleError(f"{folder / BUNDLE_FILE}: corrupt bundle manifest ({err}); re-export "
                           "the model") from None
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{folder / BUNDLE_FILE}: corrupt bundle manifest (a JSON "
+                          f"{type(manifest).__name__}, not an object of settings); re-export the "
+                          "model")
+    return manifest
+
+
+def _first_line(err: BaseException) -> str:
+    """`Type: first line` of an exception (libraries' multi-line reports cut to their gist)."""
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    text = lines[0].strip() if lines else ""
+    return f"{type(err).__name__}: {text[:300]}" if text else type(err).__name__
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _check_settings(manifest: dict, folder: Path) -> None:
+    """The settings a manifest holds have the types and ranges inference needs (a threshold of 5
+    would decode a song as one note, a string one fails after the whole file was transcribed);
+    keys a bundle may lack are checked where present."""
+    where = folder / BUNDLE_FILE
+
+    def bad(key, wanted):
+        return BundleError(f"{where}: {key} is {manifest[key]!r}, expected {wanted}; the manifest "
+                           "was edited or damaged: fix the value or export the model again")
+
+    version = manifest.get("format_version")
+    if not (isinstance(version, int) and not isinstance(version, bool)):
+        raise BundleError(f"{where}: format_version is {version!r}, expected the number "
+                          f"{FORMAT_VERSION}; the manifest is damaged: export the model again")
+    for key in ("onset_threshold", "offset_threshold"):
+        if key in manifest and not (_is_number(manifest[key]) and 0 < manifest[key] < 1):
+            raise bad(key, "a number between 0 and 1")
+    for key in ("label_frame_rate", "frame_rate", "dur_threshold", "sample_rate"):
+        if key in manifest and not (_is_number(manifest[key]) and manifest[key] > 0):
+            raise bad(key, "a positive number")
+    if "decoder" in manifest and manifest["decoder"] not in DECODERS:
+        raise bad("decoder", f"one of {', '.join(DECODERS)}")
+    for key in ("encoder_type", "head_type", "modality"):
+        if key in manifest and not isinstance(manifest[key], str):
+            raise bad(key, "a name")
+    for key in ("encoder_config", "head_config", "fusion_config"):
+        if key in manifest and not isinstance(manifest[key], dict):
+            raise bad(key, "an object of options")
 
 
 MODALITY_NAMES = {"audio": "an audio-only", "video": "a video-only",
@@ -217,7 +288,7 @@ def build_head(manifest: dict, folder) -> FrameHead:
         return TranscriptionHead(manifest["head_input_size"])
     try:
         return FrameHead.build(manifest["head_type"], manifest["head_config"])
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise BundleError(f"{folder / BUNDLE_FILE}: cannot build the head ({err}); export the "
                           "model again with this svt") from None
 
@@ -229,6 +300,7 @@ def load_bundle(path, device="cpu", modality=None) -> TranscriptionModel:
     error. An audio-visual bundle loads as `svt.models.audio_visual.AudioVisualModel`."""
     folder = find_bundle(path)
     manifest = read_manifest(folder)
+    _check_settings(manifest, folder)
     if manifest.get("format_version") != FORMAT_VERSION:
         raise BundleError(f"{folder}: bundle format {manifest.get('format_version')} is not "
                           f"supported by this svt (expects {FORMAT_VERSION}); re-export it")
@@ -245,6 +317,12 @@ def load_bundle(path, device="cpu", modality=None) -> TranscriptionModel:
         raise BundleError(f"{folder / 'encoder'}: the encoder options do not fit this svt's "
                           f"{manifest.get('encoder_type')} encoder ({err}); export the model again "
                           "with this svt") from None
+    except BundleError:
+        raise
+    except Exception as err:  # a damaged or edited encoder folder, whatever library reads it
+        raise BundleError(f"{folder / 'encoder'}: cannot build the encoder from the bundle "
+                          f"({_first_line(err.__cause__ or err)}); the bundle is damaged or was "
+                          "edited: export the model again") from None
     head = build_head(manifest, folder)
     settings = {k: v for k, v in manifest.items()
                 if k not in ("encoder_config", "encoder_class", "encoder_type",
@@ -350,7 +428,11 @@ def load_av_bundle(folder, manifest: dict, device="cpu") -> AudioVisualModel:
                               "export it again")
     audio = load_bundle(folder / "audio", modality="audio")
     video = load_bundle(folder / "video", modality="video")
-    fusion = FusionRCA(**manifest["fusion_config"])
+    try:
+        fusion = FusionRCA(**manifest["fusion_config"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise BundleError(f"{folder / BUNDLE_FILE}: cannot build the fusion ({_first_line(err)}); "
+                          "export the model again") from None
     head = build_head(manifest, folder)
     settings = {k: v for k, v in manifest.items()
                 if k not in ("fusion_config", "head_input_size", "head_type", "head_config")}
