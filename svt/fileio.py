@@ -68,12 +68,17 @@ class Terminated(BaseException):
     exit_status = 128 + 15
 
 
+#: Stop signals received inside `stop_signals_raise` blocks (see `raise_if_stopped`).
+_received_stops: list = []
+
+
 @contextlib.contextmanager
-def sigterm_raises():
-    """Within the block SIGTERM raises `Terminated`, as Ctrl-C raises KeyboardInterrupt, so the
-    `finally` clauses that remove temporary files and half-written outputs run; Python's default
-    for SIGTERM ends the process without running them. Only the main thread can set handlers;
-    elsewhere the block runs unchanged."""
+def stop_signals_raise():
+    """Within the block SIGTERM raises `Terminated` and SIGINT KeyboardInterrupt, so the `finally`
+    clauses that remove temporary files and half-written outputs run (Python's default for
+    SIGTERM ends the process without running them); each signal is also remembered for
+    `raise_if_stopped`. Only the main thread can set handlers; elsewhere the block runs
+    unchanged."""
     import signal
     import threading
 
@@ -82,10 +87,23 @@ def sigterm_raises():
         return
 
     def handler(signum, frame):
-        raise Terminated()
+        _received_stops.append(signum)
+        raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    _received_stops.clear()
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def raise_if_stopped() -> None:
+    """Raise the stop a signal asked for if a library swallowed it: an exception raised in a C
+    callback (soundfile's reads from a file object) comes back as that library's own error, which
+    a per-file `except Exception` would report as a failed file and go on."""
+    import signal
+
+    if _received_stops:
+        raise KeyboardInterrupt() if _received_stops[-1] == signal.SIGINT else Terminated()

@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 
 from svt.cli.score import main as score_main
+from svt.cli.transcribe import RECORD_FILE
 from svt.cli.transcribe import main as transcribe_main
 from svt.cli.transcribe import name_clashes, output_stems
 from svt.notes.formats import read_note_collection, read_notes
@@ -28,6 +29,11 @@ def test_vocals_are_named_after_their_song_folder(tmp_path):
     names = output_stems(files)
     assert names == ["x__1", "y__1", "7", "s__wav", "s__flac", "song"]
     assert name_clashes(files, names) == {}
+
+
+def outputs(folder):
+    """The note files in `folder` (not svt-transcribe's record of what it wrote)."""
+    return [p.name for p in folder.iterdir() if p.name != RECORD_FILE]
 
 
 def scores_of(capsys, argv):
@@ -46,7 +52,7 @@ def test_mir_st500_test_folder_transcribes_then_scores(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "2 other audio file(s) in them skipped (accomp.wav)" in err
     # One output per song, named by the annotation key; the accompaniment is not transcribed.
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"{i}.json" for i in test_ids)
+    assert sorted(outputs(out)) == sorted(f"{i}.json" for i in test_ids)
     result, err = scores_of(capsys, [corpus["annotations"], str(out)])
     assert sorted(result["songs"]) == sorted(test_ids)
     assert result["missing"]["reference_only"] == corpus["splits"]["train"]
@@ -70,8 +76,7 @@ def test_n20emv2_data_folder_with_noisy_mixtures_transcribes_then_scores(tmp_pat
     assert transcribe_main([str(data), "--out-dir", str(out), "--format", "json"]) == 0
     err = capsys.readouterr().err
     assert "3 other audio file(s) in them skipped (SNR_0dB.wav, accomp.wav)" in err
-    assert sorted(p.name for p in out.iterdir()) == sorted([f"{train_id}.json",
-                                                            f"{test_id}.json"])
+    assert sorted(outputs(out)) == sorted([f"{train_id}.json", f"{test_id}.json"])
     result, err = scores_of(capsys, [corpus["annotations"], str(out), "--split", "test"])
     assert list(result["songs"]) == [test_id]
     assert result["missing"] == {"reference_only": [], "estimate_only": [train_id]}
@@ -119,7 +124,7 @@ def test_an_interrupted_run_leaves_no_temporary_file(tmp_path, how):
     process.send_signal(how)
     _, err = process.communicate(timeout=60)
     assert os.listdir(temp) == []  # the 16 kHz copy never had a name to leave behind
-    assert not out.exists() or os.listdir(out) == []
+    assert not out.exists() or outputs(out) == []
     if how == signal.SIGKILL:
         assert process.returncode == -signal.SIGKILL
     else:
@@ -154,7 +159,7 @@ def test_skip_existing_goes_on_where_an_interrupted_run_stopped(tmp_path, capsys
     out = tmp_path / "out"
     inputs = [str(tmp_path / f"{name}.wav") for name in "abc"]
     assert transcribe_main([*inputs, "--out-dir", str(out)]) == 0
-    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    before = {name: (out / name).stat().st_mtime_ns for name in outputs(out)}
     # As a run stopped inside c's outputs leaves them: the JSON, written last, is missing;
     # b's MIDI output is missing as well.
     (out / "c.json").unlink()
@@ -164,10 +169,65 @@ def test_skip_existing_goes_on_where_an_interrupted_run_stopped(tmp_path, capsys
     stdout = capsys.readouterr().out
     assert "--skip-existing: 1 of 3 file(s) already have their outputs" in stdout
     assert "2 of 2 file(s) transcribed" in stdout and "a.wav:" not in stdout
-    after = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    after = {name: (out / name).stat().st_mtime_ns for name in outputs(out)}
     assert set(after) == set(before)
     assert all(after[n] == before[n] for n in ("a.json", "a.csv", "a.mid"))
     # Asking for more outputs than a finished input has transcribes it again.
     assert transcribe_main([inputs[0], "--out-dir", str(out), "--skip-existing",
                             "--save-frames"]) == 0
     assert (out / "a.npz").is_file()
+
+
+def test_files_svt_did_not_write_are_never_replaced_silently(tmp_path, capsys, monkeypatch):
+    """Transcribing a folder into itself, next to the user's own song.json / song.mid: the run
+    stops before loading the model; --overwrite replaces them; files svt wrote are replaced."""
+    from svt.cli import transcribe as cli
+
+    folder = tmp_path / "myset"
+    folder.mkdir()
+    sf.write(folder / "song.wav", np.zeros(16000), 16000)
+    (folder / "song.json").write_text("[[1, 1.5, 55]]")
+    (folder / "song.mid").write_bytes(b"the user's reference")
+    with monkeypatch.context() as patch:
+        patch.setattr(cli, "resolve_model", lambda *a, **k: pytest.fail("model loaded"))
+        assert transcribe_main([str(folder), "--out-dir", str(folder)]) == 2
+        assert transcribe_main([str(folder), "--out-dir", str(folder), "--skip-existing"]) == 2
+    err = capsys.readouterr().err
+    assert "2 output(s) would replace files that svt-transcribe did not write" in err
+    assert str(folder / "song.json") in err and "--overwrite" in err
+    assert (folder / "song.mid").read_bytes() == b"the user's reference"
+    assert transcribe_main([str(folder), "--out-dir", str(folder), "--overwrite"]) == 0
+    assert (folder / "song.mid").read_bytes() != b"the user's reference"
+    # What svt wrote itself it replaces on the next run without being asked.
+    assert transcribe_main([str(folder), "--out-dir", str(folder)]) == 0
+
+
+def test_an_empty_input_is_refused_not_the_current_folder(tmp_path, capsys, monkeypatch):
+    from svt.cli import transcribe as cli
+
+    monkeypatch.chdir(tmp_path)
+    sf.write(tmp_path / "here.wav", np.zeros(16000), 16000)
+    monkeypatch.setattr(cli, "resolve_model", lambda *a, **k: pytest.fail("model loaded"))
+    assert transcribe_main(["", "--out-dir", str(tmp_path / "out")]) == 2
+    assert "an input is an empty string" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_reference_folder_of_another_song_is_not_scored(tmp_path, capsys):
+    from svt.synthetic.singing import generate_melody, render_singing
+
+    rng = np.random.default_rng(9)
+    notes = generate_melody(rng, 3.0)
+    sf.write(tmp_path / "base.wav", render_singing(notes, 16000, rng=rng, duration_s=3.0), 16000)
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    (refs / "other_song.json").write_text(json.dumps(notes.tolist()))
+    assert transcribe_main([str(tmp_path / "base.wav"), "--reference", str(refs),
+                            "--out-dir", str(tmp_path / "o")]) == 0
+    captured = capsys.readouterr()
+    assert "COnPOff F1" not in captured.out
+    assert "no reference notes for: base" in captured.err
+    # A single reference file goes with a single input whatever its name.
+    assert transcribe_main([str(tmp_path / "base.wav"), "--reference",
+                            str(refs / "other_song.json"), "--out-dir", str(tmp_path / "o")]) == 0
+    assert "COnPOff F1" in capsys.readouterr().out

@@ -24,6 +24,7 @@ holding <stem>.npy for each input's file stem.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -41,7 +42,13 @@ from svt.cli.argtypes import (
     positive_int,
     probability,
 )
-from svt.fileio import Terminated, atomic_path, sigterm_raises
+from svt.fileio import (
+    Terminated,
+    atomic_path,
+    raise_if_stopped,
+    stop_signals_raise,
+    write_json_atomic,
+)
 from svt.inference.bundle import BundleError
 from svt.inference.transcribe import (
     AUDIO_SUFFIXES,
@@ -54,6 +61,7 @@ from svt.inference.transcribe import (
 )
 from svt.notes.formats import (
     NoteFileError,
+    detect_format,
     write_notes_csv,
     write_notes_json,
     write_notes_midi,
@@ -173,6 +181,31 @@ def report_clashes(clashes: dict) -> int:
     return 2
 
 
+#: svt-transcribe's list of the files it wrote in an --out-dir: only those it replaces without
+#: --overwrite, and only those count as done for --skip-existing.
+RECORD_FILE = ".svt-transcribe.json"
+
+
+def read_record(out_dir: Path) -> set:
+    """Names of the files svt-transcribe wrote in `out_dir` (empty if it never did)."""
+    try:
+        names = json.loads((out_dir / RECORD_FILE).read_text()).get("written", [])
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return {str(name) for name in names if isinstance(name, str)}
+
+
+def add_to_record(out_dir: Path, names) -> None:
+    record = read_record(out_dir) | set(names)
+    write_json_atomic(out_dir / RECORD_FILE, {"written": sorted(record)}, indent=0)
+
+
+def output_suffixes(args, formats) -> list:
+    """The files each input gets, the `.json` first."""
+    return [".json", *(f".{f}" for f in sorted(formats - {"json"})),
+            *([".npz"] if args.save_frames else []), *([".png"] if args.plot else [])]
+
+
 def check_out_dir(out_dir: Path) -> str | None:
     """Why outputs cannot be written to `out_dir` (None when they can); creates it."""
     if out_dir.exists() and not out_dir.is_dir():
@@ -220,6 +253,9 @@ def build_parser():
     parser.add_argument("--offset-threshold", type=probability, default=None,
                         help="offset probability that ends a note, in (0, 1) (default: the "
                              "model's)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace files in --out-dir that svt-transcribe did not write "
+                             "(otherwise the run stops before any work)")
     parser.add_argument("--skip-existing", action="store_true",
                         help="skip inputs whose outputs are all in --out-dir already (resumes an "
                              "interrupted run; outputs are written atomically, the .json last)")
@@ -268,7 +304,10 @@ def load_references(path, stems):
     from svt.cli.score import load_side
 
     references = load_side(path)
-    if len(references) == 1 and len(stems) == 1:
+    # One note file for one input goes with it whatever the names; songs from a folder or a
+    # dict file are matched by name, so a reference of another song is never scored.
+    single_file = Path(path).is_file() and detect_format(path) != "json-dict"
+    if single_file and len(stems) == 1:
         return {stems[0]: next(iter(references.values()))}
     return references
 
@@ -276,7 +315,7 @@ def load_references(path, stems):
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        with sigterm_raises():
+        with stop_signals_raise():
             return run(args)
     except (KeyboardInterrupt, Terminated) as stop:
         # The finally clauses have removed temporary files and unfinished outputs; what was
@@ -295,6 +334,11 @@ def run(args) -> int:
     if unknown:
         print(f"svt-transcribe: error: unknown --format {sorted(unknown)}; choose from csv, mid",
               file=sys.stderr)
+        return 2
+    if any(not item.strip() for item in args.inputs):
+        # An unset shell variable ("$SONG") would otherwise mean the current folder, recursively.
+        print("svt-transcribe: error: an input is an empty string (an unset shell variable?); "
+              "name the files or folders to transcribe", file=sys.stderr)
         return 2
     files, missing, skipped = find_inputs(args.inputs)
     for path in missing:
@@ -321,6 +365,26 @@ def run(args) -> int:
         clashes = name_clashes(files, [stem.casefold() for stem in stems])
         if clashes:
             return report_clashes(clashes)
+    out_dir = Path(args.out_dir)
+    suffixes = output_suffixes(args, formats)
+    recorded = read_record(out_dir)
+    todo = list(zip(files, stems))
+    if args.skip_existing:
+        done_before = [(path, stem) for path, stem in todo
+                       if all(f"{stem}{suffix}" in recorded and (out_dir / f"{stem}{suffix}")
+                              .is_file() for suffix in suffixes)]
+        todo = [item for item in todo if item not in done_before]
+        if done_before:
+            print(f"--skip-existing: {len(done_before)} of {len(files)} file(s) already have "
+                  f"their outputs in {out_dir}; {len(todo)} to transcribe")
+    foreign = [out_dir / f"{stem}{suffix}" for _, stem in todo for suffix in suffixes
+               if f"{stem}{suffix}" not in recorded and (out_dir / f"{stem}{suffix}").exists()]
+    if foreign and not args.overwrite:
+        shown = ", ".join(str(f) for f in foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+        print(f"svt-transcribe: error: {len(foreign)} output(s) would replace files that "
+              f"svt-transcribe did not write: {shown}. Nothing was written; choose another "
+              "--out-dir, or pass --overwrite to replace them", file=sys.stderr)
+        return 2
     try:
         videos = find_videos(args.video, files)
     except ValueError as err:
@@ -348,19 +412,8 @@ def run(args) -> int:
             print(f"svt-transcribe: error: --reference: {err}", file=sys.stderr)
             return 2
 
-    out_dir = Path(args.out_dir)
     failures, summary = [], []
     start = time.time()
-    todo = list(zip(files, stems))
-    if args.skip_existing:
-        suffixes = [".json", *(f".{f}" for f in sorted(formats - {"json"})),
-                    *([".npz"] if args.save_frames else []), *([".png"] if args.plot else [])]
-        done_before = [(path, stem) for path, stem in todo
-                       if all((out_dir / f"{stem}{suffix}").is_file() for suffix in suffixes)]
-        todo = [item for item in todo if item not in done_before]
-        if done_before:
-            print(f"--skip-existing: {len(done_before)} of {len(files)} file(s) already have "
-                  f"their outputs in {out_dir}; {len(todo)} to transcribe")
     for path, stem in tqdm(todo, unit="file", desc="transcribing", disable=len(todo) < 2):
         try:
             with warnings.catch_warnings(record=True) as caught:
@@ -380,6 +433,9 @@ def run(args) -> int:
             for warning in caught:
                 if issubclass(warning.category, (SilentInputWarning, NonFiniteAudioWarning)):
                     print(f"svt-transcribe: warning: {warning.message}", file=sys.stderr)
+            # Recorded before they are written: a run stopped between two of them leaves
+            # only files svt-transcribe may replace.
+            add_to_record(out_dir, [f"{stem}{suffix}" for suffix in suffixes])
             if args.save_frames:
                 save_frames(out_dir / f"{stem}.npz", frames, model.encoder.frame_rate)
             if "csv" in formats:
@@ -403,6 +459,7 @@ def run(args) -> int:
             write_notes_json(out_dir / f"{stem}.json", notes)
             print(f"{path}: {len(notes)} notes -> {out_dir / stem}.json")
         except Exception as err:  # one bad file must not stop a folder run
+            raise_if_stopped()  # ... but Ctrl-C / SIGTERM must, even when a library caught it
             message = str(err) if str(path) in str(err) else f"{path}: {err}"
             failures.append((path, message))
             print(f"svt-transcribe: error: {message}", file=sys.stderr)

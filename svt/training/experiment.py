@@ -14,17 +14,19 @@ import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
-from svt.audio import AudioError
+from svt.audio import SAMPLE_RATE, AudioError
 from svt.data.features import FeatureError
 from svt.data.utterances import PrepareError, audio_dataset, csv_folder, read_csv
 from svt.data.video import VideoError
-from svt.fileio import Terminated, sigterm_raises
+from svt.fileio import Terminated, stop_signals_raise
 from svt.datasets.musan import NoiseError, noisy_wav_path
 from svt.inference.bundle import DEFAULT_MODEL, BundleError, load_bundle
 from svt.models.avhubert import CheckpointError
 from svt.models.encoder import EncoderNotAvailableError
+from svt.models.head import ALLOWED_LENGTH_DIFFERENCE
 from svt.models.ssl import UnsupportedEncoderError
 from svt.notes.formats import NoteFileError
+from svt.notes.labels import num_label_frames
 from svt.training.brain import TranscriptionBrain
 from svt.training.checkpoints import CheckpointLoadError
 from svt.training.features import NoTrainedModelError, extract_song_features, recover_trained_model
@@ -57,9 +59,31 @@ def load_experiment(argv=None):
     with open(hparams_file) as fin:
         hparams = load_hyperpyyaml(fin, overrides)
     check_choices(hparams, lambda key: f"{key} (as built from {hparams_file})")
+    if hparams.get("modality") == "audio" and hparams.get("encoder") is not None:
+        check_label_frame_rate(hparams["encoder"], hparams["label_frame_rate"],
+                               hparams["dur_threshold"], "--label_frame_rate")
     sb.create_experiment_directory(experiment_directory=hparams["output_folder"],
                                    hyperparams_to_save=hparams_file, overrides=overrides)
     return hparams, run_opts
+
+
+def check_label_frame_rate(encoder, label_frame_rate, dur_threshold, option: str) -> None:
+    """The labels made at `label_frame_rate` have as many frames per utterance of `dur_threshold`
+    seconds as the audio encoder gives (within the loss's ALLOWED_LENGTH_DIFFERENCE), as the Brain
+    requires: checked before preparation, which otherwise runs to completion first and the run
+    then fails on its first batch ("model output has N frames but the labels have M")."""
+    rate = getattr(encoder, "frame_rate", None)
+    if rate is None or label_frame_rate is None or dur_threshold is None:
+        return  # one output frame per input frame (video), or nothing to compare
+    num_samples = int(round(float(dur_threshold) * SAMPLE_RATE))
+    produced = int(encoder.num_frames(num_samples))
+    labels = num_label_frames(num_samples, SAMPLE_RATE, float(label_frame_rate))
+    if abs(produced - labels) > ALLOWED_LENGTH_DIFFERENCE:
+        suggested = produced / float(dur_threshold)
+        raise OptionError(f"{option}: {label_frame_rate:g} label frames per second give {labels} "
+                          f"frames per {float(dur_threshold):g}-s utterance, but the encoder "
+                          f"({type(encoder).__name__}, {rate:g} frames/s) produces {produced}; "
+                          f"use the model's rate ({suggested:.4g}), or leave it unset")
 
 
 #: Errors about the user's input (options, data, models, checkpoints): their messages name the
@@ -74,7 +98,7 @@ def run_recipe(main, recipe: str, argv=None) -> int:
     a file the system cannot find or open) is printed as `<recipe>: error: ...` on stderr with
     exit status 2, like argparse's; anything else (a bug) keeps its traceback."""
     try:
-        with sigterm_raises():  # a scheduler's SIGTERM runs the clean-up of temporary files too
+        with stop_signals_raise():  # a scheduler's SIGTERM runs the clean-up of temporary files too
             main(sys.argv[1:] if argv is None else argv)
     except (KeyboardInterrupt, Terminated) as stop:
         print(f"{recipe}: interrupted; outputs and checkpoints written so far are complete: run "
@@ -235,9 +259,13 @@ def evaluate_dataset(prepare_function, argv=None):
     hparams, run_opts = load_experiment(argv)
     model = load_bundle(hparams["model"] or DEFAULT_MODEL, modality="audio")
     settings = dict(model.settings)
+    settings.setdefault("label_frame_rate", model.label_frame_rate)  # older bundles: frame_rate
     for key in ("label_frame_rate", "dur_threshold", "onset_threshold", "offset_threshold"):
         if hparams[key] is not None:
             settings[key] = hparams[key]
+    check_label_frame_rate(model.encoder, settings["label_frame_rate"], settings["dur_threshold"],
+                           "--label_frame_rate" if hparams["label_frame_rate"] is not None
+                           else "the model's label_frame_rate")
     prepare_on_main(prepare_function, data_folder=hparams["data_folder"],
                     save_folder=hparams["prepare_folder"], dur_threshold=settings["dur_threshold"],
                     frame_rate=settings["label_frame_rate"], strict=not hparams["skip_invalid"])
