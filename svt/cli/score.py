@@ -27,11 +27,12 @@ from svt.notes.formats import (
 from svt.notes.scoring import DEFAULT_TOLERANCES, format_table, score_songs
 
 
-def load_side(path, fmt=None, split=None) -> dict:
-    """`{song: notes}` from a file, a folder or a dict file."""
+def load_side(path, fmt=None, split=None, midi_track=None, midi_channel=None) -> dict:
+    """`{song: notes}` from a file, a folder or a dict file; `midi_track` / `midi_channel` choose
+    the part of every MIDI file read (see `read_midi`)."""
     path = Path(path)
     if path.is_dir():
-        songs = read_note_folder(path, fmt)
+        songs = read_note_folder(path, fmt, midi_track, midi_channel)
         if not songs:
             raise NoteFileError(f"{path}: the folder holds no note files (.json, .csv, .mid, .txt, "
                                 ".notes.Corrected)")
@@ -43,7 +44,7 @@ def load_side(path, fmt=None, split=None) -> dict:
     fmt = fmt or detect_format(path)
     if fmt == "json-dict":
         return read_note_collection(path, split=split)
-    return {song_id(path): read_notes(path, fmt)}
+    return {song_id(path): read_notes(path, fmt, midi_track, midi_channel)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,8 +72,28 @@ def build_parser() -> argparse.ArgumentParser:
                         help="force the note-file format of both sides (default: detect)")
     parser.add_argument("--split", default=None,
                         help="with an N20EMv2 annotations.json, score only this split")
+    parser.add_argument("--midi-track", type=_midi_number("track", None), default=None,
+                        metavar="N", help="in MIDI files whose notes lie on several tracks, read "
+                        "track N (counted from 0, as the error listing them does)")
+    parser.add_argument("--midi-channel", type=_midi_number("channel", 15), default=None,
+                        metavar="N", help="in MIDI files whose notes lie on several channels, read "
+                        "channel N (0..15, as the error listing them does)")
     parser.add_argument("--summary-only", action="store_true", help="omit the per-song rows")
     return parser
+
+
+def _midi_number(what, highest):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+        if value < 0 or (highest is not None and value > highest):
+            bounds = f"0..{highest}" if highest is not None else "0 or more"
+            raise argparse.ArgumentTypeError(f"expected a MIDI {what} number ({bounds}), got "
+                                             f"{text!r}")
+        return value
+    return parse
 
 
 def _report_warnings(caught) -> None:
@@ -100,8 +121,9 @@ def main(argv=None) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", NoteFileWarning)
         try:
-            ref = load_side(args.reference, args.fmt, args.split)
-            est = load_side(args.estimate, args.fmt, args.split)
+            midi = {"midi_track": args.midi_track, "midi_channel": args.midi_channel}
+            ref = load_side(args.reference, args.fmt, args.split, **midi)
+            est = load_side(args.estimate, args.fmt, args.split, **midi)
             if len(ref) == 1 and len(est) == 1 and not Path(args.reference).is_dir() \
                     and not Path(args.estimate).is_dir():
                 # Two single files: compare them whatever their names.

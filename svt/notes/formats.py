@@ -19,12 +19,18 @@ Formats (`fmt` names), chosen by extension and content when not given:
   column is a MIDI number).
 * ``ssvd``: SSVD (Sight-singing Vocal Dataset) `.txt`, `onset offset fractional_midi` per line
   (tab separated, CRLF line ends, no header); told apart from ISMIR2014 by its second column, which
-  never falls below the first (an offset, not a duration).
+  exceeds the first on every row (an offset, not a duration), whether or not the notes overlap or
+  the rows are sorted.
 * ``csv``: CSV with a header naming onset, offset and pitch (MIDI) columns.
 * ``tonas``: TONAS `.notes.Corrected`: first line the tuning deviation in cents from 440 Hz, then
   `onset duration fractional_midi energy` rows. The MIDI values already are the sung pitches; the
   tuning line is parsed (validated) but not applied, as in the published evaluations.
-* ``midi``: standard MIDI file with one melodic track (drum channel ignored).
+* ``midi``: standard MIDI file with one melodic track and channel (drum channel ignored); where
+  several tracks or channels hold notes, `track=` / `channel=` (svt-score `--midi-track` /
+  `--midi-channel`) choose one.
+
+Text files are read as UTF-8 with or without a byte-order mark (Excel's "CSV UTF-8" writes one);
+a JSON object naming a song twice, and note times beyond `MAX_NOTE_TIME_S`, are errors.
 """
 from __future__ import annotations
 
@@ -37,8 +43,12 @@ from pathlib import Path
 import numpy as np
 from mir_eval.util import hz_to_midi, midi_to_hz
 
-from svt.fileio import atomic_path, write_text_atomic
+from svt.fileio import atomic_path, no_duplicate_keys, write_text_atomic
 from svt.notes.labels import validate_notes
+from svt.notes.scoring import MAX_NOTE_TIME_S
+
+#: Note text files are decoded with this: UTF-8, a leading byte-order mark dropped.
+TEXT_ENCODING = "utf-8-sig"
 
 NOTE_FILE_SUFFIXES = (".json", ".csv", ".mid", ".midi", ".txt", ".lab", ".notes", ".corrected")
 #: When one folder holds several files of a song (svt-transcribe writes .json, .csv and .mid),
@@ -139,15 +149,32 @@ def _finish(path, notes, line_of_row=None, pitch_unit="midi", midi_remedy=_TO_MI
         notes = validate_notes(notes, str(path), row_names)
     except ValueError as err:
         raise NoteFileError(str(err)) from None
+    _check_time_range(path, notes, row_names, "time")
     if check_units:
         _check_units(path, notes, pitch_unit, midi_remedy)
     return notes[np.argsort(notes[:, 0], kind="stable")]
 
 
+def _check_time_range(path, rows, row_names, what) -> None:
+    """NoteFileError for the first row whose time columns (the first two) hold a value beyond
+    MAX_NOTE_TIME_S: such values (1e308 and the like) are no recording's times, and scoring them
+    overflows."""
+    rows = np.asarray(rows, dtype=np.float64)
+    huge = np.any(np.abs(rows[:, :2]) > MAX_NOTE_TIME_S, axis=1)
+    if huge.any():
+        row = int(np.flatnonzero(huge)[0])
+        where = row_names[row] if row_names is not None else f"note row {row}:"
+        raise NoteFileError(
+            f"{path}: {where} {rows[row].tolist()} has a {what} beyond "
+            f"{MAX_NOTE_TIME_S:g} s (about {MAX_NOTE_TIME_S / 86400:.0f} days), which no "
+            "recording has; note times must be seconds from the start of the audio: fix or "
+            "remove the row")
+
+
 def _numeric_rows(path, min_columns, skip_first_line=False):
     """Rows of numbers from a whitespace/comma separated text file, with their line numbers."""
     rows, lines = [], []
-    text = Path(path).read_text()
+    text = Path(path).read_text(encoding=TEXT_ENCODING)
     for number, raw in enumerate(text.splitlines(), start=1):
         if skip_first_line and number == 1:
             continue
@@ -188,6 +215,9 @@ def read_onset_duration_midi(path, skip_first_line=False, min_columns=3,
     if bad.any():
         line = lines[int(np.flatnonzero(bad)[0])]
         raise NoteFileError(f"{path}: line {line}: duration must be positive")
+    # Before adding: onset + duration of values near 1e308 overflows to infinity.
+    _check_time_range(path, array, [f"line {line}:" for line in lines],
+                      "time or duration")
     array[:, 1] += array[:, 0]
     return _finish(path, array, lines, midi_remedy=midi_remedy)
 
@@ -206,7 +236,7 @@ def read_onset_offset_midi(path):
 
 def read_tonas(path):
     """TONAS `.notes.Corrected`; returns the notes (see the module docstring on tuning)."""
-    first = Path(path).read_text().splitlines()[:1]
+    first = Path(path).read_text(encoding=TEXT_ENCODING).splitlines()[:1]
     fields = first[0].replace(",", " ").split() if first else []
     try:
         if len(fields) != 1:  # a note row here would otherwise be lost as the "tuning"
@@ -223,7 +253,7 @@ def read_tonas(path):
 
 def read_csv_notes(path):
     """CSV with a header naming onset, offset and pitch (MIDI) columns."""
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding=TEXT_ENCODING) as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:
@@ -266,9 +296,13 @@ def _json_note_list(path, value, where):
 
 def _load_json(path):
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(Path(path).read_text(encoding=TEXT_ENCODING),
+                          object_pairs_hook=no_duplicate_keys)
     except json.JSONDecodeError as err:
         raise NoteFileError(f"{path}: line {err.lineno}: invalid JSON ({err.msg})") from None
+    except ValueError as err:  # no_duplicate_keys: json would keep the last entry silently
+        raise NoteFileError(f"{path}: {err} in one JSON object, and only one of the entries "
+                            "would be read; remove or rename the repeated entry") from None
 
 
 def read_json_notes(path):
@@ -288,12 +322,14 @@ def read_note_collection(path, split=None):
     if not isinstance(value, dict):
         raise NoteFileError(f"{path}: expected a JSON object {{song: notes}}, got a "
                             f"{type(value).__name__}")
-    songs = {}
+    songs, splits = {}, set()
     for key, entry in value.items():
         if isinstance(entry, dict):
             if "midi" not in entry:
                 raise NoteFileError(f"{path}: entry {key!r} has no \"midi\" note list "
                                     f"(keys: {sorted(entry)})")
+            if entry.get("split") is not None:
+                splits.add(str(entry["split"]))
             if split is not None and entry.get("split") != split:
                 continue
             entry = entry["midi"]
@@ -301,19 +337,50 @@ def read_note_collection(path, split=None):
             raise NoteFileError(f"{path}: entries carry no \"split\" field, so split={split!r} "
                                 "cannot be applied")
         songs[str(key)] = _json_note_list(path, entry, f"song {key!r}")
+    if split is not None and not songs and value:
+        if not splits:
+            raise NoteFileError(f"{path}: no entry carries a \"split\" field, so split={split!r} "
+                                "cannot be applied; leave out the split (--split)")
+        raise NoteFileError(f"no entry of {path} has split {split!r}; its splits: "
+                            f"{', '.join(sorted(splits))}")
     return songs
 
 
-def read_midi(path, track=None):
-    """Notes of a standard MIDI file's melodic track, times in seconds through the tempo map; a
+def _midi_failure_reason(path, err) -> str:
+    """Why mido could not read `path`, in words (several of its errors carry no message)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as os_err:
+        return f"cannot open it: {os_err}"
+    if not head:
+        return "the file is empty"
+    if head != b"MThd":
+        return (f"it does not start with the MIDI header 'MThd' (first bytes {head!r}); it is not "
+                "a standard MIDI file")
+    if isinstance(err, EOFError):
+        return "the file ends in the middle of a track or header: it is truncated or damaged"
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+
+
+def read_midi(path, track=None, channel=None):
+    """Notes of a standard MIDI file's melodic part, times in seconds through the tempo map; a
     pitch bend sounding at a note's start shifts its pitch (+-2 semitones full scale, as written
-    by `write_notes_midi`)."""
+    by `write_notes_midi`).
+
+    The part must be one track and one channel (drum channel 9, counting from 0, is ignored): where
+    notes lie on several tracks or channels (a melody on one, chords on another) it is an error
+    naming them unless `track` (index in the file, from 0) and/or `channel` (0..15) choose.
+    A note still sounding at the end of its track (no note-off) is closed there, with a
+    NoteFileWarning naming it.
+    """
     import mido
 
     try:
         midi = mido.MidiFile(path)
     except Exception as err:  # mido raises several types for corrupt files
-        raise NoteFileError(f"{path}: not a readable MIDI file ({err})") from None
+        raise NoteFileError(f"{path}: not a readable MIDI file "
+                            f"({_midi_failure_reason(path, err)})") from None
     if midi.type == 2:
         raise NoteFileError(f"{path}: MIDI type 2 (independent sequences) is not supported")
     # Tempo map from all tracks (type 1 files keep it in track 0).
@@ -332,9 +399,10 @@ def read_midi(path, track=None):
         return seconds_at[i] + mido.tick2second(tick - ticks_at[i], midi.ticks_per_beat,
                                                 tempos[i])
 
-    per_track = {}
+    parts = {}  # (track, channel) -> notes
+    unterminated = {}  # (track, channel) -> [(note, start tick, end tick)]
     for index, t in enumerate(midi.tracks):
-        sounding, notes, bends = {}, [], {}
+        sounding, bends, tick = {}, {}, 0
         for tick, msg in _absolute(t):
             if msg.type == "pitchwheel":
                 bends[msg.channel] = msg.pitch / 8192 * MIDI_BEND_RANGE
@@ -346,17 +414,51 @@ def read_midi(path, track=None):
             elif sounding.get(key):
                 start, bend = sounding[key].pop(0)
                 if tick > start:
-                    notes.append([to_seconds(start), to_seconds(tick), msg.note + bend])
-        if notes:
-            per_track[index] = notes
-    if track is None:
-        if len(per_track) > 1:
-            raise NoteFileError(f"{path}: {len(per_track)} tracks hold notes ({sorted(per_track)}); "
-                                "pass track=N to choose the melody")
-        notes = next(iter(per_track.values()), [])
-    else:
-        notes = per_track.get(track, [])
+                    parts.setdefault((index, msg.channel), []).append(
+                        [to_seconds(start), to_seconds(tick), msg.note + bend])
+        for (chan, note), starts in sounding.items():  # no note-off: close at the track's end
+            for start, bend in starts:
+                unterminated.setdefault((index, chan), []).append((note, start, tick))
+                if tick > start:
+                    parts.setdefault((index, chan), []).append(
+                        [to_seconds(start), to_seconds(tick), note + bend])
+    chosen = {k: v for k, v in parts.items()
+              if (track is None or k[0] == track) and (channel is None or k[1] == channel)}
+    if not chosen and (track is not None or channel is not None):
+        asked = " and ".join(f"{name} {value}" for name, value in (("track", track),
+                                                                   ("channel", channel))
+                             if value is not None)
+        raise NoteFileError(f"{path}: no notes on {asked}; notes lie on "
+                            f"{_midi_parts(parts) or 'no track (the file holds no notes)'}")
+    tracks = sorted({k[0] for k in chosen})
+    channels = sorted({k[1] for k in chosen})
+    if len(tracks) > 1:
+        raise NoteFileError(f"{path}: {len(tracks)} tracks hold notes ({_midi_parts(chosen)}); "
+                            "choose the melody's with --midi-track N (svt-score) or track=N "
+                            "(read_midi), tracks counted from 0")
+    if len(channels) > 1:
+        raise NoteFileError(f"{path}: track {tracks[0]} holds notes on {len(channels)} channels "
+                            f"({', '.join(map(str, channels))}, counted from 0), e.g. a melody "
+                            "and its accompaniment; choose the melody's with --midi-channel N "
+                            "(svt-score) or channel=N (read_midi)")
+    notes = next(iter(chosen.values()), [])
+    for key in chosen:
+        for note, start, end in unterminated.get(key, []):
+            fate = (f"closed at the end of the track ({to_seconds(end):.3f} s)" if end > start
+                    else "dropped, as the track ends there")
+            _warn(f"{path}: MIDI note {note} (track {key[0]}, channel {key[1]}) starting at "
+                  f"{to_seconds(start):.3f} s has no note-off; {fate}. Check that the file was "
+                  "written completely")
     return _finish(path, notes, check_units=False)
+
+
+def _midi_parts(parts) -> str:
+    """`track 1 (channel 0), track 2 (channels 0, 1)` for the (track, channel) keys of `parts`."""
+    by_track = {}
+    for t, c in sorted(parts):
+        by_track.setdefault(t, []).append(c)
+    return ", ".join(f"track {t} (channel{'s' if len(cs) > 1 else ''} {', '.join(map(str, cs))})"
+                     for t, cs in by_track.items())
 
 
 def _absolute(track):
@@ -408,16 +510,15 @@ def _text_format(path) -> str:
     array = np.asarray([r[:3] for r in rows], dtype=np.float64)
     if _pitch_column_unit(path, array[:, 2]) == "hz":
         return "mirex"
-    # A second column that is an offset never falls below its onset and rises with it; a
-    # duration column (ISMIR2014) is shorter than the onset time from the second note on.
-    second_is_offset = bool(np.all(array[:, 1] > array[:, 0]))
-    if len(array) > 1:
-        second_is_offset &= bool(np.all(np.diff(array[:, 1]) > 0))
-    if not second_is_offset:
+    # A second column of offsets exceeds its onset on every row, whether the notes overlap (a
+    # chord, an echo) or the rows are out of order; a duration column (ISMIR2014) falls below the
+    # onset time from the first notes on.
+    if not np.all(array[:, 1] > array[:, 0]):
         return "ismir2014"
     # Read as durations, an SSVD file's notes overlap the next ones (an onset plus the next
     # note's onset time reaches past it); where they do not, as in a file of one or two early
     # notes, the column may be durations after all.
+    array = array[np.argsort(array[:, 0], kind="stable")]
     onsets = array[:, 0]
     if np.all(onsets[:-1] + array[:-1, 1] <= onsets[1:]):
         _warn(f"{path}: cannot tell for sure whether the second column holds offsets (SSVD: onset "
@@ -457,8 +558,12 @@ READERS = {
 }
 
 
-def read_notes(path, fmt=None):
-    """Read one song's notes; `fmt` is one of READERS' names, or detected when None."""
+def read_notes(path, fmt=None, midi_track=None, midi_channel=None):
+    """Read one song's notes; `fmt` is one of READERS' names, or detected when None.
+
+    `midi_track` / `midi_channel` choose the part of a MIDI file (`read_midi`'s track / channel);
+    other formats ignore them.
+    """
     path = Path(path)
     if not path.is_file():
         raise NoteFileError(f"{path}: no such note file")
@@ -467,6 +572,8 @@ def read_notes(path, fmt=None):
         return read_json_notes(path)  # raises the "several songs" error
     if fmt not in READERS:
         raise NoteFileError(f"{path}: unknown format {fmt!r}; choose one of {sorted(READERS)}")
+    if fmt == "midi":
+        return read_midi(path, track=midi_track, channel=midi_channel)
     return READERS[fmt](path)
 
 
@@ -475,9 +582,10 @@ def is_note_file(path) -> bool:
     return not name.startswith(".") and name.endswith(NOTE_FILE_SUFFIXES)
 
 
-def read_note_folder(folder, fmt=None):
+def read_note_folder(folder, fmt=None, midi_track=None, midi_channel=None):
     """`{song: notes}` from a folder of per-song note files, matched by `song_id`; where several
-    files belong to one song the preferred one (SUFFIX_PREFERENCE) is read."""
+    files belong to one song the preferred one (SUFFIX_PREFERENCE) is read. `midi_track` /
+    `midi_channel` apply to every MIDI file read (see `read_notes`)."""
     chosen = {}
     for path in sorted(Path(folder).iterdir()):
         if not path.is_file() or not is_note_file(path):
@@ -486,7 +594,8 @@ def read_note_folder(folder, fmt=None):
         song = song_id(path)
         if song not in chosen or rank < chosen[song][0]:
             chosen[song] = (rank, path)
-    return {song: read_notes(path, fmt) for song, (_, path) in sorted(chosen.items())}
+    return {song: read_notes(path, fmt, midi_track, midi_channel)
+            for song, (_, path) in sorted(chosen.items())}
 
 
 # --------------------------------------------------------------------------------------- writers

@@ -35,6 +35,20 @@ DEFAULT_TOLERANCES = {
     "offset_min_tolerance": 0.05,
 }
 
+#: Note times (seconds) beyond this (about 116 days) are no recording's: values like 1e308 would
+#: overflow in the tolerance windows. Readers (svt.notes.formats) and `match_counts` reject them.
+MAX_NOTE_TIME_S = 1e7
+
+
+def _check_times(notes, source) -> None:
+    huge = np.any(np.abs(notes[:, :2]) > MAX_NOTE_TIME_S, axis=1)
+    if huge.any():
+        row = int(np.flatnonzero(huge)[0])
+        raise ValueError(f"{source}: note row {row} {notes[row].tolist()} has a time beyond "
+                         f"{MAX_NOTE_TIME_S:g} s (about {MAX_NOTE_TIME_S / 86400:.0f} days), which "
+                         "no recording has; note times must be seconds from the start of the "
+                         "audio")
+
 
 def _prf(matched: int, num_ref: int, num_est: int):
     if num_ref == 0 or num_est == 0:
@@ -146,6 +160,8 @@ def match_counts(ref_notes, est_notes, onset_tolerance=0.05, pitch_tolerance=50.
 
     ref = validate_notes(ref_notes, f"{song} (reference)")
     est = validate_notes(est_notes, f"{song} (estimate)")
+    _check_times(ref, f"{song} (reference)")
+    _check_times(est, f"{song} (estimate)")
     if len(ref) == 0:
         raise ValueError(f"{song}: the reference has no notes, so precision and recall are "
                          "undefined; remove the song from the evaluation or fix its annotation")
