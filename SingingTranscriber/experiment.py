@@ -19,6 +19,7 @@ from svt.datasets.ismir2014 import prepare_ismir2014
 from svt.datasets.ssvd import prepare_ssvd
 from svt.datasets.tonas import prepare_tonas
 from svt.fileio import write_json_atomic
+from svt.inference.bundle import staged_bundle_folder
 from svt.synthetic.recorded_singing import CorpusStyle, make_recorded_corpus
 from svt.training.brain import TranscriptionBrain
 from svt.training.experiment import (
@@ -110,9 +111,10 @@ def main(argv=None):
     if bundle is not None:
         write_json_atomic(Path(hparams["output_folder"]) / "results.json", results, indent=2)
         if hparams["package_model_folder"]:
-            target = Path(hparams["package_model_folder"])
-            shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(bundle, target)
+            # Staged and renamed into place; refused (BundleError) unless the folder is new,
+            # empty or a bundle already (checked up front too, before training).
+            with staged_bundle_folder(hparams["package_model_folder"]) as staged:
+                shutil.copytree(bundle, staged, dirs_exist_ok=True)
     return results
 
 

@@ -359,3 +359,104 @@ def test_sigterm_stops_a_recipe_through_its_cleanup(tmp_path, capsys):
     assert os.listdir(tmp_path) == []
     assert "MIR-ST500: interrupted" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is put back
+
+
+# ------------------------------------------------------------------ outputs and nested options
+
+ST_YAML = ROOT / "SingingTranscriber" / "hparams" / "train_pitch_network.yaml"
+
+
+def test_bundle_folder_holding_the_users_files_is_refused_up_front(assets, tmp_path,
+                                                                    never_built):
+    mine = tmp_path / "thesis"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("years of work")
+    message = stopped_with(mir_args(assets, tmp_path, bundle_folder=mine))
+    assert message.startswith(f"--bundle_folder: {mine}: an existing folder that is not an svt "
+                              "model bundle")
+    assert (mine / "thesis.txt").read_text() == "years of work"
+    assert not (tmp_path / "data").exists() and not (tmp_path / "run").exists()
+    # The run's own output folder, or the dataset, as the bundle folder: refused too.
+    message = stopped_with(mir_args(assets, tmp_path, bundle_folder=tmp_path / "new",
+                                    output_folder=tmp_path / "new" / "run"))
+    assert message.startswith(f"--bundle_folder: {tmp_path / 'new'}:") and "inside it" in message
+    message = stopped_with(mir_args(assets, tmp_path, bundle_folder=assets / "mir"))
+    assert message.startswith("--bundle_folder:")
+    assert (assets / "mir" / "Annotations.json").is_file()
+
+
+def test_package_model_folder_is_never_deleted_blindly(tmp_path, never_built):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("keep")
+    message = stopped_with([str(ST_YAML), "--output_folder", str(tmp_path / "run"),
+                            "--package_model_folder", str(mine)], recipe="SingingTranscriber")
+    assert message.startswith(f"--package_model_folder: {mine}: an existing folder")
+    assert (mine / "thesis.txt").read_text() == "keep"
+    source = (ROOT / "SingingTranscriber" / "experiment.py").read_text()
+    assert "rmtree" not in source and "staged_bundle_folder" in source
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("{onset_tolerance: -1}", "--tolerances.onset_tolerance: -1 is out of range; it must be "
+                              "greater than 0"),
+    ("{pitch_tolerance: 0}", "--tolerances.pitch_tolerance: 0 is out of range; it must be "
+                             "greater than 0"),
+    ("{offset_ratio: -0.2}", "--tolerances.offset_ratio: -0.2 is out of range"),
+    ("{offset_min_tolerance: -0.05}", "--tolerances.offset_min_tolerance: -0.05 is out of "
+                                      "range; it must be at least 0"),
+])
+def test_nested_tolerances_are_range_checked(assets, tmp_path, never_built, value, expected):
+    assert stopped_with(mir_args(assets, tmp_path, "--tolerances", value)).startswith(expected)
+
+
+@pytest.mark.parametrize("option, value, expected", [
+    ("sample_rate", "8000", "--sample_rate: 8000 is not one of 16000"),
+    ("label_frame_rate", "1e6", "--label_frame_rate: 1000000.0 is out of range; it must be in "
+                                "(0, 1000.0]"),
+])
+def test_sample_rate_and_huge_label_rate_refused(assets, tmp_path, never_built, option, value,
+                                                 expected):
+    assert stopped_with(mir_args(assets, tmp_path, **{option: value})).startswith(expected)
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("value", ["[30.0, 12.0]", "[0.0, 5.0]", "[5.0]", "[-3, 4]"])
+def test_song_seconds_must_be_a_range_of_song_lengths(tmp_path, never_built, value):
+    message = stopped_with([str(ST_YAML), "--output_folder", str(tmp_path / "run"),
+                            "--song_seconds", value], recipe="SingingTranscriber")
+    assert message.startswith("--song_seconds:") and "min <= max" in message
+    assert not (tmp_path / "run").exists()
+
+
+def test_label_rate_that_the_encoder_does_not_produce(assets, tmp_path):
+    # Training: checked once the encoder is built, before any preparation.
+    message = stopped_with(mir_args(assets, tmp_path, label_frame_rate=100))
+    assert message.startswith("--label_frame_rate: 100 label frames per second give 500 frames "
+                              "per 5-s utterance, but the encoder")
+    assert not (tmp_path / "data").exists()
+
+
+def test_evaluation_label_rate_must_match_the_bundle(trained, tmp_path):
+    for recipe in ("TONAS", "SSVD"):
+        message = stopped_with([str(ROOT / recipe / "hparams" / "evaluate.yaml"), "--data_folder",
+                                str(tmp_path), "--model", str(trained / "run"),
+                                "--label_frame_rate", "100", "--prepare_folder",
+                                str(tmp_path / "data"), "--output_folder",
+                                str(tmp_path / "eval")], recipe=recipe)
+        assert message.startswith("--label_frame_rate: 100 label frames per second give 500")
+        assert not (tmp_path / "data").exists()
+
+
+def test_split_without_songs_names_the_csv(assets, tmp_path, capsys):
+    data = tmp_path / "mir"
+    shutil.copytree(assets / "mir", data)
+    shutil.rmtree(data / "wav16kHz" / "test")
+    argv = mir_args(assets, tmp_path, "--skip_invalid")
+    argv[argv.index("--data_folder") + 1] = str(data)
+    assert run_recipe(recipe_main("MIR-ST500"), "MIR-ST500", argv) == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    csv_path = tmp_path / "data" / "dur_5s" / "mir_st500_test.csv"
+    assert err.startswith(f"MIR-ST500: error: no test songs in {csv_path}; splits found: "
+                          "mir_st500_train (")
+    assert not (tmp_path / "run" / "model").exists()

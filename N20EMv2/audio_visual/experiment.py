@@ -16,7 +16,7 @@ from pathlib import Path
 import speechbrain as sb
 
 from svt.data.features import av_dataset, prepare_av_csvs
-from svt.data.utterances import csv_folder
+from svt.data.utterances import csv_folder, require_songs
 from svt.datasets.n20emv2 import N20EMV2_SPLITS, prepare_n20emv2_audio
 from svt.training.experiment import (
     evaluate_test_sets,
@@ -55,6 +55,8 @@ def dataio_prepare(hparams):
                     **preparation_kwargs(hparams))
     folder = csv_folder(hparams["prepare_folder"], dur)
     splits = {s: folder / f"n20em_{s}.csv" for s in N20EMV2_SPLITS}
+    for csv_path in splits.values():
+        require_songs(csv_path)  # an empty split: a clear error, not an IndexError later
     av_csvs = prepare_av_csvs(splits, hparams["features_folder"],
                               Path(hparams["output_folder"]) / "csv", dur,
                               audio_name=hparams["audio_features"],

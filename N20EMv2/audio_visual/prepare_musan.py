@@ -23,6 +23,7 @@ except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from svt.audio import AudioError
+from svt.data.utterances import PrepareError
 from svt.datasets.musan import DEFAULT_NUM_BABBLE, NoiseError, prepare_musan
 
 
@@ -63,7 +64,7 @@ def main(argv=None):
             natural_max_source_s=None if args.natural_all_clips else 10.0,
             overwrite=args.overwrite, progress=not args.no_progress,
             slurm_partition=args.slurm_partition, slurm_nshard=args.nshard)
-    except (NoiseError, AudioError) as err:
+    except (NoiseError, AudioError, PrepareError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"short-musan: {result['short_musan']}")

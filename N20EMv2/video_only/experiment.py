@@ -10,6 +10,7 @@ import sys
 
 import speechbrain as sb
 
+from svt.data.utterances import require_songs
 from svt.data.video import video_dataset
 from svt.datasets.n20emv2 import prepare_n20emv2_video
 from svt.training.brain import TranscriptionBrain
@@ -49,6 +50,7 @@ class VideoTranscriptionBrain(TranscriptionBrain):
 def dataio_prepare(hparams):
     """Video utterance datasets; training clips are randomly cropped and flipped."""
     def dataset(csv_path, train=False):
+        require_songs(csv_path)  # an empty split: a clear error, not an IndexError in SpeechBrain
         return video_dataset(csv_path, hparams["dur_threshold"], hparams["label_frame_rate"],
                              train=train, sorting=hparams["sorting"] if train else None,
                              seed=hparams["seed"],

@@ -32,6 +32,53 @@ class PrepareError(ValueError):
     """Input data that cannot be prepared; the message names the dataset, song and file."""
 
 
+#: The highest label frame rate (frames per second) accepted: FCPE's 100 fps is the highest any
+#: encoder produces; 1e6 would write gigabytes of labels before anything fails.
+MAX_FRAME_RATE = 1000.0
+#: The longest utterance (seconds) accepted.
+MAX_DUR_THRESHOLD = 3600.0
+
+
+def check_preparation_settings(dur_threshold, frame_rate) -> None:
+    """The utterance length and label frame rate of a preparation make sense (PrepareError
+    naming the option otherwise): 0 < frame_rate <= MAX_FRAME_RATE, 0 < dur_threshold <=
+    MAX_DUR_THRESHOLD, and an utterance holds at least one label frame. Zero, negative, NaN or
+    infinite values gave empty labels, tracebacks or gigabytes of files."""
+    for name, value, high in (("frame_rate", frame_rate, MAX_FRAME_RATE),
+                              ("dur_threshold", dur_threshold, MAX_DUR_THRESHOLD)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+                or not 0 < value <= high:  # NaN fails every comparison
+            unit = "label frames per second" if name == "frame_rate" else "seconds"
+            raise PrepareError(f"--{name}: {value!r} is out of range; it must be a number of {unit}"
+                               f" in (0, {high:g}]")
+    if dur_threshold * frame_rate < 1:
+        raise PrepareError(f"--dur_threshold {dur_threshold:g} at --frame_rate {frame_rate:g} gives "
+                           "utterances of less than one label frame; make them longer")
+
+
+def require_songs(csv_path) -> None:
+    """A prepared split CSV has rows (PrepareError otherwise, naming the split and the CSVs
+    beside it that do): an empty split failed with an IndexError deep in SpeechBrain."""
+    path = Path(csv_path)
+    if not path.is_file():
+        return  # reported by the reader, with its own message
+    with open(path, newline="") as f:
+        rows = sum(1 for _ in csv.reader(f)) - 1
+    if rows > 0:
+        return
+    split = path.stem.rsplit("_", 1)[-1] if path.stem.rsplit("_", 1)[-1] in (
+        "train", "valid", "test") else path.stem
+    found = []
+    for other in sorted(path.parent.glob("*.csv")):
+        with open(other, newline="") as f:
+            count = sum(1 for _ in csv.reader(f)) - 1
+        if count > 0:
+            found.append(f"{other.stem} ({count} utterances)")
+    raise PrepareError(f"no {split} songs in {path}; splits found: "
+                       f"{', '.join(found) if found else 'none'}. Check the dataset layout (and "
+                       "the warnings of the preparation, which name the songs left out)")
+
+
 # ------------------------------------------------------------------------ utterances and CSVs
 
 def split_utterances(duration_s: float, dur_threshold: float) \
@@ -161,6 +208,7 @@ def audio_dataset(csv_path, dur_threshold, frame_rate, sorting=None, wav_for_son
     `wav_for_song(dataset, song)`: another audio file to read instead of the CSV's (e.g. a noisy
     mixture of the same length); None keeps the CSV's.
     """
+    require_songs(csv_path)
     dataset = sb.dataio.dataset.DynamicItemDataset.from_csv(csv_path)
 
     @sb.utils.data_pipeline.takes("wav", "dataset", "song", "utter_id", "utter_num")

@@ -8,11 +8,30 @@ import sys
 from svt.audio import (
     AudioError,
 )
-from svt.data.utterances import PrepareError
+from svt.data.utterances import PrepareError, check_preparation_settings
 from svt.datasets.ismir2014 import prepare_ismir2014
 from svt.datasets.tonas import prepare_tonas
 
 # ---------------------------------------------------------------------------- command lines
+
+def _setting(name: str):
+    """An argparse type for --dur_threshold / --frame_rate: a number in the range
+    `check_preparation_settings` accepts (the check the prepare functions run too)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        try:
+            check_preparation_settings(value, 49.8) if name == "dur_threshold" \
+                else check_preparation_settings(5, value)
+        except PrepareError as err:
+            raise argparse.ArgumentTypeError(str(err).split(": ", 1)[1]) from None
+        return value
+
+    parse.__name__ = name  # argparse names the type in its messages
+    return parse
+
 
 def cli_parser(description: str, frame_rate: float = 49.8,
                frame_rate_help: str = "label frames per second (default 49.8, wav2vec2's rate)") \
@@ -24,9 +43,10 @@ def cli_parser(description: str, frame_rate: float = 49.8,
     parser.add_argument("--data_folder", required=True, help="dataset root folder")
     parser.add_argument("--save_folder", default="data",
                         help="where labels, notes, converted audio and CSVs go (default: data)")
-    parser.add_argument("--dur_threshold", type=float, default=5,
+    parser.add_argument("--dur_threshold", type=_setting("dur_threshold"), default=5,
                         help="utterance length in seconds (default 5)")
-    parser.add_argument("--frame_rate", type=float, default=frame_rate, help=frame_rate_help)
+    parser.add_argument("--frame_rate", type=_setting("frame_rate"), default=frame_rate,
+                        help=frame_rate_help)
     parser.add_argument("--overwrite", action="store_true",
                         help="redo every song instead of skipping up-to-date ones")
     parser.add_argument("--skip_invalid", action="store_true",

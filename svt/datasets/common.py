@@ -70,12 +70,13 @@ from svt.audio import (
 )
 from svt.data.utterances import (
     PrepareError,
+    check_preparation_settings,
     csv_folder,
     split_utterances,
     utterance_slice,
     write_csv,
 )
-from svt.fileio import atomic_path, unsafe_name_reason, write_json_atomic
+from svt.fileio import atomic_path, no_duplicate_keys, unsafe_name_reason, write_json_atomic
 from svt.notes.formats import (
     NoteFileError,
     write_notes_json,
@@ -192,7 +193,29 @@ class Problems:
             logger.warning("skipping %s", line.strip()[2:])
 
 
-def _check_layout_paths(dataset: str, data_folder, save_folder) -> Path:
+def check_save_folder(save_folder, what: str = "save_folder") -> Path:
+    """`save_folder` is a folder or can be made one (nothing is created here, so a preparation
+    that fails leaves nothing behind): a file on the way, or a nearest existing folder that
+    cannot be written, is a PrepareError now rather than a traceback mid-preparation."""
+    path = Path(os.path.abspath(save_folder))
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise PrepareError(f"--{what} {save_folder}: {existing} is a file, not a folder; give a "
+                           "folder (it is created when missing)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        state = "is not writable" if existing == path else f"cannot be created in {existing}"
+        raise PrepareError(f"--{what} {save_folder}: the folder {state} (no permission); give a "
+                           "folder you can write to")
+    return path
+
+
+def _check_layout_paths(dataset: str, data_folder, save_folder, dur_threshold=None,
+                        frame_rate=None) -> Path:
+    """The data folder exists, the save folder is outside it and can be written, and (when
+    given) the utterance length and label frame rate make sense; checked before any work."""
+    if dur_threshold is not None or frame_rate is not None:
+        check_preparation_settings(5 if dur_threshold is None else dur_threshold,
+                                   49.8 if frame_rate is None else frame_rate)
     data = Path(data_folder)
     if not data.is_dir():
         raise PrepareError(f"{dataset}: data folder {data} does not exist; pass the dataset's root "
@@ -202,6 +225,7 @@ def _check_layout_paths(dataset: str, data_folder, save_folder) -> Path:
         raise PrepareError(f"{dataset}: save_folder {save_abs} is inside the data folder "
                            f"{data_abs}; svt never writes into a dataset, choose a save_folder "
                            "outside it")
+    check_save_folder(save_folder)
     return data
 
 
@@ -215,7 +239,27 @@ def _note_array(value, source: str) -> np.ndarray:
                 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in note[:3])):
             raise ValueError(f"{source}: note {i} is {note!r}, expected [onset_s, offset_s, midi]")
     notes = validate_notes([list(n[:3]) for n in value], source)
+    check_midi_pitches(notes, source)
     return notes[np.argsort(notes[:, 0], kind="stable")]
+
+
+#: Highest MIDI note number; a median pitch above HZ_LIKE_MEDIAN suggests pitches in Hz (sung
+#: notes lie around MIDI 40-80, while 100 Hz and more is every voice's range in Hz).
+MAX_MIDI = 127
+HZ_LIKE_MEDIAN = 100
+
+
+def check_midi_pitches(notes: np.ndarray, source: str) -> None:
+    """ValueError when the pitches of a note list are not MIDI note numbers: above 127, or a
+    median above 100 (they look like Hz)."""
+    if not len(notes):
+        return
+    pitches = notes[:, 2]
+    median, highest = float(np.median(pitches)), float(pitches.max())
+    if highest > MAX_MIDI or median > HZ_LIKE_MEDIAN:
+        raise ValueError(f"{source}: the pitches look like Hz, not MIDI note numbers (median "
+                         f"{median:g}, highest {highest:g}; MIDI notes lie in 0-{MAX_MIDI}, sung "
+                         "ones around 40-80); convert them with midi = 69 + 12 * log2(hz / 440)")
 
 
 def _load_json_object(path: Path, dataset: str, layout: str) -> dict:
@@ -223,10 +267,14 @@ def _load_json_object(path: Path, dataset: str, layout: str) -> dict:
         raise PrepareError(f"{dataset}: annotation file {path} not found; expected the layout "
                            f"{layout}")
     try:
-        value = json.loads(path.read_text())
+        value = json.loads(path.read_text(), object_pairs_hook=no_duplicate_keys)
     except json.JSONDecodeError as err:
         raise PrepareError(f"{dataset}: {path}: line {err.lineno}: invalid JSON ({err.msg}); fix "
                            "or re-download the annotation file") from None
+    except ValueError as err:  # a key named twice: json would keep the last one silently
+        raise PrepareError(f"{dataset}: {path}: {err} (in the same JSON object); json keeps only "
+                           "the last one, so the other song's notes would be lost. Remove or "
+                           "rename the duplicate") from None
     if not isinstance(value, dict):
         raise PrepareError(f"{dataset}: {path}: expected a JSON object {{song: notes}}, got a "
                            f"{type(value).__name__}")
@@ -238,20 +286,37 @@ def _audio_files(folder: Path):
                   and p.suffix.lower() in AUDIO_SUFFIXES)
 
 
-def _unique_song_names(paths, root: Path, stem) -> dict:
+def _unique_song_names(paths, root: Path, stem, problems=None) -> dict:
     """`{song_name: path}`: names are `stem(path)`; where several files share one, each gets its
-    relative folder prefixed (`Martinetes1_01-...`) so every song keeps a distinct name."""
+    relative folder prefixed (`Martinetes1_01-...`) so every song keeps a distinct name. Where
+    that still leaves two files one name (`a.wav` and `a.flac` in one folder, or `x/c.wav` beside
+    a root `x_c.wav`), neither is kept: a problem each in `problems` (PrepareError without)."""
     by_stem: dict = {}
     for p in paths:
         by_stem.setdefault(stem(p), []).append(p)
-    names = {}
+    candidates: dict = {}
     for name, group in by_stem.items():
         if len(group) == 1:
-            names[name] = group[0]
+            candidates.setdefault(name, []).append(group[0])
             continue
         for p in group:
             prefix = "_".join(p.parent.relative_to(root).parts) or "root"
-            names[f"{prefix}_{name}"] = p
+            candidates.setdefault(f"{prefix}_{name}", []).append(p)
+    names, collisions = {}, {}
+    for name, group in candidates.items():
+        if len(group) == 1:
+            names[name] = group[0]
+        else:
+            collisions[name] = group
+    if problems is not None:
+        for name, group in collisions.items():
+            problems.add(name, f"two recordings map to song name {name!r}: "
+                               f"{', '.join(str(p) for p in group)}; keep one of them (or rename "
+                               "one) so that every song has its own name")
+    elif collisions:
+        name, group = next(iter(collisions.items()))
+        raise PrepareError(f"two recordings map to song name {name!r}: "
+                           f"{', '.join(str(p) for p in group)}; keep one of them (or rename one)")
     return names
 
 
@@ -572,7 +637,9 @@ def _sources_beside(dataset, data, wavs, notes_files, notes_stem, reader, proble
     an audio file without annotation, or the reverse, is a problem naming the missing file."""
     beside = {(p.parent, notes_stem(p)): p for p in notes_files}
     matched, sources = set(), []
-    for song, wav in _unique_song_names(wavs, data, lambda p: p.stem).items():
+    named = _unique_song_names(wavs, data, lambda p: p.stem, problems)
+    claimed = {(p.parent, p.stem) for p in wavs}  # an annotation beside a colliding recording
+    for song, wav in named.items():
         note_file = beside.get((wav.parent, wav.stem))
         if note_file is None:
             problems.add(song, f"audio {wav} has no {wav.stem}{notes_suffix} beside it; add the "
@@ -583,7 +650,7 @@ def _sources_beside(dataset, data, wavs, notes_files, notes_stem, reader, proble
         if notes is not None:
             sources.append(SongSource(dataset, song, notes, note_file, audio=wav))
     for note_file in notes_files:
-        if note_file not in matched:
+        if note_file not in matched and (note_file.parent, notes_stem(note_file)) not in claimed:
             stem = notes_stem(note_file)
             problems.add(stem, f"annotation {note_file} has no audio file {stem}{audio_suffix} "
                                "beside it; add the audio or remove the annotation")

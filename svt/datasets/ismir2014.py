@@ -42,7 +42,7 @@ def prepare_ismir2014(data_folder, save_folder, dur_threshold: float = 5,
     `data_folder/Annotations.json` exists, the original's converted layout is read instead.
     """
     dataset = "ismir2014"
-    data = _check_layout_paths(dataset, data_folder, save_folder)
+    data = _check_layout_paths(dataset, data_folder, save_folder, dur_threshold, frame_rate)
     problems = Problems(dataset, data)
     if (data / "Annotations.json").is_file():
         sources = _converted_layout_sources(dataset, data, problems)
@@ -63,7 +63,9 @@ def prepare_ismir2014(data_folder, save_folder, dur_threshold: float = 5,
                         if p.name.lower().endswith(s))
 
         matched, sources = set(), []
-        for song, wav in _unique_song_names(wavs, data, lambda p: p.stem).items():
+        named = _unique_song_names(wavs, data, lambda p: p.stem, problems)
+        collided = {w.stem for w in wavs} - {w.stem for w in named.values()}
+        for song, wav in named.items():
             candidates = by_song.get(wav.stem, [])
             near = [p for p in candidates if p.parent == wav.parent]
             pool = near or candidates
@@ -84,7 +86,8 @@ def prepare_ismir2014(data_folder, save_folder, dur_threshold: float = 5,
             if notes is not None:
                 sources.append(SongSource(dataset, song, notes, note_file, audio=wav))
         for p in note_files:
-            if p not in matched and p.name.lower().endswith(_ISMIR2014_EXPLICIT):
+            if p not in matched and p.name.lower().endswith(_ISMIR2014_EXPLICIT) \
+                    and song_id(p) not in collided:  # its recordings are a problem already
                 problems.add(song_id(p), f"annotation {p} has no audio file {song_id(p)}.wav; "
                                          "add the audio or remove the annotation")
     return _prepare_evaluation_set(dataset, data, save_folder, sources, problems, dur_threshold,

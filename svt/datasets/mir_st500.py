@@ -51,7 +51,7 @@ def prepare_mir_st500(data_folder, save_folder, dur_threshold: float = 5, frame_
     num_valid, valid_seed)`; they leave the training CSV. Returns `{csv_name: path}`.
     """
     dataset = "mir_st500"
-    data = _check_layout_paths(dataset, data_folder, save_folder)
+    data = _check_layout_paths(dataset, data_folder, save_folder, dur_threshold, frame_rate)
     ann_path = data / "Annotations.json"
     raw = _load_json_object(ann_path, dataset, MIR_ST500_LAYOUT)
     audio_root = data / "wav16kHz"
@@ -81,10 +81,17 @@ def prepare_mir_st500(data_folder, save_folder, dur_threshold: float = 5, frame_
     if num_valid is None:
         num_valid = _default_num_valid(len(train_songs))
     num_valid = int(num_valid)
-    if num_valid < 0 or (train_songs and num_valid >= len(train_songs)) or not train_songs:
+    if len(train_songs) < 2:
+        # Training needs a song to train on and (the recipes) at least one held out to validate.
+        raise PrepareError(f"{dataset}: {len(train_songs)} usable training song(s) in "
+                           f"{audio_root / 'train'}: at least 2 training songs are needed (one "
+                           "to train on, at least one held out for validation); add training "
+                           "songs")
+    if num_valid < 0 or num_valid >= len(train_songs):
         raise PrepareError(f"{dataset}: cannot hold out {num_valid} of {len(train_songs)} training "
-                           "songs for validation; choose num_valid between 0 and "
-                           f"{max(len(train_songs) - 1, 0)}")
+                           "songs for validation; choose num_valid between 1 and "
+                           f"{len(train_songs) - 1} (0 leaves the validation CSV empty, which "
+                           "only prepare.py accepts)")
     _, valid_songs = holdout_split(train_songs, num_valid, valid_seed)
     if num_valid == 0:
         logger.warning("%s: num_valid=0, mir_st500_valid.csv will be empty", dataset)

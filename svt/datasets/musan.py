@@ -426,6 +426,8 @@ def prepare_musan(musan_root, out_root, jobs: int = 1, seed: int = 1234,
     "clips": {category: n}, "babble": {split: n}, "written": {"clips": n, "babble": n}}`.
     """
     musan_root, out_root = Path(musan_root), Path(out_root)
+    from svt.datasets.common import check_save_folder  # PrepareError: a file, or not writable
+    check_save_folder(out_root, "out")
     seed = _check_seed(seed)
     counts = dict(DEFAULT_NUM_BABBLE)
     for split, n in (num_babble or {}).items():

@@ -73,12 +73,12 @@ def _n20emv2_entries(dataset, raw: dict, ann_path: Path, problems) -> tuple[dict
     return entries, splits, other
 
 
-def _open_n20emv2(data_folder, save_folder, layout: str):
+def _open_n20emv2(data_folder, save_folder, layout: str, dur_threshold=None, frame_rate=None):
     """The parts of an N20EMv2 folder both preparations start from: `(data, ann_path, problems,
     entries, splits, other, folders)` with `folders` = the song folders under `data/` that have a
     usable annotation entry."""
     dataset = "n20emv2"
-    data = _check_layout_paths(dataset, data_folder, save_folder)
+    data = _check_layout_paths(dataset, data_folder, save_folder, dur_threshold, frame_rate)
     ann_path = data / "annotations.json"
     raw = _load_json_object(ann_path, dataset, layout)
     problems = Problems(dataset, data)
@@ -104,7 +104,7 @@ def prepare_n20emv2_audio(data_folder, save_folder, dur_threshold: float = 5,
     """
     dataset = "n20emv2"
     data, ann_path, problems, entries, splits, other, folders = _open_n20emv2(
-        data_folder, save_folder, N20EMV2_LAYOUT)
+        data_folder, save_folder, N20EMV2_LAYOUT, dur_threshold, frame_rate)
     sources = _folder_sources(dataset, entries, folders, ann_path, problems,
                               "data/<entry>/vocals.wav", splits=splits)
     sources = [s for s in sources if s.song not in problems.songs]
@@ -192,7 +192,7 @@ def prepare_n20emv2_video(data_folder, save_folder, dur_threshold: float = 5,
 
     dataset = "n20emv2"
     data, ann_path, problems, entries, splits, other, folders = _open_n20emv2(
-        data_folder, save_folder, N20EMV2_VIDEO_LAYOUT)
+        data_folder, save_folder, N20EMV2_VIDEO_LAYOUT, dur_threshold, frame_rate)
     expected_layout = f"data/<entry>/{N20EMV2_VIDEO_FILE}"
     for song in sorted(set(entries) - set(folders), key=natural_key):
         problems.add(song, f"annotated in {ann_path} but has no folder {data / 'data' / song} "

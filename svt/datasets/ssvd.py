@@ -26,7 +26,7 @@ def prepare_ssvd(data_folder, save_folder, dataset: str = "ssvd", dur_threshold:
     Every audio file `<id>.<ext>` (any rate/channels; converted to 16 kHz mono) needs `<id>.txt`
     beside it and every `.txt` its audio; songs are named by the id. Other files (README,
     corpus.json) are ignored."""
-    data = _check_layout_paths(dataset, data_folder, save_folder)
+    data = _check_layout_paths(dataset, data_folder, save_folder, dur_threshold, frame_rate)
     problems = Problems(dataset, data)
     wavs = _audio_files(data)
     notes_files = sorted(p for p in data.rglob("*.txt") if p.is_file()

@@ -26,7 +26,7 @@ def prepare_tonas(data_folder, save_folder, dur_threshold: float = 5, frame_rate
     exists, the original's converted layout `wav16kHz/<song>/vocals.wav` is read instead.
     """
     dataset = "tonas"
-    data = _check_layout_paths(dataset, data_folder, save_folder)
+    data = _check_layout_paths(dataset, data_folder, save_folder, dur_threshold, frame_rate)
     problems = Problems(dataset, data)
     if (data / "Annotations.json").is_file():
         sources = _converted_layout_sources(dataset, data, problems)

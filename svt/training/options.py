@@ -30,8 +30,9 @@ import ruamel.yaml
 from hyperpyyaml import resolve_references
 from speechbrain.utils.run_opts import HELP_TEXTS
 
+from svt.data.utterances import MAX_DUR_THRESHOLD, MAX_FRAME_RATE
 from svt.datasets.musan import NOISE_TYPES
-from svt.inference.bundle import BundleError, find_bundle
+from svt.inference.bundle import BundleError, check_bundle_target, find_bundle
 from svt.inference.transcribe import resolve_device
 from svt.notes.decoding import DECODERS
 from svt.training.brain import SELECTION_KEYS
@@ -53,6 +54,8 @@ CHOICES = {
     "video_norm": (("dataset", "per_clip"), "the normalisation of the lip videos"),
     "system": (SYSTEMS, "AV: audio + video fusion; A: the audio-only control"),
     "noise_type": ((None, "clean", *NOISE_TYPES), "the noise condition of the N20EMv2 songs"),
+    "sample_rate": ((16000,), "the models take 16 kHz audio; other rates are converted when "
+                              "the data are prepared"),
 }
 #: Numeric options and the values that make sense: `{key: (lowest, highest, lowest included,
 #: highest included)}` (None: unbounded). Out of range they fail late (an empty data loader, a
@@ -64,13 +67,31 @@ RANGES = {
     **{key: (0, None, True, True) for key in (
         "num_workers", "linear_prob_epochs", "ckpt_interval_minutes", "improvement_threshold")},
     **{key: (0, None, False, True) for key in (
-        "lr", "lr_ssl", "lr_encoder", "dur_threshold", "label_frame_rate", "sample_rate",
-        "max_grad_norm", "onset_pos_weight", "offset_pos_weight")},
+        "lr", "lr_ssl", "lr_encoder", "max_grad_norm", "onset_pos_weight", "offset_pos_weight")},
     **{key: (0, 1, False, False) for key in ("onset_threshold", "offset_threshold")},
     **{key: (0, 1, False, True) for key in (
         "annealing_factor", "annealing_factor_ssl", "annealing_factor_head")},
     "dropout": (0, 1, True, False),
+    # A label frame rate of 1e6 writes gigabytes of labels before anything fails; utterances of
+    # more than an hour do not fit in memory.
+    "label_frame_rate": (0, MAX_FRAME_RATE, False, True),
+    "dur_threshold": (0, MAX_DUR_THRESHOLD, False, True),
 }
+#: Entries of mapping options and their ranges (as RANGES): the scoring tolerances (a negative
+#: tolerance scores every note as missed, silently).
+NESTED_RANGES = {
+    "tolerances": {"onset_tolerance": (0, None, False, True),
+                   "pitch_tolerance": (0, None, False, True),
+                   "offset_ratio": (0, None, False, True),
+                   "offset_min_tolerance": (0, None, True, True)},
+}
+#: Folders a run writes or reads: a model bundle (replaced whole when written) may not contain one.
+RUN_FOLDERS = ("output_folder", "prepare_folder", "corpus_folder", "features_folder",
+               "save_folder")
+#: Options naming a folder a bundle is written to (the folder is replaced whole).
+BUNDLE_TARGETS = ("bundle_folder", "package_model_folder")
+#: The shortest generated song (`song_seconds`): shorter songs hold no notes.
+MIN_SONG_SECONDS = 1.0
 #: Folders the recipes read data from (null: not used).
 INPUT_FOLDERS = ("data_folder", "mir_st500_folder", "tonas_folder", "ismir2014_folder",
                  "ssvd_folder")
@@ -101,6 +122,8 @@ def check_options(hparams_file, overrides: str, run_opts) -> str:
     check_choices(values, origin)
     check_ranges(values, origin)
     check_inputs(values, origin)
+    check_song_seconds(values, origin)
+    check_bundle_targets(values, origin)
     check_device(run_opts.get("device"))
     return overrides
 
@@ -210,26 +233,72 @@ def check_choices(values: Mapping, origin) -> None:
         if _tag(value) is not None or isinstance(value, (Mapping, list)):
             continue  # computed by a tag: checked once loaded
         if value not in accepted:
-            names = ", ".join("null" if a is None else a for a in accepted)
+            names = ", ".join("null" if a is None else str(a) for a in accepted)
             raise OptionError(f"{origin(key)}: {_shown(value)} is not one of {names} ({meaning})")
 
 
 def check_ranges(values: Mapping, origin) -> None:
     """Numeric options (RANGES) hold values that make sense (`origin(key)` says where the value
     came from); null and computed (tagged) values are left to the recipe."""
-    for key, (low, high, low_in, high_in) in RANGES.items():
-        value = values.get(key)
-        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+    for key, bounds in RANGES.items():
+        _check_range(origin(key), values.get(key), bounds)
+    for key, entries in NESTED_RANGES.items():
+        mapping = values.get(key)
+        if not isinstance(mapping, Mapping):
             continue
-        below = low is not None and (value < low if low_in else value <= low)
-        above = high is not None and (value > high if high_in else value >= high)
-        if below or above or value != value:  # NaN fits no range
-            if high is None:
-                wanted = f"{'at least' if low_in else 'greater than'} {low}"
-            else:
-                wanted = (f"in {'[' if low_in else '('}{low}, {high}{']' if high_in else ')'}")
-            raise OptionError(f"{origin(key)}: {_shown(value)} is out of range; it must be "
-                              f"{wanted}")
+        for entry, bounds in entries.items():
+            _check_range(f"{origin(key)}.{entry}" if origin(key).startswith("--")
+                         else f"{key}.{entry} in {origin(key).split(' in ', 1)[1]}",
+                         mapping.get(entry), bounds)
+
+
+def _check_range(name: str, value, bounds) -> None:
+    low, high, low_in, high_in = bounds
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    below = low is not None and (value < low if low_in else value <= low)
+    above = high is not None and (value > high if high_in else value >= high)
+    if below or above or value != value:  # NaN fits no range
+        if high is None:
+            wanted = f"{'at least' if low_in else 'greater than'} {low}"
+        else:
+            wanted = (f"in {'[' if low_in else '('}{low}, {high}{']' if high_in else ')'}")
+        raise OptionError(f"{name}: {_shown(value)} is out of range; it must be {wanted}")
+
+
+def check_song_seconds(values: Mapping, origin) -> None:
+    """`song_seconds` (SingingTranscriber's generated song lengths) is `[min, max]` with
+    MIN_SONG_SECONDS <= min <= max (numpy fails on min > max; shorter songs hold no notes)."""
+    if "song_seconds" not in values or _tag(values["song_seconds"]) is not None:
+        return
+    value = values["song_seconds"]
+    numbers = isinstance(value, list) and len(value) == 2 and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) and x == x for x in value)
+    if not numbers or not MIN_SONG_SECONDS <= value[0] <= value[1] or value[1] == float("inf"):
+        raise OptionError(f"{origin('song_seconds')}: {_shown(value)} is not a song length range; "
+                          f"give two numbers [min, max] of seconds with {MIN_SONG_SECONDS:g} <= "
+                          "min <= max (finite), e.g. [12.0, 30.0]")
+
+
+def check_bundle_targets(values: Mapping, origin) -> None:
+    """The folders a model bundle is written to (`bundle_folder`, `package_model_folder`) are new,
+    empty or svt bundles, and hold none of the run's other folders: writing a bundle replaces its
+    folder whole, so the user's files (or the run's own output, or the dataset) would be lost
+    after training."""
+    def folder(key):
+        value = values.get(key)
+        return value if isinstance(value, (str, Path)) and str(value) else None
+
+    keep = [folder(key) for key in (*RUN_FOLDERS, *INPUT_FOLDERS) if folder(key)]
+    for key in BUNDLE_TARGETS:
+        target = folder(key)
+        if target is None:
+            continue
+        others = keep + [folder(k) for k in BUNDLE_TARGETS if k != key and folder(k)]
+        try:
+            check_bundle_target(target, keep_clear=others)
+        except BundleError as err:
+            raise OptionError(f"{origin(key)}: {err}") from None
 
 
 def check_inputs(values: Mapping, origin) -> None:
