@@ -82,14 +82,14 @@ def zero_non_finite(wav: np.ndarray, where, sample_rate: int, offset: int = 0,
     return wav
 
 
-#: More channels than this along an axis means it holds samples, not channels.
-MAX_CHANNELS = 16
+#: The most channels an audio array may have (the shorter axis of a 2-D array).
+MAX_CHANNELS = 256
 
 
 def mono_waveform(audio, sample_rate, where="the waveform") -> tuple[np.ndarray, int]:
     """`(mono float32 samples, sample rate)` from an array a caller passed, checked before any
-    work: a positive whole sample rate; a 1-D array or 2-D with channels on either axis (the axis
-    of at most MAX_CHANNELS entries, `(samples, channels)` as soundfile gives or `(channels,
+    work: a positive whole sample rate; a 1-D array or 2-D with channels on either axis (the
+    shorter one, at most MAX_CHANNELS, `(samples, channels)` as soundfile gives or `(channels,
     samples)` as librosa and torchaudio give); integer PCM scaled to [-1, 1) as soundfile does;
     NaN/inf zeroed (`zero_non_finite`)."""
     try:
@@ -110,11 +110,17 @@ def mono_waveform(audio, sample_rate, where="the waveform") -> tuple[np.ndarray,
         raise AudioError(f"{where}: expected audio samples (float or integer PCM), got an array "
                          f"of {array.dtype}")
     if array.ndim == 2:
-        short = [axis for axis in (0, 1) if array.shape[axis] <= MAX_CHANNELS]
-        if len(short) != 1 and array.size:
+        if array.size == 0:
+            raise AudioError(f"{where}: the array of shape {array.shape} holds no samples")
+        # (samples, channels) as soundfile returns, or (channels, samples) as librosa and
+        # torchaudio do: the channels are the shorter axis.
+        rows, cols = array.shape
+        if rows == cols or min(rows, cols) > MAX_CHANNELS:
             raise AudioError(f"{where}: cannot tell channels from samples in shape {array.shape}; "
-                             "pass a 1-D mono array or (samples, channels)")
-        array = array.mean(axis=short[0] if short else 1)
+                             f"pass a 1-D mono array, or at most {MAX_CHANNELS} channels on the "
+                             "shorter axis")
+        axis = 1 if cols < rows else 0
+        array = array.mean(axis=axis)
     elif array.ndim != 1:
         raise AudioError(f"{where}: expected a 1-D mono or 2-D multichannel array, got shape "
                          f"{array.shape}")

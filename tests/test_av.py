@@ -274,6 +274,14 @@ def test_audio_visual_bundle_transcribes_with_the_lip_video(trained_audio, train
     assert json.loads((tmp_path / "notes2" / f"{song}.json").read_text()) == written
     other = tmp_path / "other.wav"
     other.write_bytes(wav_path.read_bytes())
-    assert cli([str(other), "--model", str(out / "model"), "--video", str(videos),
-                "--out-dir", str(tmp_path / "notes")]) == 1
-    assert "other.npy is missing" in capsys.readouterr().err
+    # A missing video is found before any work, not after the other inputs ran.
+    assert cli([str(wav_path), str(other), "--model", str(out / "model"), "--video", str(videos),
+                "--out-dir", str(tmp_path / "notes3")]) == 2
+    err = capsys.readouterr().err
+    assert f"{other}: no lip video for it in {videos} (expected other.npy" in err
+    assert not (tmp_path / "notes3" / f"{song}.json").exists()
+    # A text file passed as a video: no advice to load it "unsafely".
+    (tmp_path / "text.npy").write_text("not an array")
+    with pytest.raises(VideoError, match="cannot read this file as a numpy .npy array") as info:
+        transcribe(wav_path, model=model, video=tmp_path / "text.npy")
+    assert "allow_pickle" not in str(info.value) and "trust" not in str(info.value)

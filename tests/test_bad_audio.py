@@ -155,12 +155,37 @@ def test_waveform_arrays_in_other_layouts_give_the_same_notes(model, sung):
     (np.zeros(SR, np.float32), 44100.5, "sample_rate must be a positive whole number"),
     (np.zeros(SR, np.float32), "16k", "sample_rate must be a positive whole number"),
     (np.zeros((3, 4, SR), np.float32), SR, r"got shape \(3, 4, 16000\)"),
-    (np.zeros((32, 100), np.float32), SR, r"cannot tell channels from samples in shape"),
+    (np.zeros((300, 300), np.float32), SR, r"cannot tell channels from samples in shape"),
+    (np.zeros((0, 2), np.float32), SR, r"the array of shape \(0, 2\) holds no samples"),
     (np.array(["a", "b"]), SR, "expected audio samples"),
 ])
 def test_waveform_arrays_that_cannot_be_audio_are_refused(model, audio, rate, message):
     with pytest.raises(AudioError, match=message):
         svt.transcribe(audio, rate, model)
+
+
+def test_64_channels_as_soundfile_returns_them(model, sung):
+    _, wav = sung
+    many = np.repeat(wav[:, None], 64, axis=1)  # (samples, 64)
+    # The mean of 64 equal channels is the channel up to float rounding.
+    np.testing.assert_allclose(svt.transcribe(many, SR, model), svt.transcribe(wav, SR, model),
+                               atol=1e-4)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"chunk_seconds": 0}, "chunk_seconds must be a number of seconds above 0"),
+    ({"chunk_seconds": -1}, "chunk_seconds must be"),
+    ({"context_seconds": -1}, "context_seconds must be a number of seconds, 0 or more"),
+    ({"batch_size": 0}, "batch_size must be a whole number, 1 or more, got 0"),
+    ({"batch_size": 1.5}, "batch_size must be a whole number"),
+    ({"onset_threshold": "0.5"}, "onset_threshold must be a number between 0 and 1, got '0.5'"),
+])
+def test_transcribe_arguments_are_checked_before_any_work(options, message, monkeypatch):
+    from svt.inference import transcribe as inference
+
+    monkeypatch.setattr(inference, "resolve_model", lambda *a, **k: pytest.fail("model loaded"))
+    with pytest.raises(ValueError, match=message):
+        svt.transcribe(np.zeros(SR, np.float32), SR, **options)
 
 
 def test_a_device_that_does_not_exist_is_refused_before_the_model_loads(tmp_path, capsys,

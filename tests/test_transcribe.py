@@ -215,7 +215,7 @@ def test_cli_thresholds_and_saved_frames(local_bundle, song, tmp_path, capsys):
                              bad])
         assert exit_info.value.code == 2
         assert "--offset-threshold" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="onset_threshold must be between 0 and 1"):
+    with pytest.raises(ValueError, match="onset_threshold must be a number between 0 and 1"):
         svt.transcribe(wav[:SR], sample_rate=SR, model=local_bundle, onset_threshold=2.0)
 
 

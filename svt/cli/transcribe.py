@@ -390,6 +390,14 @@ def run(args) -> int:
     except ValueError as err:
         print(f"svt-transcribe: error: --video: {err}", file=sys.stderr)
         return 2
+    lacking = [path for path, _ in todo if args.video is not None and videos[path] is None]
+    if lacking:
+        for path in lacking:
+            print(f"svt-transcribe: error: {path}: no lip video for it in {args.video} (expected "
+                  f"{song_name(path)}.npy or {song_name(path)}/video_50fps.npy)", file=sys.stderr)
+        print("svt-transcribe: nothing was written; add the videos or leave those inputs out",
+              file=sys.stderr)
+        return 2
     try:
         if args.model is None and args.video is not None:
             raise ValueError("--video needs --model (an audio-visual bundle); the shipped model "
@@ -419,10 +427,6 @@ def run(args) -> int:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", SilentInputWarning)
                 warnings.simplefilter("always", NonFiniteAudioWarning)
-                if args.video is not None and videos[path] is None:
-                    missing_video = Path(args.video) / f"{song_name(path)}.npy"
-                    raise FileNotFoundError(f"{path}: no lip video for it ({missing_video} is "
-                                            "missing)")
                 notes, frames = transcribe(path, model=model, video=videos.get(path),
                                            chunk_seconds=args.chunk_seconds,
                                            context_seconds=args.context_seconds,

@@ -68,7 +68,9 @@ def _open(path) -> np.ndarray:
     try:
         video = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError) as err:
-        raise VideoError(f"{path}: cannot read this file as a numpy .npy array ({err}); "
+        # numpy's advice to load "unsafely" with allow_pickle=True is not for data from others.
+        reason = str(err).split(" If you trust")[0].split("allow_pickle")[0].rstrip(" ;,.(")
+        raise VideoError(f"{path}: cannot read this file as a numpy .npy array ({reason}); "
                          f"{_CONVERT_HINT} with np.save") from None
     if not isinstance(video, np.ndarray):  # an .npz archive opens as a mapping of arrays
         if hasattr(video, "close"):

@@ -116,8 +116,10 @@ class ConvertedSource:
 
     def __init__(self, handle):
         self.handle = handle
-        handle.seek(0)
-        self.reader = sf.SoundFile(handle)
+        # Through the descriptor, not the file object: libsndfile then reads in C, without the
+        # Python callbacks in which a Ctrl-C would be swallowed.
+        os.lseek(handle.fileno(), 0, os.SEEK_SET)
+        self.reader = sf.SoundFile(handle.fileno(), closefd=False)
         self.num_samples = self.reader.frames
 
     def read(self, start, stop):
@@ -180,7 +182,8 @@ def _convert_to_temporary_16k(path, rate, channels):
     spans, total = [], 0
     try:
         resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
-        with sf.SoundFile(handle, "w", SAMPLE_RATE, 1, subtype="FLOAT", format="WAV") as out:
+        with sf.SoundFile(handle.fileno(), "w", SAMPLE_RATE, 1, subtype="FLOAT", format="WAV",
+                          closefd=False) as out:
             for first, block in _blocks(path):
                 bad = ~np.isfinite(block)
                 if bad.any():
@@ -360,6 +363,30 @@ def resolve_device(device="auto") -> str:
     return device
 
 
+def _is_real(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and bool(np.isfinite(value))
+
+
+def _check_arguments(onset_threshold, offset_threshold, chunk_seconds, context_seconds,
+                     batch_size) -> None:
+    """`transcribe`'s numbers, before the model loads (the CLI's argparse types check the same)."""
+    for name, value in (("onset_threshold", onset_threshold),
+                        ("offset_threshold", offset_threshold)):
+        if value is not None and not (_is_real(value) and 0 < value < 1):
+            raise ValueError(f"transcribe: {name} must be a number between 0 and 1, got {value!r}")
+    if chunk_seconds is not None and not (_is_real(chunk_seconds) and chunk_seconds > 0):
+        raise ValueError(f"transcribe: chunk_seconds must be a number of seconds above 0, got "
+                         f"{chunk_seconds!r}")
+    if not (_is_real(context_seconds) and context_seconds >= 0):
+        raise ValueError(f"transcribe: context_seconds must be a number of seconds, 0 or more, "
+                         f"got {context_seconds!r}")
+    if not (isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool)
+            and batch_size >= 1):
+        raise ValueError(f"transcribe: batch_size must be a whole number, 1 or more, got "
+                         f"{batch_size!r}")
+
+
 def transcribe(audio, sample_rate=None, model=None, *, video=None, chunk_seconds=None,
                context_seconds=DEFAULT_CONTEXT_SECONDS, batch_size=4, device="cpu",
                progress=None, return_frames=False, onset_threshold=None,
@@ -384,10 +411,9 @@ def transcribe(audio, sample_rate=None, model=None, *, video=None, chunk_seconds
             frame grid (`model.frame_rate` frames per second).
         onset_threshold, offset_threshold: decoding thresholds (None: the bundle's own).
     """
-    for name, value in (("onset_threshold", onset_threshold),
-                        ("offset_threshold", offset_threshold)):
-        if value is not None and not 0 < value < 1:
-            raise ValueError(f"transcribe: {name} must be between 0 and 1, got {value}")
+    _check_arguments(onset_threshold=onset_threshold, offset_threshold=offset_threshold,
+                     chunk_seconds=chunk_seconds, context_seconds=context_seconds,
+                     batch_size=batch_size)
     if not isinstance(audio, (str, os.PathLike)) and sample_rate is None:
         raise ValueError("transcribe: sample_rate is required for a waveform array")
     if model is None:
