@@ -21,10 +21,17 @@ logger = logging.getLogger(__name__)
 
 #: Sample rate of every model input and of the prepared audio.
 SAMPLE_RATE = 16000
+#: Below this a "sample rate" cannot carry a singing voice (its fundamentals reach 1 kHz): the
+#: header is wrong, or the numbers are not audio.
+MIN_SAMPLE_RATE = 4000
 
 
 class AudioError(ValueError):
     """An audio file that is missing or cannot be read; the message names the file."""
+
+
+class SampleRateError(AudioError):
+    """A file or array whose sample rate cannot be that of recorded singing."""
 
 
 class NonFiniteAudioWarning(UserWarning):
@@ -100,6 +107,10 @@ def mono_waveform(audio, sample_rate, where="the waveform") -> tuple[np.ndarray,
         raise AudioError(f"{where}: sample_rate must be a positive whole number of samples per "
                          f"second, got {sample_rate!r}")
     rate = int(rate)
+    if rate < MIN_SAMPLE_RATE:
+        raise SampleRateError(f"{where}: sample_rate {rate} is too low to hold singing (at least "
+                         f"{MIN_SAMPLE_RATE} samples per second); pass the rate the samples were "
+                         "recorded at")
     array = np.asarray(audio)
     if array.dtype.kind == "u":  # unsigned PCM (8-bit WAV) is centred on half its range
         half = 2.0 ** (8 * array.dtype.itemsize - 1)
@@ -143,6 +154,10 @@ def audio_info(path) -> tuple[int, int, int]:
         info = sf.info(str(path))
     except (RuntimeError, sf.LibsndfileError) as err:
         raise _unreadable(path, err) from None
+    if info.samplerate < MIN_SAMPLE_RATE:
+        raise SampleRateError(f"{path}: its header says {info.samplerate} samples per second, too few "
+                         f"to hold singing (at least {MIN_SAMPLE_RATE}); the header is wrong or "
+                         "the file is not audio: re-export it")
     return int(info.samplerate), int(info.frames), int(info.channels)
 
 

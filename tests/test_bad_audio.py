@@ -203,3 +203,18 @@ def test_a_device_that_does_not_exist_is_refused_before_the_model_loads(tmp_path
     assert transcribe_main([str(tmp_path / "s.wav"), "--out-dir", str(tmp_path / "out"),
                             "--device", "gpu"]) == 2
     assert "svt-transcribe: error: --device 'gpu' is not a device" in capsys.readouterr().err
+
+
+def test_notes_never_outlast_the_recording(model, sung, tmp_path):
+    truth, wav = sung
+    cut = wav[: int(3.0 * SR)]
+    notes = svt.transcribe(cut, SR, model)
+    assert len(notes) and notes[:, 1].max() <= 3.0 and (notes[:, 1] > notes[:, 0]).all()
+
+
+def test_a_sample_rate_too_low_for_singing_is_refused(model, tmp_path):
+    sf.write(tmp_path / "one_hertz.wav", np.zeros(100, np.float32), 1)
+    with pytest.raises(AudioError, match="one_hertz.wav: its header says 1 samples per second"):
+        svt.transcribe(tmp_path / "one_hertz.wav", model=model)
+    with pytest.raises(AudioError, match="sample_rate 100 is too low to hold singing"):
+        svt.transcribe(np.zeros(1000, np.float32), 100, model)

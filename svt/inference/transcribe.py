@@ -39,6 +39,7 @@ import torch
 from svt.audio import (
     SAMPLE_RATE,
     AudioError,
+    SampleRateError,
     NonFiniteAudioWarning,
     audio_info,
     describe_non_finite,
@@ -208,6 +209,8 @@ def open_audio(path):
                          else f"{path}: no such audio file")
     try:
         rate, _, channels = audio_info(path)
+    except SampleRateError:
+        raise  # read fine, but its rate is no audio rate: no other decoder will do better
     except AudioError:
         # Formats libsndfile cannot read (e.g. mp3/m4a without its MPEG support) go through
         # librosa's decoders, whole file in memory.
@@ -446,6 +449,10 @@ def transcribe(audio, sample_rate=None, model=None, *, video=None, chunk_seconds
     notes = decode_frames(frames, model.settings.get("decoder", "paper"),
                           onset_threshold=onset_threshold, offset_threshold=offset_threshold,
                           frame_rate=model.encoder.frame_rate)
+    # The last frame's span can reach past the audio: no note may outlast the recording.
+    duration = source.num_samples / SAMPLE_RATE
+    notes = notes[notes[:, 0] < duration]
+    notes[:, 1] = np.minimum(notes[:, 1], duration)
     if len(notes) == 0:
         name = audio if isinstance(audio, (str, os.PathLike)) else "the waveform"
         warnings.warn(f"no notes found in {name} (empty, silent, or no singing?)",
