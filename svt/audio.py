@@ -65,6 +65,21 @@ def describe_non_finite(where, spans, sample_rate: int, total: int | None = None
             "to zero so the rest of the file can be used. Check how the file was made.")
 
 
+def report_non_finite(where, spans, sample_rate: int, total: int | None = None,
+                      stacklevel: int = 3) -> None:
+    """Refuse (AudioError) a whole file of `total` samples whose non-finite `spans` cover it all:
+    it is damaged, not silent; otherwise warn once (`NonFiniteAudioWarning`) where they are."""
+    if not spans:
+        return
+    if total is not None and sum(last - first + 1 for first, last in spans) == total:
+        raise AudioError(f"{where}: every sample is NaN or infinite: the file is damaged (not "
+                         "silent); re-export or re-record it")
+    import warnings
+
+    warnings.warn(describe_non_finite(where, spans, sample_rate, total), NonFiniteAudioWarning,
+                  stacklevel=stacklevel + 1)
+
+
 def zero_non_finite(wav: np.ndarray, where, sample_rate: int, offset: int = 0,
                     whole_file: bool = False, warn: bool = True) -> np.ndarray:
     """`wav` with NaN/inf samples set to zero, warning (`NonFiniteAudioWarning`) where they were.
@@ -75,15 +90,9 @@ def zero_non_finite(wav: np.ndarray, where, sample_rate: int, offset: int = 0,
     bad = ~np.isfinite(wav)
     if not bad.any():
         return wav
-    if whole_file and bad.all():
-        raise AudioError(f"{where}: every sample is NaN or infinite: the file is damaged (not "
-                         "silent); re-export or re-record it")
-    if warn:
-        import warnings
-
+    if warn or (whole_file and bad.all()):
         spans = non_finite_spans(bad.any(axis=-1) if bad.ndim > 1 else bad, sample_rate, offset)
-        warnings.warn(describe_non_finite(where, spans, sample_rate,
-                                          len(wav) if whole_file else None), NonFiniteAudioWarning, stacklevel=3)
+        report_non_finite(where, spans, sample_rate, len(wav) if whole_file else None)
     wav = np.array(wav, copy=True)
     wav[bad] = 0.0
     return wav

@@ -213,8 +213,10 @@ def _first_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[:300]}" if text else type(err).__name__
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+def is_finite_number(value) -> bool:
+    """A finite int or float (numpy's too), not a bool, not a string holding a number."""
+    return isinstance(value, (int, float, np.integer, np.floating)) \
+        and not isinstance(value, bool) and bool(np.isfinite(value))
 
 
 def _check_settings(manifest: dict, folder: Path) -> None:
@@ -232,10 +234,10 @@ def _check_settings(manifest: dict, folder: Path) -> None:
         raise BundleError(f"{where}: format_version is {version!r}, expected the number "
                           f"{FORMAT_VERSION}; the manifest is damaged: export the model again")
     for key in ("onset_threshold", "offset_threshold"):
-        if key in manifest and not (_is_number(manifest[key]) and 0 < manifest[key] < 1):
+        if key in manifest and not (is_finite_number(manifest[key]) and 0 < manifest[key] < 1):
             raise bad(key, "a number between 0 and 1")
     for key in ("label_frame_rate", "frame_rate", "dur_threshold", "sample_rate"):
-        if key in manifest and not (_is_number(manifest[key]) and manifest[key] > 0):
+        if key in manifest and not (is_finite_number(manifest[key]) and manifest[key] > 0):
             raise bad(key, "a positive number")
     if "decoder" in manifest and manifest["decoder"] not in DECODERS:
         raise bad("decoder", f"one of {', '.join(DECODERS)}")

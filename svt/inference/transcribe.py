@@ -40,12 +40,11 @@ from svt.audio import (
     SAMPLE_RATE,
     AudioError,
     SampleRateError,
-    NonFiniteAudioWarning,
     audio_info,
-    describe_non_finite,
     mono_waveform,
     non_finite_spans,
     read_audio,
+    report_non_finite,
     resample,
     zero_non_finite,
 )
@@ -53,6 +52,7 @@ from svt.inference.bundle import (
     DEFAULT_MODEL,
     BundleError,
     TranscriptionModel,
+    is_finite_number,
     load_bundle,
     modality_mismatch,
 )
@@ -140,17 +140,6 @@ def _blocks(path):
         first += len(block)
 
 
-def _check_non_finite(path, spans, rate, total):
-    """Warn once per file about NaN/inf samples (zeroed); refuse a file that has nothing else."""
-    if not spans:
-        return
-    if sum(last - first + 1 for first, last in spans) == total:
-        raise AudioError(f"{path}: every sample is NaN or infinite: the file is damaged (not "
-                         "silent); re-export or re-record it")
-    warnings.warn(describe_non_finite(path, spans, rate, total), NonFiniteAudioWarning,
-                  stacklevel=3)
-
-
 def _merge_spans(spans):
     """Join runs that continue across block borders."""
     merged = []
@@ -170,7 +159,7 @@ def _scan_non_finite(path, rate, total):
     spans = []
     for first, block in _blocks(path):
         spans += non_finite_spans(~np.isfinite(block).all(axis=1), rate, first)
-    _check_non_finite(path, _merge_spans(spans), rate, total)
+    report_non_finite(path, _merge_spans(spans), rate, total)
 
 
 def _convert_to_temporary_16k(path, rate, channels):
@@ -193,7 +182,7 @@ def _convert_to_temporary_16k(path, rate, channels):
                 total = first + len(block)
                 out.write(resampler.resample_chunk(block.mean(axis=1)))
             out.write(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
-        _check_non_finite(path, _merge_spans(spans), rate, total)
+        report_non_finite(path, _merge_spans(spans), rate, total)
     except BaseException:
         handle.close()
         raise
@@ -366,22 +355,17 @@ def resolve_device(device="auto") -> str:
     return device
 
 
-def _is_real(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
-        and bool(np.isfinite(value))
-
-
 def _check_arguments(onset_threshold, offset_threshold, chunk_seconds, context_seconds,
                      batch_size) -> None:
     """`transcribe`'s numbers, before the model loads (the CLI's argparse types check the same)."""
     for name, value in (("onset_threshold", onset_threshold),
                         ("offset_threshold", offset_threshold)):
-        if value is not None and not (_is_real(value) and 0 < value < 1):
+        if value is not None and not (is_finite_number(value) and 0 < value < 1):
             raise ValueError(f"transcribe: {name} must be a number between 0 and 1, got {value!r}")
-    if chunk_seconds is not None and not (_is_real(chunk_seconds) and chunk_seconds > 0):
+    if chunk_seconds is not None and not (is_finite_number(chunk_seconds) and chunk_seconds > 0):
         raise ValueError(f"transcribe: chunk_seconds must be a number of seconds above 0, got "
                          f"{chunk_seconds!r}")
-    if not (_is_real(context_seconds) and context_seconds >= 0):
+    if not (is_finite_number(context_seconds) and context_seconds >= 0):
         raise ValueError(f"transcribe: context_seconds must be a number of seconds, 0 or more, "
                          f"got {context_seconds!r}")
     if not (isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool)
