@@ -208,17 +208,21 @@ def main(argv=None):
                             "s_per_s": result["seconds"] / seconds,
                             "load_s": result["load_seconds"],
                             "import_s": result["import_seconds"],
-                            "peak_rss_mb": result["peak_rss_mb"]}
+                            "peak_rss_mb": result["peak_rss_mb"],
+                            # Over- or under-segmentation shows here before it shows in F1.
+                            "notes_found": int(sum(len(n) for n in estimates.values())),
+                            "notes_annotated": int(sum(len(n) for n in references.values()))}
     condition = ("clean" if args.accompaniment_snr_db is None
                  else f"accompaniment at {args.accompaniment_snr_db:g} dB SNR")
     print(f"{args.data_dir}: {len(jobs)} recordings, {seconds / 60:.1f} min, {condition}")
-    print("| system | COnPOff | COnP | COn | COff | s per s of audio | model load s | "
-          "imports s | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| system | COnPOff | COnP | COn | COff | notes found / annotated | s per s of audio | "
+          "model load s | imports s | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for system, r in rows.items():
         print(f"| {system} | {r['COnPOff']:.2f} | {r['COnP']:.2f} | {r['COn']:.2f} | "
-              f"{r['COff']:.2f} | {r['s_per_s']:.4f} | {r['load_s']:.2f} | {r['import_s']:.2f} | "
-              f"{r['peak_rss_mb']:.0f} |")
+              f"{r['COff']:.2f} | {r['notes_found']} / {r['notes_annotated']} "
+              f"({r['notes_found'] / max(r['notes_annotated'], 1):.2f}) | {r['s_per_s']:.4f} | "
+              f"{r['load_s']:.2f} | {r['import_s']:.2f} | {r['peak_rss_mb']:.0f} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"data_dir": args.data_dir, "condition": condition,
                                                "recordings": len(jobs), "minutes": seconds / 60,

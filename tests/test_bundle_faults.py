@@ -134,7 +134,9 @@ def setting(key, value):
     (setting("offset_threshold", -1), r"offset_threshold is -1, expected a number between 0 and 1"),
     (setting("onset_threshold", "0.4"), r"onset_threshold is '0.4', expected a number between"),
     (setting("onset_threshold", None), r"onset_threshold is None, expected a number between"),
-    (setting("decoder", "beam"), r"decoder is 'beam', expected one of paper, voiced"),
+    (setting("decoder", "beam"), r"decoder is 'beam', expected one of paper, voiced, pitch"),
+    (setting("onset_delay", 0.5), r"onset_delay is 0.5, expected seconds between 0 and 0.1"),
+    (setting("onset_delay", -0.01), r"onset_delay is -0.01, expected seconds between 0 and 0.1"),
     (setting("dur_threshold", 0), r"dur_threshold is 0, expected a positive number"),
     (setting("dur_threshold", "five"), r"dur_threshold is 'five', expected a positive number"),
     (setting("format_version", "1"), r"format_version is '1', expected the number 1"),
@@ -153,7 +155,7 @@ def test_manifest_settings_of_the_wrong_type_or_range(bundle, change, pattern):
 def test_a_manifest_with_a_byte_order_mark_still_loads(bundle):
     path = bundle / "svt_bundle.json"
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
-    assert load_bundle(bundle).settings["decoder"] == "voiced"
+    assert load_bundle(bundle).settings["decoder"] == "pitch"
 
 
 def test_encoder_folder_that_does_not_fit_its_weights(tmp_path):

@@ -145,3 +145,87 @@ def test_voiced_decoder_cuts_voiced_runs_at_onsets():
         decode_frames(frames[:4], "voiced")
     with pytest.raises(ValueError, match="unknown decoder 'beam'"):
         decode_frames(frames, "beam")
+
+
+def _least_squares_segmentation(x, penalty, min_frames):
+    """Brute-force optimal partition (every start of every segment tried): the reference the
+    pruned dynamic programme must equal."""
+    n = len(x)
+    best = [0.0] + [np.inf] * n
+    previous = [0] * (n + 1)
+    for j in range(min_frames, n + 1):
+        for i in range(0, j - min_frames + 1):
+            if i and i < min_frames:
+                continue
+            seg = x[i:j]
+            total = best[i] + float(((seg - seg.mean()) ** 2).sum()) + (penalty if i else 0.0)
+            if total < best[j]:
+                best[j], previous[j] = total, i
+    cuts, j = [], n
+    while j > 0:
+        j = previous[j]
+        if j:
+            cuts.append(j)
+    return sorted(cuts)
+
+
+def test_pitch_level_cuts_is_the_optimal_least_squares_segmentation():
+    from svt.notes.decoding import pitch_level_cuts
+
+    rng = np.random.default_rng(7)
+    for _ in range(60):
+        levels = rng.normal(60, 2, int(rng.integers(1, 6)))
+        x = np.repeat(levels, rng.integers(3, 30, len(levels))) + rng.normal(0, 0.3)
+        x = x + rng.normal(0, rng.uniform(0.05, 0.6), len(x))
+        penalty, min_frames = float(rng.uniform(1, 20)), int(rng.integers(2, 8))
+        assert list(pitch_level_cuts(x, penalty, min_frames)) == \
+            _least_squares_segmentation(x, penalty, min_frames)
+    assert len(pitch_level_cuts(np.full(10, 60.0), 1.0, 6)) == 0  # shorter than two segments
+
+
+def _contour(*parts):
+    return np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
+
+
+def test_pitch_decoder_cuts_legato_steps_and_keeps_vibrato_and_scoops():
+    from svt.notes.decoding import decode_frames, pitch_frames_to_notes
+
+    t = np.arange(80) / 100.0
+    sung = _contour(
+        np.full(5, np.nan),
+        np.linspace(58.5, 60.0, 6), np.full(34, 60.0),          # a scoop into 60, held
+        60.0 + 2.0 * 0.5 * (1 - np.cos(np.pi * np.arange(1, 7) / 7)),  # a 7-frame glide to 62
+        62.0 + 0.8 * np.sin(2 * np.pi * 6.0 * t),                # 62 with 80 cents of vibrato
+        np.full(5, np.nan))
+    onset = np.zeros(len(sung))
+    onset[5] = 0.9  # the learned onset fires at the first note only: the step is legato
+    notes = pitch_frames_to_notes(onset, sung, onset_threshold=0.5, frame_rate=100.0)
+    assert notes.shape == (2, 3)
+    np.testing.assert_allclose(notes[:, 2], [60.0, 62.0], atol=0.15)  # vibrato: part cycles
+    assert notes[0, 0] == pytest.approx(0.05)
+    glide_start = (5 + 6 + 34) / 100.0
+    assert abs(notes[1, 0] - glide_start) <= 0.03  # where the voice starts to move
+    assert notes[0, 1] == notes[1, 0] and notes[1, 1] == pytest.approx((len(sung) - 5) / 100)
+    # The voiced decoder, which only cuts at learned onsets, merges the two notes.
+    merged = decode_frames((onset, 0 * onset, 0 * onset + 4, 0 * onset + 12, sung), "voiced",
+                           0.5, frame_rate=100.0)
+    assert len(merged) == 1
+    np.testing.assert_allclose(
+        decode_frames((onset, 0 * onset, 0 * onset + 4, 0 * onset + 12, sung), "pitch", 0.5,
+                      frame_rate=100.0), notes)
+
+
+def test_onset_delay_moves_onsets_but_never_past_the_offset():
+    from svt.notes.decoding import decode_frames
+
+    sung = np.full(40, np.nan)
+    sung[2:30] = 60.0
+    sung[33:39] = 64.0  # a 6-frame note, shorter than the delay below
+    onset = np.zeros(40)
+    frames = (onset, onset, onset.astype(int) + 4, onset.astype(int) + 12, sung)
+    plain = decode_frames(frames, "pitch", 0.5, frame_rate=100.0)
+    np.testing.assert_allclose(plain, [[0.02, 0.30, 60.0], [0.33, 0.39, 64.0]])
+    delayed = decode_frames(frames, "pitch", 0.5, frame_rate=100.0, onset_delay=0.1)
+    np.testing.assert_allclose(delayed, [[0.12, 0.30, 60.0], [0.38, 0.39, 64.0]])
+    with pytest.raises(ValueError, match="onset_delay is 0.5 s"):
+        decode_frames(frames, "pitch", 0.5, frame_rate=100.0, onset_delay=0.5)

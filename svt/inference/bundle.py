@@ -30,7 +30,7 @@ from svt.models.fusion import FusionRCA
 from svt.models.head import FrameHead, TranscriptionHead, frame_predictions
 from svt.models.pitch_network import PitchNetworkEncoder  # noqa: F401 (registers its type)
 from svt.models.ssl import SSLEncoder
-from svt.notes.decoding import DECODERS, decode_frames
+from svt.notes.decoding import DECODERS, MAX_ONSET_DELAY, decode_frames
 
 BUNDLE_FILE = "svt_bundle.json"
 WEIGHTS_FILE = "weights.pt"
@@ -95,7 +95,7 @@ class TranscriptionModel(torch.nn.Module):
             frames, self.settings.get("decoder", "paper"),
             onset_threshold=onset_threshold or self.settings["onset_threshold"],
             offset_threshold=offset_threshold or self.settings["offset_threshold"],
-            frame_rate=self.frame_rate)
+            frame_rate=self.frame_rate, onset_delay=self.settings.get("onset_delay", 0.0))
 
 
 def _unwrap(module):
@@ -239,6 +239,9 @@ def _check_settings(manifest: dict, folder: Path) -> None:
     for key in ("label_frame_rate", "frame_rate", "dur_threshold", "sample_rate"):
         if key in manifest and not (is_finite_number(manifest[key]) and manifest[key] > 0):
             raise bad(key, "a positive number")
+    if "onset_delay" in manifest and not (is_finite_number(manifest["onset_delay"])
+                                          and 0 <= manifest["onset_delay"] <= MAX_ONSET_DELAY):
+        raise bad("onset_delay", f"seconds between 0 and {MAX_ONSET_DELAY}")
     if "decoder" in manifest and manifest["decoder"] not in DECODERS:
         raise bad("decoder", f"one of {', '.join(DECODERS)}")
     for key in ("encoder_type", "head_type", "modality"):

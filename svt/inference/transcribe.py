@@ -432,7 +432,8 @@ def transcribe(audio, sample_rate=None, model=None, *, video=None, chunk_seconds
         offset_threshold = model.settings["offset_threshold"]
     notes = decode_frames(frames, model.settings.get("decoder", "paper"),
                           onset_threshold=onset_threshold, offset_threshold=offset_threshold,
-                          frame_rate=model.encoder.frame_rate)
+                          frame_rate=model.encoder.frame_rate,
+                          onset_delay=model.settings.get("onset_delay", 0.0))
     # The last frame's span can reach past the audio: no note may outlast the recording.
     duration = source.num_samples / SAMPLE_RATE
     notes = notes[notes[:, 0] < duration]

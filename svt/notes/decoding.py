@@ -183,24 +183,147 @@ def voiced_frames_to_notes(onset_prob, sung_pitch, onset_threshold: float = 0.2,
     return np.array(notes, dtype=np.float64).reshape(-1, 3)
 
 
-#: Decoders a bundle or recipe can name (`decoder:`): the paper's, or voicing-gated (pitch network).
-DECODERS = ("paper", "voiced")
+def pitch_level_cuts(pitch, penalty: float = 32.0, min_frames: int = 12) -> np.ndarray:
+    """Frames where a piecewise-constant fit of `pitch` (finite, semitones) changes level.
+
+    The optimal segmentation under a least-squares cost with `penalty` per extra segment and no
+    segment shorter than `min_frames`, found by dynamic programming with PELT pruning (Killick et
+    al., 2012), so the work grows about linearly with the length of a stable note rather than with
+    its square. A change of level costs less than `penalty` only when the two sides differ by
+    more than vibrato, a scoop or drift would explain: with 10-ms frames, two 12-frame levels a
+    semitone apart lower the squared error by about 6 per 12 frames of each, so the default
+    penalty splits notes of ordinary length that move by about a semitone or more, and keeps 80
+    cents of vibrato as one note. Returns the cut frames, sorted, excluding 0 and len(pitch)."""
+    x = np.asarray(pitch, dtype=np.float64)
+    n = len(x)
+    if n < 2 * min_frames:
+        return np.zeros(0, dtype=np.int64)
+    s1 = np.concatenate([[0.0], np.cumsum(x)])
+    s2 = np.concatenate([[0.0], np.cumsum(x * x)])
+    best = np.full(n + 1, np.inf)
+    best[0] = -penalty
+    previous = np.zeros(n + 1, dtype=np.int64)
+    candidates = np.zeros(0, dtype=np.int64)
+    for j in range(min_frames, n + 1):
+        candidates = np.append(candidates, j - min_frames)  # segments [i, j) of >= min_frames
+        length = j - candidates
+        cost = s2[j] - s2[candidates] - (s1[j] - s1[candidates]) ** 2 / length
+        total = best[candidates] + cost
+        k = int(np.argmin(total))
+        best[j] = total[k] + penalty
+        previous[j] = candidates[k]
+        # PELT: a start that is already worse than the best split plus a new segment can never
+        # become optimal later (the least-squares cost only grows by extending a segment).
+        candidates = candidates[total <= best[j]]
+    cuts, j = [], n
+    while j > 0:
+        j = int(previous[j])
+        if j > 0:
+            cuts.append(j)
+    return np.array(sorted(cuts), dtype=np.int64)
+
+
+def stable_pitch(sung, head_frames: int = 4, tail_frames: int = 2) -> float:
+    """A note's pitch from its stable part: the median sung pitch without the first
+    `head_frames` (the transition or scoop into the note) and the last `tail_frames` (the release),
+    each trimmed to at most a third / a quarter of the note; NaN where nothing is voiced."""
+    sung = np.asarray(sung, dtype=np.float64)
+    n = len(sung)
+    head, tail = min(head_frames, n // 3), min(tail_frames, n // 4)
+    pitch = _median_or_nan(sung[head:n - tail])
+    return pitch if np.isfinite(pitch) else _median_or_nan(sung)
+
+
+#: Median filter (frames) that removes single-frame pitch errors (octave slips) before levels.
+LEVEL_SMOOTHING_FRAMES = 5
+
+
+def pitch_frames_to_notes(onset_prob, sung_pitch, onset_threshold: float = 0.4,
+                          frame_rate: float = 100.0, min_frames: int = 5,
+                          bridge_frames: int = 1, level_penalty: float = 32.0,
+                          level_min_frames: int = 12, level_lead_frames: int = 2) -> np.ndarray:
+    """Notes that follow the sung pitch: voiced runs, cut at the learned onsets *and* where the
+    sung pitch settles on a new level.
+
+    For models with a pitch network (`sung_pitch`: per-frame fractional MIDI, NaN = unvoiced).
+    As in `voiced_frames_to_notes`, a note needs voicing and every onset peak at or above
+    `onset_threshold` inside a voiced run cuts it: the onset head hears consonants, breaths and
+    repeated notes. Legato singing moves to a new note without any of these, and the onset head
+    rarely fires there, so each piece is then split where its (median-filtered) pitch contour
+    changes level (`pitch_level_cuts` with `level_penalty` and `level_min_frames`): vibrato,
+    scoops, portamento and drift stay inside one note. A level cut is placed
+    `level_lead_frames` before the least-squares change point, which sits in the middle of the
+    glide: a note begins where the voice starts to move to it. Each note's pitch is
+    `stable_pitch` of its frames (not the transition into it)."""
+    onset_prob = _as_1d("onset_prob", onset_prob, np.float64)
+    sung = _as_1d("sung_pitch", sung_pitch, np.float64)
+    if len(onset_prob) != len(sung):
+        raise ValueError(f"pitch_frames_to_notes: onset_prob has {len(onset_prob)} frames but "
+                         f"sung_pitch {len(sung)}")
+    if len(sung) < 2:
+        return np.zeros((0, 3), dtype=np.float64)
+    is_peak = (onset_prob >= onset_threshold) & (onset_prob == _window_max(onset_prob))
+    peaks = np.flatnonzero(is_peak)
+    notes = []
+    for start, stop in voiced_runs(np.isfinite(sung), bridge_frames, min_frames):
+        inside = peaks[(peaks >= start + min_frames) & (peaks <= stop - min_frames)]
+        onset_cuts = np.r_[start, inside, stop]
+        run = sung[start:stop]
+        finite = np.isfinite(run)  # bridged unvoiced frames: the neighbours' pitch
+        run = np.interp(np.arange(len(run)), np.flatnonzero(finite), run[finite])
+        if LEVEL_SMOOTHING_FRAMES > 1:
+            from scipy.ndimage import median_filter  # lazily: keeps `import svt.notes` light
+
+            run = median_filter(run, size=LEVEL_SMOOTHING_FRAMES, mode="nearest")
+        level_cuts = [a + pitch_level_cuts(run[a - start:b - start], level_penalty,
+                                           level_min_frames) - level_lead_frames
+                      for a, b in zip(onset_cuts[:-1], onset_cuts[1:])]
+        cuts = np.unique(np.concatenate([onset_cuts, *level_cuts]))
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            if b - a < min_frames:
+                continue
+            pitch = stable_pitch(sung[a:b])
+            if np.isfinite(pitch):
+                notes.append((a / frame_rate, b / frame_rate, pitch))
+    return np.array(notes, dtype=np.float64).reshape(-1, 3)
+
+
+#: Decoders a bundle or recipe can name (`decoder:`): the paper's, voicing-gated (pitch network),
+#: or voicing-gated with cuts at changes of the sung pitch (pitch network).
+DECODERS = ("paper", "voiced", "pitch")
+#: The largest `onset_delay` (seconds) a bundle may ask for.
+MAX_ONSET_DELAY = 0.1
 
 
 def decode_frames(frames, decoder: str = "paper", onset_threshold: float = 0.4,
-                  offset_threshold: float = 0.5, frame_rate: float = 49.8) -> np.ndarray:
+                  offset_threshold: float = 0.5, frame_rate: float = 49.8,
+                  onset_delay: float = 0.0) -> np.ndarray:
     """Notes from frame predictions `(onset, offset, octave, pitch_class[, sung_pitch])` with the
     named decoder: "paper" (`frames_to_notes`, the sung pitch replacing the class vote when
-    given) or "voiced" (`voiced_frames_to_notes`, which needs the sung pitch)."""
+    given), "voiced" (`voiced_frames_to_notes`) or "pitch" (`pitch_frames_to_notes`); the last
+    two need the sung pitch.
+
+    `onset_delay` (seconds, >= 0) moves every onset later, never past its note's offset: a
+    model trained on acoustic onsets reports them where annotators of recorded singing mark a
+    note's start (see docs/shipped-model.md, "Onsets")."""
     sung_pitch = frames[4] if len(frames) > 4 else None
     if decoder == "paper":
-        return frames_to_notes(*frames[:4], onset_threshold=onset_threshold,
-                               offset_threshold=offset_threshold, frame_rate=frame_rate,
-                               sung_pitch=sung_pitch)
-    if decoder == "voiced":
+        notes = frames_to_notes(*frames[:4], onset_threshold=onset_threshold,
+                                offset_threshold=offset_threshold, frame_rate=frame_rate,
+                                sung_pitch=sung_pitch)
+    elif decoder in ("voiced", "pitch"):
         if sung_pitch is None:
-            raise ValueError("decoder 'voiced' needs a model with a pitch network (sung_pitch); "
-                             "use decoder 'paper'")
-        return voiced_frames_to_notes(frames[0], sung_pitch, onset_threshold=onset_threshold,
-                                      frame_rate=frame_rate)
-    raise ValueError(f"unknown decoder {decoder!r}; choose one of {list(DECODERS)}")
+            raise ValueError(f"decoder {decoder!r} needs a model with a pitch network "
+                             "(sung_pitch); use decoder 'paper'")
+        decode = voiced_frames_to_notes if decoder == "voiced" else pitch_frames_to_notes
+        notes = decode(frames[0], sung_pitch, onset_threshold=onset_threshold,
+                       frame_rate=frame_rate)
+    else:
+        raise ValueError(f"unknown decoder {decoder!r}; choose one of {list(DECODERS)}")
+    if not 0.0 <= onset_delay <= MAX_ONSET_DELAY:
+        raise ValueError(f"onset_delay is {onset_delay!r} s; expected 0 .. {MAX_ONSET_DELAY}")
+    if onset_delay and len(notes):
+        # Never past the offset: a note shorter than the delay keeps one frame.
+        delayed = np.minimum(notes[:, 0] + onset_delay, notes[:, 1] - 1.0 / frame_rate)
+        notes[:, 0] = np.maximum(delayed, notes[:, 0])
+    return notes

@@ -156,7 +156,8 @@ class TranscriptionBrain(sb.Brain):
         notes = decode_frames(frames, getattr(self.hparams, "decoder", "paper"),
                               onset_threshold=self.hparams.onset_threshold,
                               offset_threshold=self.hparams.offset_threshold,
-                              frame_rate=self.hparams.label_frame_rate)
+                              frame_rate=self.hparams.label_frame_rate,
+                              onset_delay=getattr(self.hparams, "onset_delay", 0.0))
         reference = read_notes(reference_path)
         self.song_scores[song_key] = match_counts(
             reference, notes, song=song_key, **self.hparams.tolerances)

@@ -155,6 +155,7 @@ def bundle_settings(hparams) -> dict:
         "onset_threshold": hparams["onset_threshold"],
         "offset_threshold": hparams["offset_threshold"],
         "decoder": hparams.get("decoder", "paper"),
+        "onset_delay": hparams.get("onset_delay", 0.0),
         "trained_with": {k: hparams.get(k) for k in (
             "ssl_source", "number_of_epochs", "linear_prob_epochs", "selection_metric", "seed")},
     }

@@ -34,7 +34,7 @@ from svt.data.utterances import MAX_DUR_THRESHOLD, MAX_FRAME_RATE
 from svt.datasets.musan import NOISE_TYPES
 from svt.inference.bundle import BundleError, check_bundle_target, find_bundle
 from svt.inference.transcribe import resolve_device
-from svt.notes.decoding import DECODERS
+from svt.notes.decoding import DECODERS, MAX_ONSET_DELAY
 from svt.training.brain import SELECTION_KEYS
 from svt.training.fusion import SYSTEMS
 
@@ -72,6 +72,7 @@ RANGES = {
     **{key: (0, 1, False, True) for key in (
         "annealing_factor", "annealing_factor_ssl", "annealing_factor_head")},
     "dropout": (0, 1, True, False),
+    "onset_delay": (0, MAX_ONSET_DELAY, True, True),
     # A label frame rate of 1e6 writes gigabytes of labels before anything fails; utterances of
     # more than an hour do not fit in memory.
     "label_frame_rate": (0, MAX_FRAME_RATE, False, True),
