@@ -20,7 +20,8 @@ from svt.datasets.ssvd import prepare_ssvd
 from svt.datasets.tonas import prepare_tonas
 from svt.fileio import write_json_atomic
 from svt.inference.bundle import staged_bundle_folder
-from svt.synthetic.recorded_singing import CorpusStyle, make_recorded_corpus
+from svt.models.pitch_network import PitchFeatureCache
+from svt.synthetic.recorded_singing import CORPUS_STYLES, make_recorded_corpus
 from svt.training.brain import TranscriptionBrain
 from svt.training.experiment import (
     bundle_settings,
@@ -35,13 +36,22 @@ from svt.training.experiment import (
 
 class PitchNetworkBrain(TranscriptionBrain):
     """Waveform -> frozen FCPE + context network -> head; notes carry the sung (fractional)
-    pitch read from the pitch network."""
+    pitch read from the pitch network. With `features_folder` set, what FCPE computes for each
+    utterance is cached there (`PitchFeatureCache`): only the first epoch runs it."""
+
+    def on_fit_start(self):
+        super().on_fit_start()
+        folder = getattr(self.hparams, "features_folder", None)
+        self.feature_cache = PitchFeatureCache(folder) if folder else None
 
     def compute_forward(self, batch, stage):
         batch = batch.to(self.device)
         wavs, wav_lens = batch.sig
+        cache = getattr(self, "feature_cache", None)
+        pitch_features = (cache.pitch_features(self.hparams.encoder, wavs, wav_lens, batch.id)
+                          if cache is not None and stage != sb.Stage.TEST else None)
         with self.encoder_context(stage):
-            features = self.modules.encoder(wavs, wav_lens)
+            features = self.modules.encoder(wavs, wav_lens, pitch_features=pitch_features)
         return self.modules.head(features), wav_lens, self.hparams.encoder.sung_pitch(features)
 
     def compute_objectives(self, predictions, batch, stage):
@@ -53,7 +63,7 @@ class PitchNetworkBrain(TranscriptionBrain):
 
 def generate_corpus(hparams):
     """The training and validation songs (resumable: complete songs are kept)."""
-    style = CorpusStyle.clean() if hparams["clean_corpus"] else CorpusStyle()
+    style = CORPUS_STYLES[hparams["corpus_style"]]()
     root = Path(hparams["corpus_folder"])
     lengths = tuple(hparams["song_seconds"])
     make_recorded_corpus(root / "train", hparams["num_train_songs"], hparams["corpus_seed"],
@@ -102,7 +112,7 @@ def main(argv=None):
     settings = bundle_settings(hparams)
     settings["trained_with"].update(
         corpus=f"svt.synthetic.recorded_singing, {hparams['num_train_songs']} songs, seed "
-               f"{hparams['corpus_seed']}, clean={hparams['clean_corpus']}",
+               f"{hparams['corpus_seed']}, style={hparams['corpus_style']}",
         recipe="SingingTranscriber/experiment.py hparams/train_pitch_network.yaml",
         wall_time_s=round(time.time() - started), torch_threads=torch.get_num_threads(),
         device=str(brain.device))

@@ -118,6 +118,11 @@ def test_corpus_in_the_ssvd_layout_prepares_and_resumes(tmp_path):
     make_recorded_corpus(corpus, 3, seed=5, duration_range=(4.0, 6.0), progress=False)
     assert (corpus / "song00001.wav").read_bytes() == first
     assert (corpus / "song00002.txt").exists()
+    # Songs made with other settings are never mixed in.
+    from svt.synthetic.recorded_singing import CorpusMismatchError
+
+    with pytest.raises(CorpusMismatchError, match=r"seed, style differ"):
+        make_recorded_corpus(corpus, 4, seed=6, style=CorpusStyle.mixed(), progress=False)
     out = prepare_ssvd(corpus, tmp_path / "prep", dataset="synthetic_train", frame_rate=100.0,
                        progress=False)
     header, table = read_csv(out["synthetic_train"])
@@ -169,3 +174,63 @@ def test_real_recordings_benchmark_runs_on_a_folder(tmp_path):
     pyin, rounded = result["systems"]["pyin"], result["systems"]["pyin-rounded"]
     assert pyin["COn"] == rounded["COn"]  # same notes, only the pitch rounded
     assert "| svt |" in out.stdout and "accompaniment at 5 dB SNR" in out.stdout
+
+
+def test_pitch_feature_cache_computes_each_utterance_once(tmp_path, encoder, monkeypatch):
+    from svt.models.pitch_network import PitchFeatureCache
+
+    wavs = torch.from_numpy(np.stack([harmonic_tone(60, 1.0), harmonic_tone(67, 1.0)]))
+    wavs[1, 12000:] = 0.0
+    wav_lens = torch.tensor([1.0, 0.75])  # the second item is padding after 0.75 s
+    direct = encoder(wavs, wav_lens)
+    cache = PitchFeatureCache(tmp_path / "cache")
+    runs = []
+    original = encoder.pitch_features
+    monkeypatch.setattr(encoder, "pitch_features",
+                        lambda *a, **k: runs.append(1) or original(*a, **k))
+    first = cache.pitch_features(encoder, wavs, wav_lens, ["a", "b"])
+    assert len(runs) == 2 and len(list((tmp_path / "cache").glob("*.npy"))) == 2
+    second = cache.pitch_features(encoder, wavs, wav_lens, ["a", "b"])
+    assert len(runs) == 2  # read back, not computed again
+    for x, y in zip(first, second):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
+    # The cached features give the encoder's own output (float16 storage: tiny differences).
+    torch.testing.assert_close(encoder(wavs, wav_lens, pitch_features=second), direct,
+                               rtol=0, atol=2e-2)
+    assert second[1][1, 76:].abs().max() == 0  # nothing past the item's own frames
+    # A changed recording under the same id is a new file, never the stale one.
+    changed = wavs.clone()
+    changed[0] *= 0.5
+    cache.pitch_features(encoder, changed, wav_lens, ["a", "b"])
+    assert len(runs) == 3 and len(list((tmp_path / "cache").glob("a-*.npy"))) == 2
+    # A damaged file is computed again.
+    victim = sorted((tmp_path / "cache").glob("b-*.npy"))[0]
+    victim.write_bytes(b"garbage")
+    cache.pitch_features(encoder, wavs, wav_lens, ["a", "b"])
+    assert len(runs) == 4
+
+
+def test_mixed_corpus_sings_every_articulation():
+    from svt.synthetic.recorded_singing import choose_articulation
+
+    style = CorpusStyle.mixed()
+    drawn = [choose_articulation(np.random.default_rng(k), style) for k in range(400)]
+    shares = {name: drawn.count(name) / len(drawn) for name, _ in style.articulations}
+    for name, share in style.articulations:
+        assert abs(shares[name] - share) < 0.07
+    joined = {}
+    for k in range(30):
+        notes, _, info = render_recorded_song([11, k], 12.0, style)
+        gaps = notes[1:, 0] - notes[:-1, 1]
+        steps = np.abs(np.diff(notes[:, 2])) > 0.5
+        joined.setdefault(info["articulation"], []).extend(gaps[steps] < 0.01)
+    assert np.mean(joined["legato"]) > 0.6 and np.mean(joined["detached"]) < 0.2
+    # Legato joins the notes of a phrase, not across a breath, and never a repeated pitch:
+    # nothing in the audio would mark its onset.
+    from svt.synthetic.recorded_singing import join_legato
+
+    written = np.array([[0.0, 0.4, 60], [0.45, 0.9, 62], [0.95, 1.3, 62], [2.0, 2.5, 64]])
+    np.testing.assert_allclose(join_legato(written)[:, 1], [0.445, 0.9, 1.3, 2.5])
+    # The default style is the one the earlier corpora were made with (same songs).
+    plain, audio, info = render_recorded_song([3, 1], 8.0)
+    assert info["articulation"] == "detached"

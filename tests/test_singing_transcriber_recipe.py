@@ -39,6 +39,10 @@ def test_recipe_trains_exports_and_evaluates(tmp_path):
     assert manifest["encoder_type"] == "pitch_network"
     assert manifest["label_frame_rate"] == 100.0
     assert manifest["trained_with"]["wall_time_s"] >= 0
+    assert manifest["decoder"] == "pitch" and manifest["onset_delay"] == 0.02
+    # What the frozen pitch network computed for the training and validation utterances is kept
+    # for the next epochs: at least one file per song (3 train + 2 valid).
+    assert len(list((tmp_path / "data" / "pitch_network_features").glob("*.npy"))) >= 5
     # The copy for the package is the exported bundle, byte for byte.
     for name in ("weights.pt", "svt_bundle.json"):
         assert (tmp_path / "package_model" / name).read_bytes() == \

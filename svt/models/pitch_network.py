@@ -162,12 +162,22 @@ class PitchNetworkEncoder(FrameEncoder):
             salience[b, :frames] = self.fcpe.model(item_mel)[0]
         return mel, salience
 
-    def forward(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None) -> torch.Tensor:
+    def item_samples(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None) -> list:
+        """Each item's number of samples in a padded batch."""
+        if wav_lens is None:
+            return [wavs.shape[1]] * wavs.shape[0]
+        return torch.round(wav_lens.float() * wavs.shape[1]).long().tolist()
+
+    def forward(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None,
+                pitch_features=None) -> torch.Tensor:
+        """Features `(B, T, 2H + 2)`; `pitch_features` (`(log_mel, salience)` as
+        `pitch_features()` returns them for these waveforms, e.g. from a `PitchFeatureCache`)
+        skips the frozen network."""
         num_frames = self.num_frames(wavs.shape[1])
         lengths = self.frame_lengths(wav_lens, wavs.shape[1], wavs.shape[0]).clamp(1, num_frames)
-        samples = ([wavs.shape[1]] * wavs.shape[0] if wav_lens is None
-                   else torch.round(wav_lens.float() * wavs.shape[1]).long().tolist())
-        mel, salience = self.pitch_features(wavs, samples)
+        if pitch_features is None:
+            pitch_features = self.pitch_features(wavs, self.item_samples(wavs, wav_lens))
+        mel, salience = pitch_features
         confidence, _ = salience.max(dim=-1, keepdim=True)
         f0 = salience_to_midi(salience, self.fcpe.model.cent_table)
         mel = self.mel_norm(mel.transpose(1, 2)).transpose(1, 2)
@@ -212,3 +222,56 @@ class PitchNetworkEncoder(FrameEncoder):
         config.pop("pitch_network", None)
         config.update(overrides)
         return cls(**config)
+
+
+class PitchFeatureCache:
+    """What the frozen pitch network computes for training utterances, kept on disk.
+
+    FCPE is frozen, so its log-mel and salience for an utterance never change; computing them
+    again every epoch was most of an epoch's time on a CPU. Files are named by the utterance and
+    a CRC-32 of its samples (`<folder>/<id>-<crc>.npy`, float16 `(T, 128 + 360)`): a changed
+    recording, another utterance length or another sample rate gives a new name, so a stale file
+    is never read. Files are written atomically; a damaged one is computed again."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def path(self, item_id: str, samples: torch.Tensor) -> Path:
+        import zlib
+
+        data = samples.detach().float().cpu().contiguous().numpy().tobytes()
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(item_id))
+        return self.folder / f"{safe}-{zlib.crc32(data):08x}-{len(data) // 4}.npy"
+
+    def pitch_features(self, encoder: PitchNetworkEncoder, wavs: torch.Tensor,
+                       wav_lens: torch.Tensor | None, ids) -> tuple:
+        """`(log_mel, salience)` for a padded batch, as `encoder.pitch_features` gives them,
+        read from the cache where present and computed (and stored) where not."""
+        import numpy as np
+
+        from svt.fileio import atomic_path
+
+        samples = encoder.item_samples(wavs, wav_lens)
+        num_frames = encoder.num_frames(wavs.shape[1])
+        mel = wavs.new_zeros(wavs.shape[0], num_frames, MEL_BINS)
+        salience = wavs.new_zeros(wavs.shape[0], num_frames, SALIENCE_BINS)
+        for b, (item_id, n) in enumerate(zip(ids, samples)):
+            path = self.path(item_id, wavs[b, :int(n)])
+            stored = None
+            if path.is_file():
+                try:
+                    stored = torch.from_numpy(np.load(path).astype(np.float32))
+                except (OSError, ValueError):
+                    stored = None  # damaged (a crash mid-write cannot leave one, a disk can)
+            expected = encoder.num_frames(int(n))
+            if stored is None or stored.shape != (expected, MEL_BINS + SALIENCE_BINS):
+                item_mel, item_salience = encoder.pitch_features(wavs[b:b + 1, :int(n)])
+                stored = torch.cat([item_mel[0], item_salience[0]], dim=-1).cpu()
+                with atomic_path(path) as tmp:
+                    with open(tmp, "wb") as f:
+                        np.save(f, stored.numpy().astype(np.float16))
+                stored = stored.half().float()  # the same values as a later read
+            mel[b, :expected] = stored[:, :MEL_BINS].to(mel.device)
+            salience[b, :expected] = stored[:, MEL_BINS:].to(mel.device)
+        return mel, salience

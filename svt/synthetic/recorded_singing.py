@@ -20,6 +20,13 @@ singers differ from them in ways a transcriber must survive. Each difference is 
   the singing).
 * ``accompaniment_probability``: the share of songs mixed with a synthetic backing track at
   ``accompaniment_snr_db`` (vocals to accompaniment).
+* ``articulations``: how songs are sung, as `(name, share)` pairs (``detached`` applies when this
+  is empty): ``detached`` (sight-singing: a short silence after most notes), ``legato`` (notes of
+  a phrase joined, the voice gliding from one pitch to the next without a break), ``melismatic``
+  (fast legato runs of short notes, as on one syllable), ``fast`` (quick detached notes) and
+  ``held`` (slow songs of long notes with wide vibrato). `CorpusStyle.mixed()` has all of them:
+  a transcriber trained on one style learns that style's cues (SSVD-like detached singing alone
+  taught the shipped model to cut notes at breaks and consonants, so it merged legato notes).
 
 `make_recorded_corpus` writes `<id>.wav` (16 kHz mono) and `<id>.txt` (`onset offset midi`, the
 SSVD layout, which `svt.datasets.ssvd` reads) and is seeded per song: the same seed gives the same
@@ -59,6 +66,16 @@ class CorpusStyle:
     detached: bool = True
     accompaniment_probability: float = 0.35
     accompaniment_snr_db: tuple = (-3.0, 15.0)
+    articulations: tuple = ()
+
+    #: Articulations and their shares in `mixed()`.
+    MIXED_ARTICULATIONS = (("detached", 0.35), ("legato", 0.3), ("melismatic", 0.12),
+                           ("fast", 0.11), ("held", 0.12))
+
+    @classmethod
+    def mixed(cls) -> "CorpusStyle":
+        """Every style of singing (see the module docstring), recorded as `CorpusStyle()` is."""
+        return cls(articulations=cls.MIXED_ARTICULATIONS)
 
     @classmethod
     def clean(cls) -> "CorpusStyle":
@@ -67,10 +84,45 @@ class CorpusStyle:
                    accompaniment_probability=0.0)
 
 
+#: Corpus styles by name (the recipe's `corpus_style`): every articulation (shipped since the
+#: second generation), SSVD-like detached singing (corpus v2, the first shipped model) and the
+#: old in-tune studio stems.
+CORPUS_STYLES = {"mixed": CorpusStyle.mixed, "detached": CorpusStyle, "clean": CorpusStyle.clean}
+
+
 # ------------------------------------------------------------------------------ the score
 
-def _performed_melody(rng, duration_s, voice, style: CorpusStyle) -> np.ndarray:
+#: Tempo ranges (bpm) of the articulations that need their own.
+ARTICULATION_TEMPI = {"melismatic": (130.0, 220.0), "fast": (150.0, 220.0), "held": (40.0, 70.0)}
+
+
+def choose_articulation(rng, style: CorpusStyle) -> str:
+    """One song's articulation drawn from `style.articulations` ("detached" when empty)."""
+    if not style.articulations:
+        return "detached"
+    names = [name for name, _ in style.articulations]
+    shares = np.array([share for _, share in style.articulations], dtype=np.float64)
+    return names[int(rng.choice(len(names), p=shares / shares.sum()))]
+
+
+def join_legato(notes, max_gap: float = 0.25) -> np.ndarray:
+    """Notes of a phrase joined: each ends 5 ms before the next onset where the rest before it is
+    shorter than `max_gap` (breath rests between phrases stay). A repeated pitch keeps its break:
+    a singer re-articulates it, and a join would leave nothing in the audio to mark the onset."""
+    out = notes.copy()
+    if len(notes) < 2:
+        return out
+    gap = notes[1:, 0] - notes[:-1, 1]
+    join = (gap < max_gap) & (np.abs(np.diff(notes[:, 2])) > 0.5)
+    out[:-1, 1] = np.where(join, notes[1:, 0] - 0.005, notes[:-1, 1])
+    return out
+
+
+def _performed_melody(rng, duration_s, voice, style: CorpusStyle,
+                      articulation: str = "detached") -> np.ndarray:
     tempo = float(rng.uniform(50.0, 170.0)) if style.performance else None
+    if style.performance and articulation in ARTICULATION_TEMPI:
+        tempo = float(rng.uniform(*ARTICULATION_TEMPI[articulation]))
     notes = generate_melody(rng, duration_s, voice=voice, tempo_bpm=tempo)
     if not style.performance or len(notes) == 0:
         return notes
@@ -84,6 +136,12 @@ def _performed_melody(rng, duration_s, voice, style: CorpusStyle) -> np.ndarray:
         else:
             rows.append((on, off, midi))
     notes = np.array(rows)
+    if style.articulations:
+        if articulation in ("legato", "melismatic"):
+            return join_legato(notes)
+        if articulation == "held":
+            return join_legato(notes) if rng.random() < 0.5 else _detached(rng, notes)
+        return _detached(rng, notes)  # detached and fast
     if style.detached:
         return _detached(rng, notes)
     articulation = rng.random()
@@ -123,14 +181,19 @@ def _sung_pitches(rng, notes, duration_s) -> np.ndarray:
     return out
 
 
-def _timbre(rng) -> dict:
-    return {
+def _timbre(rng, articulation: str = "detached") -> dict:
+    timbre = {
         "tilt": float(rng.uniform(0.6, 2.2)),
         "aspiration": float(np.exp(rng.uniform(np.log(0.01), np.log(0.25)))),
         "vibrato_scale": float(rng.choice([0.0, 0.3, 0.7, 1.0, 1.5])),
         "glide_scale": float(rng.uniform(0.5, 3.0)),
         "formant_scale": float(rng.uniform(0.9, 1.12)),
     }
+    if articulation == "held":  # an operatic or crooning singer: wide, regular vibrato
+        timbre["vibrato_scale"] = float(rng.uniform(1.2, 2.0))
+    elif articulation in ("melismatic", "fast"):  # quick notes leave no time for slow glides
+        timbre["glide_scale"] = float(rng.uniform(0.4, 1.0))
+    return timbre
 
 
 # ------------------------------------------------------------------------------ the recording
@@ -208,13 +271,19 @@ def render_recorded_song(seed, duration_s: float, style: CorpusStyle = CorpusSty
     score_rng, voice_rng = np.random.default_rng(score_ss), np.random.default_rng(voice_ss)
     record_rng = np.random.default_rng(record_ss)
     voice = voice or VOICES[int(score_rng.integers(len(VOICES)))]
-    notes = _performed_melody(score_rng, duration_s, voice, style)
+    # Drawn from its own stream, so corpora without articulations stay as they were.
+    articulation = (choose_articulation(np.random.default_rng([*np.atleast_1d(seed), 7]), style)
+                    if style.articulations else "detached")
+    notes = _performed_melody(score_rng, duration_s, voice, style, articulation)
     if style.intonation and len(notes):
         notes = _sung_pitches(score_rng, notes, duration_s)
-    timbre = _timbre(voice_rng) if style.performance else None
+    timbre = None
+    if style.performance:
+        timbre = _timbre(voice_rng, articulation) if style.articulations else _timbre(voice_rng)
     vocals = render_singing(notes, SAMPLE_RATE, voice_rng, voice, duration_s, timbre=timbre)
     audio = vocals.astype(np.float64)
-    info = {"voice": voice, "timbre": timbre, "accompaniment_snr_db": None}
+    info = {"voice": voice, "timbre": timbre, "accompaniment_snr_db": None,
+            "articulation": articulation}
     if style.recording:
         audio = _room(record_rng, _microphone(record_rng, audio, SAMPLE_RATE), SAMPLE_RATE)
         audio = _level_changes(record_rng, audio, SAMPLE_RATE)
@@ -250,6 +319,11 @@ def make_recorded_corpus(out_dir, num_songs: int, seed: int = 0, duration_range=
     are kept, so an interrupted run resumes) and `corpus.json` describing the corpus."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    description = {"num_songs": num_songs, "seed": seed, "duration_range": list(duration_range),
+                   "style": json.loads(json.dumps(dataclasses.asdict(style))),
+                   "sample_rate": SAMPLE_RATE,
+                   "voices": {v: list(r) for v, r in VOICE_RANGES.items()}}
+    _check_same_corpus(out, description)
     songs = {}
     for k in range(num_songs):
         song = f"song{k:05d}"
@@ -263,11 +337,32 @@ def make_recorded_corpus(out_dir, num_songs: int, seed: int = 0, duration_range=
         songs[song] = info
         if progress and (k + 1) % 50 == 0:
             print(f"{k + 1}/{num_songs} songs", flush=True)
-    write_text_atomic(out / "corpus.json", json.dumps(
-        {"num_songs": num_songs, "seed": seed, "duration_range": list(duration_range),
-         "style": dataclasses.asdict(style), "sample_rate": SAMPLE_RATE,
-         "voices": {v: list(r) for v, r in VOICE_RANGES.items()}}, indent=2) + "\n")
+    write_text_atomic(out / "corpus.json", json.dumps(description, indent=2) + "\n")
     return out
+
+
+class CorpusMismatchError(ValueError):
+    """A corpus folder holds songs made with other settings."""
+
+
+def _check_same_corpus(out: Path, description: dict) -> None:
+    """Songs already in `out` are kept only if they were made the same way: a folder generated
+    with another seed, style or length range would silently mix two corpora."""
+    path = out / "corpus.json"
+    if not path.is_file():
+        return
+    try:
+        previous = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return  # unreadable: rewritten at the end; the songs' own files decide what is kept
+    if isinstance(previous.get("style"), dict):  # corpora made before articulations existed
+        previous["style"] = {"articulations": [], **previous["style"]}
+    differing = sorted(key for key in ("seed", "duration_range", "style", "sample_rate")
+                       if previous.get(key) != description[key])
+    if differing:
+        raise CorpusMismatchError(
+            f"{out}: the songs there were generated with other settings ({', '.join(differing)} "
+            f"differ, see {path}); use another corpus folder or remove this one")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -27,6 +27,7 @@ from svt.models.head import ALLOWED_LENGTH_DIFFERENCE
 from svt.models.ssl import UnsupportedEncoderError
 from svt.notes.formats import NoteFileError
 from svt.notes.labels import num_label_frames
+from svt.synthetic.recorded_singing import CorpusMismatchError
 from svt.training.brain import TranscriptionBrain
 from svt.training.checkpoints import CheckpointLoadError
 from svt.training.features import NoTrainedModelError, extract_song_features, recover_trained_model
@@ -90,7 +91,8 @@ def check_label_frame_rate(encoder, label_frame_rate, dur_threshold, option: str
 #: option or file and the remedy, so `run_recipe` prints them without a traceback.
 USER_ERRORS = (OptionError, PrepareError, AudioError, VideoError, NoteFileError, NoiseError,
                FeatureError, BundleError, NoTrainedModelError, EncoderNotAvailableError,
-               UnsupportedEncoderError, CheckpointError, CheckpointLoadError)
+               UnsupportedEncoderError, CheckpointError, CheckpointLoadError,
+               CorpusMismatchError)
 
 
 def run_recipe(main, recipe: str, argv=None) -> int:

@@ -51,6 +51,8 @@ CHOICES = {
                          "highest validation COnPOff F1"),
     "sorting": (("ascending", "descending", "random"), "the order of the training utterances"),
     "decoder": (DECODERS, "how frame predictions become notes"),
+    "corpus_style": (("mixed", "detached", "clean"), "how the generated training songs are "
+                     "sung and recorded (svt.synthetic.recorded_singing.CORPUS_STYLES)"),
     "video_norm": (("dataset", "per_clip"), "the normalisation of the lip videos"),
     "system": (SYSTEMS, "AV: audio + video fusion; A: the audio-only control"),
     "noise_type": ((None, "clean", *NOISE_TYPES), "the noise condition of the N20EMv2 songs"),
