@@ -44,6 +44,8 @@ setup(
     extras_require={
         "slurm": ["submitit>=1.4"],        # MUSAN preparation / noise synthesis on a cluster
         "separation": ["demucs>=4.0"],     # vocals from MIR-ST500 mixtures (--separate)
+        # Recorded voices in the generated training corpus (WORLD; pyworld imports pkg_resources).
+        "corpus": ["pyworld>=0.3.5", "setuptools<81"],
         "test": ["pytest>=7"],
     },
     entry_points={

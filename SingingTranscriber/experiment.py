@@ -6,6 +6,7 @@ songs and, when given, real recordings in the SSVD layout, TONAS, ISMIR2014).
     python experiment.py hparams/train_pitch_network.yaml [--ssvd_folder /path/to/SSVD] \
         [--package_model_folder ../svt/pretrained/singing_transcriber]
 """
+import dataclasses
 import shutil
 import sys
 import time
@@ -63,7 +64,10 @@ class PitchNetworkBrain(TranscriptionBrain):
 
 def generate_corpus(hparams):
     """The training and validation songs (resumable: complete songs are kept)."""
-    style = CORPUS_STYLES[hparams["corpus_style"]]()
+    style = dataclasses.replace(
+        CORPUS_STYLES[hparams["corpus_style"]](), voice_bank_share=hparams["voice_bank_share"],
+        voice_bank_speakers=tuple(hparams["voice_bank_speakers"]),
+        voice_bank_folder=hparams["voice_bank_folder"])
     root = Path(hparams["corpus_folder"])
     lengths = tuple(hparams["song_seconds"])
     make_recorded_corpus(root / "train", hparams["num_train_songs"], hparams["corpus_seed"],
@@ -112,7 +116,8 @@ def main(argv=None):
     settings = bundle_settings(hparams)
     settings["trained_with"].update(
         corpus=f"svt.synthetic.recorded_singing, {hparams['num_train_songs']} songs, seed "
-               f"{hparams['corpus_seed']}, style={hparams['corpus_style']}",
+               f"{hparams['corpus_seed']}, style={hparams['corpus_style']}, recorded voices "
+               f"{hparams['voice_bank_share']:g} ({', '.join(hparams['voice_bank_speakers'])})",
         recipe="SingingTranscriber/experiment.py hparams/train_pitch_network.yaml",
         wall_time_s=round(time.time() - started), torch_threads=torch.get_num_threads(),
         device=str(brain.device))

@@ -421,6 +421,16 @@ def test_sample_rate_and_huge_label_rate_refused(assets, tmp_path, never_built, 
     assert not (tmp_path / "data").exists()
 
 
+def test_recorded_voices_missing_stop_the_recipe_before_anything(tmp_path, never_built):
+    message = stopped_with([str(ST_YAML), "--output_folder", str(tmp_path / "run"),
+                            "--voice_bank_share", "0.5", "--voice_bank_folder",
+                            str(tmp_path / "nowhere")], recipe="SingingTranscriber")
+    assert message.startswith("--voice_bank_share: 0.5 needs the recorded voices: no gcin-voice "
+                              f"syllables found in {tmp_path / 'nowhere'}")
+    assert "apt-get install gcin-voice" in message and "--voice_bank_share 0" in message
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("value", ["[30.0, 12.0]", "[0.0, 5.0]", "[5.0]", "[-3, 4]"])
 def test_song_seconds_must_be_a_range_of_song_lengths(tmp_path, never_built, value):
     message = stopped_with([str(ST_YAML), "--output_folder", str(tmp_path / "run"),

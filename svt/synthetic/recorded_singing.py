@@ -20,6 +20,10 @@ singers differ from them in ways a transcriber must survive. Each difference is 
   the singing).
 * ``accompaniment_probability``: the share of songs mixed with a synthetic backing track at
   ``accompaniment_snr_db`` (vocals to accompaniment).
+* ``voice_bank_share``: the share of songs sung by a *recorded* voice
+  (`svt.synthetic.recorded_voices`: syllables of Debian's gcin-voice resynthesised onto the
+  melody with WORLD) instead of additive synthesis; ``voice_bank_speakers`` picks the speakers
+  (default the female set, CC-BY-3.0) and ``voice_bank_folder`` the bank (default Debian's).
 * ``articulations``: how songs are sung, as `(name, share)` pairs (``detached`` applies when this
   is empty): ``detached`` (sight-singing: a short silence after most notes), ``legato`` (notes of
   a phrase joined, the voice gliding from one pitch to the next without a break), ``melismatic``
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 from pathlib import Path
 from typing import Optional, Sequence
@@ -67,6 +72,9 @@ class CorpusStyle:
     accompaniment_probability: float = 0.35
     accompaniment_snr_db: tuple = (-3.0, 15.0)
     articulations: tuple = ()
+    voice_bank_share: float = 0.0
+    voice_bank_speakers: tuple = ("female",)
+    voice_bank_folder: Optional[str] = None
 
     #: Articulations and their shares in `mixed()`.
     MIXED_ARTICULATIONS = (("detached", 0.35), ("legato", 0.3), ("melismatic", 0.12),
@@ -280,10 +288,21 @@ def render_recorded_song(seed, duration_s: float, style: CorpusStyle = CorpusSty
     timbre = None
     if style.performance:
         timbre = _timbre(voice_rng, articulation) if style.articulations else _timbre(voice_rng)
-    vocals = render_singing(notes, SAMPLE_RATE, voice_rng, voice, duration_s, timbre=timbre)
+    recorded = (style.voice_bank_share > 0 and np.random.default_rng(
+        [*np.atleast_1d(seed), 8]).random() < style.voice_bank_share)
+    if recorded:
+        from svt.synthetic.recorded_voices import render_voice_bank_singing
+
+        vocals = render_voice_bank_singing(
+            notes, SAMPLE_RATE, voice_rng, voice_bank(style), duration_s,
+            melisma=0.7 if articulation == "melismatic" else None,
+            vibrato=timbre["vibrato_scale"] if timbre else 1.0,
+            glide=timbre["glide_scale"] if timbre else 1.0)
+    else:
+        vocals = render_singing(notes, SAMPLE_RATE, voice_rng, voice, duration_s, timbre=timbre)
     audio = vocals.astype(np.float64)
-    info = {"voice": voice, "timbre": timbre, "accompaniment_snr_db": None,
-            "articulation": articulation}
+    info = {"voice": "recorded" if recorded else voice, "timbre": timbre,
+            "accompaniment_snr_db": None, "articulation": articulation}
     if style.recording:
         audio = _room(record_rng, _microphone(record_rng, audio, SAMPLE_RATE), SAMPLE_RATE)
         audio = _level_changes(record_rng, audio, SAMPLE_RATE)
@@ -307,6 +326,18 @@ def render_recorded_song(seed, duration_s: float, style: CorpusStyle = CorpusSty
     return notes, audio.astype(np.float32), info
 
 
+@functools.lru_cache(maxsize=4)
+def _voice_bank(folder, speakers):
+    from svt.synthetic.recorded_voices import find_voice_bank
+
+    return find_voice_bank(folder, list(speakers))
+
+
+def voice_bank(style: CorpusStyle):
+    """The recorded voices `style` asks for (looked up once per process)."""
+    return _voice_bank(style.voice_bank_folder, tuple(style.voice_bank_speakers))
+
+
 def write_ssvd_notes(path, notes) -> None:
     """`onset<TAB>offset<TAB>midi` lines, the SSVD note-file layout."""
     lines = [f"{on:.6f}\t{off:.6f}\t{midi:.4f}" for on, off, midi in np.asarray(notes)]
@@ -324,6 +355,8 @@ def make_recorded_corpus(out_dir, num_songs: int, seed: int = 0, duration_range=
                    "sample_rate": SAMPLE_RATE,
                    "voices": {v: list(r) for v, r in VOICE_RANGES.items()}}
     _check_same_corpus(out, description)
+    if style.voice_bank_share > 0:
+        voice_bank(style)  # a missing bank or pyworld stops the run before any song is written
     songs = {}
     for k in range(num_songs):
         song = f"song{k:05d}"

@@ -28,6 +28,7 @@ from svt.models.ssl import UnsupportedEncoderError
 from svt.notes.formats import NoteFileError
 from svt.notes.labels import num_label_frames
 from svt.synthetic.recorded_singing import CorpusMismatchError
+from svt.synthetic.recorded_voices import VoiceBankNotFoundError
 from svt.training.brain import TranscriptionBrain
 from svt.training.checkpoints import CheckpointLoadError
 from svt.training.features import NoTrainedModelError, extract_song_features, recover_trained_model
@@ -92,7 +93,7 @@ def check_label_frame_rate(encoder, label_frame_rate, dur_threshold, option: str
 USER_ERRORS = (OptionError, PrepareError, AudioError, VideoError, NoteFileError, NoiseError,
                FeatureError, BundleError, NoTrainedModelError, EncoderNotAvailableError,
                UnsupportedEncoderError, CheckpointError, CheckpointLoadError,
-               CorpusMismatchError)
+               CorpusMismatchError, VoiceBankNotFoundError)
 
 
 def run_recipe(main, recipe: str, argv=None) -> int:

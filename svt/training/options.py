@@ -75,6 +75,7 @@ RANGES = {
         "annealing_factor", "annealing_factor_ssl", "annealing_factor_head")},
     "dropout": (0, 1, True, False),
     "onset_delay": (0, MAX_ONSET_DELAY, True, True),
+    "voice_bank_share": (0, 1, True, True),
     # A label frame rate of 1e6 writes gigabytes of labels before anything fails; utterances of
     # more than an hour do not fit in memory.
     "label_frame_rate": (0, MAX_FRAME_RATE, False, True),
@@ -128,6 +129,7 @@ def check_options(hparams_file, overrides: str, run_opts) -> str:
     check_song_seconds(values, origin)
     check_bundle_targets(values, origin)
     check_device(run_opts.get("device"))
+    check_voice_bank(values, origin)
     return overrides
 
 
@@ -281,6 +283,24 @@ def check_song_seconds(values: Mapping, origin) -> None:
         raise OptionError(f"{origin('song_seconds')}: {_shown(value)} is not a song length range; "
                           f"give two numbers [min, max] of seconds with {MIN_SONG_SECONDS:g} <= "
                           "min <= max (finite), e.g. [12.0, 30.0]")
+
+
+def check_voice_bank(values: Mapping, origin) -> None:
+    """With `voice_bank_share` > 0 (SingingTranscriber), the recorded voices and the WORLD
+    vocoder must be there: found missing after the model is built, or half-way through the
+    corpus, the run would stop late."""
+    share = values.get("voice_bank_share")
+    if not isinstance(share, (int, float)) or share <= 0:
+        return
+    from svt.synthetic.recorded_voices import find_voice_bank, load_world
+
+    speakers = values.get("voice_bank_speakers")
+    try:
+        find_voice_bank(values.get("voice_bank_folder"), speakers)
+        load_world()
+    except (OSError, ImportError, ValueError) as err:
+        raise OptionError(f"{origin('voice_bank_share')}: {share:g} needs the recorded voices: "
+                          f"{err} (or set --voice_bank_share 0)") from None
 
 
 def check_bundle_targets(values: Mapping, origin) -> None:
