@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Prepare ISMIR2014 (evaluation only) -> <save_folder>/dur_<D>s/ismir2014.csv.
+"""Prepare ISMIR2014 (evaluation only) -> <prepare_folder>/dur_<D>s/ismir2014.csv.
 
-    python prepare.py --data_folder /path/to/ISMIR2014 [--save_folder data]
+    python prepare.py --data_folder /path/to/ISMIR2014 [--prepare_folder data]
 
 Reads audio files with ground-truth note files (onset duration midi per row, e.g.
 <song>.GroundTruth.txt) matched by song name, beside the audio or anywhere below the folder; or the

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Prepare MIR-ST500 (and optionally TONAS / ISMIR2014 as extra test sets) for the audio recipe.
 
-    python prepare.py --data_folder /path/to/MIR-ST500 [--save_folder data] [--num_valid 20]
+    python prepare.py --data_folder /path/to/MIR-ST500 [--prepare_folder data] [--num_valid 20]
         [--tonas /path/to/TONAS] [--ismir2014 /path/to/ISMIR2014] [--separate] [--skip_invalid]
 
 MIR-ST500 layout: Annotations.json + wav16kHz/{train,test}/<id>/vocals.wav. Writes
-<save_folder>/dur_<D>s/mir_st500_{train,valid,test}.csv (the validation CSV is a seeded hold-out of
-training songs), tonas.csv, ismir2014.csv; labels, notes and converted audio under <save_folder>.
+<prepare_folder>/dur_<D>s/mir_st500_{train,valid,test}.csv (the validation CSV is a seeded hold-out
+of training songs), tonas.csv, ismir2014.csv; labels, notes and converted audio under
+<prepare_folder>.
 """
 import sys
 from pathlib import Path

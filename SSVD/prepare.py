@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Prepare recordings in the SSVD layout (evaluation only) -> <save_folder>/dur_<D>s/ssvd.csv.
+"""Prepare recordings in the SSVD layout (evaluation only) -> <prepare_folder>/dur_<D>s/ssvd.csv.
 
-    python prepare.py --data_folder /path/to/SSVD [--save_folder data] [--frame_rate 100]
+    python prepare.py --data_folder /path/to/SSVD [--prepare_folder data] [--label_frame_rate 100]
 
 Reads `<id>.flac` (or .wav, any rate; converted to 16 kHz mono) beside `<id>.txt`, one note per
 line: `onset_s offset_s midi` with a fractional MIDI pitch (tab separated, CRLF, no header, as

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Prepare TONAS (evaluation only) -> <save_folder>/dur_<D>s/tonas.csv.
+"""Prepare TONAS (evaluation only) -> <prepare_folder>/dur_<D>s/tonas.csv.
 
-    python prepare.py --data_folder /path/to/TONAS [--save_folder data]
+    python prepare.py --data_folder /path/to/TONAS [--prepare_folder data]
 
 Reads TONAS as distributed (<stem>.wav at 44.1 kHz beside <stem>.notes.Corrected, in Deblas/,
 Martinetes1/, Martinetes2/ or any other subfolder; the audio is converted to 16 kHz mono), or the

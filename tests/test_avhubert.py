@@ -28,7 +28,7 @@ from svt.models.avhubert import (
     CheckpointError,
     UnsafeCheckpointError,
     _encoder_state_and_config,
-    _stand_in_class,
+    stand_in_class,
     load_fairseq_checkpoint,
 )
 from svt.models.ssl import EncoderNotAvailableError
@@ -345,7 +345,7 @@ def test_unsafe_pickles_are_refused(tmp_path, legacy):
 
 def test_fairseq_namespace_objects_become_inert_stand_ins(tmp_path):
     """A fairseq-named *function* in the pickle is not called: its stand-in just keeps the args."""
-    runner = _stand_in_class("fairseq.checkpoint_utils.some_function")
+    runner = stand_in_class("fairseq.checkpoint_utils.some_function")
 
     class Call:
         def __reduce__(self):

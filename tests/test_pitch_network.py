@@ -123,8 +123,8 @@ def test_corpus_in_the_ssvd_layout_prepares_and_resumes(tmp_path):
 
     with pytest.raises(CorpusMismatchError, match=r"seed, style differ"):
         make_recorded_corpus(corpus, 4, seed=6, style=CorpusStyle.mixed(), progress=False)
-    out = prepare_ssvd(corpus, tmp_path / "prep", dataset="synthetic_train", frame_rate=100.0,
-                       progress=False)
+    out = prepare_ssvd(corpus, tmp_path / "prep", dataset="synthetic_train",
+                       label_frame_rate=100.0, progress=False)
     header, table = read_csv(out["synthetic_train"])
     rows = [dict(zip(header, row)) for row in table]
     assert {r["song"] for r in rows} == {"song00000", "song00001", "song00002"}

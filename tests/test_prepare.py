@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import svt.datasets.common as prepare_module
+import svt.datasets.songs as songs_module
 from svt.audio import AudioError, audio_info, read_audio, to_16k_mono, write_audio
 from svt.data.utterances import (
     CSV_COLUMNS,
@@ -22,10 +22,10 @@ from svt.data.utterances import (
     split_utterances,
     utterance_slice,
 )
-from svt.datasets.common import separate_vocals
 from svt.datasets.ismir2014 import prepare_ismir2014
 from svt.datasets.mir_st500 import holdout_split, prepare_mir_st500
 from svt.datasets.n20emv2 import prepare_n20emv2_audio
+from svt.datasets.separation import separate_vocals
 from svt.datasets.tonas import prepare_tonas
 from svt.notes.labels import notes_to_frames, num_label_frames
 
@@ -226,11 +226,11 @@ def test_resumable(tmp_path, caplog, monkeypatch):
     write_wav(data / "wav16kHz/train/2/vocals.wav", 5.0, rate=22050)
     save = tmp_path / "prep"
     written = []  # (kind, file name) of every label file and converted audio written
-    real_save, real_convert = prepare_module.save_labels, prepare_module.to_16k_mono
-    monkeypatch.setattr(prepare_module, "save_labels",
+    real_save, real_convert = songs_module.save_labels, songs_module.to_16k_mono
+    monkeypatch.setattr(songs_module, "save_labels",
                         lambda path, labels: (written.append(Path(path).name),
                                               real_save(path, labels)))
-    monkeypatch.setattr(prepare_module, "to_16k_mono",
+    monkeypatch.setattr(songs_module, "to_16k_mono",
                         lambda src, dst: (written.append(Path(dst).name), real_convert(src, dst)))
 
     def run(**kwargs):
@@ -249,12 +249,12 @@ def test_resumable(tmp_path, caplog, monkeypatch):
     run(overwrite=True)
     assert sorted(written) == ["1.npy", "2.npy", "2.wav", "3.npy"]
 
-    csvs = run(frame_rate=50)  # a new frame rate relabels every song, the audio stays
+    csvs = run(label_frame_rate=50)  # a new frame rate relabels every song, the audio stays
     assert sorted(written) == ["1.npy", "2.npy", "3.npy"]
     for name in csvs:
         for row in read_rows(csvs[name]):
             check_labels(row, frame_rate=50)
-    run(frame_rate=50)
+    run(label_frame_rate=50)
     assert written == []
 
     def touch(path):  # make `path` newer than every output, which are newer than other inputs
@@ -264,10 +264,10 @@ def test_resumable(tmp_path, caplog, monkeypatch):
         os.utime(path, (now - 100, now - 100))
 
     touch(data / "Annotations.json")  # newer annotations: every song's labels are redone
-    run(frame_rate=50)
+    run(label_frame_rate=50)
     assert sorted(written) == ["1.npy", "2.npy", "3.npy"]
     touch(data / "wav16kHz/train/2/vocals.wav")  # newer audio: that song is redone
-    run(frame_rate=50)
+    run(label_frame_rate=50)
     assert sorted(written) == ["2.npy", "2.wav"]
 
 
@@ -352,7 +352,7 @@ def test_malformed_input_errors(tmp_path, caplog, breaker):
 
 def test_more_malformed_inputs(tmp_path):
     data = good_mir(tmp_path)
-    with pytest.raises(PrepareError, match="save_folder .* is inside the data folder"):
+    with pytest.raises(PrepareError, match="prepare_folder .* is inside the data folder"):
         prepare_mir_st500(data, data / "prep", progress=False)
     with pytest.raises(PrepareError, match="cannot hold out 2 of 2 training songs"):
         prepare_mir_st500(data, tmp_path / "prep", num_valid=2, progress=False)
@@ -506,7 +506,7 @@ def test_synthetic_corpora_and_clis(tmp_path, capsys):
     n20 = synth.make_corpus(tmp_path / "n20", "n20emv2", 2, 1, 1, 8.0, seed=2)
     save = tmp_path / "prep"
     main = cli("N20EMv2/audio_only/prepare.py")
-    assert main(["--data_folder", n20["root"], "--mir_st500", mir["root"], "--save_folder",
+    assert main(["--data_folder", n20["root"], "--mir_st500", mir["root"], "--prepare_folder",
                  str(save), "--num_valid", "1"]) == 0
     printed = capsys.readouterr().out
     for name in ("mir_st500_train", "mir_st500_valid", "mir_st500_test", "n20em_train",
@@ -517,21 +517,22 @@ def test_synthetic_corpora_and_clis(tmp_path, capsys):
     assert {r["song"] for r in mix if r["dataset"] == "mir_st500"} == set(mir["splits"]["train"])
     assert {r["song"] for r in mix if r["dataset"] == "n20emv2"} == set(n20["splits"]["train"])
 
-    assert cli("MIR-ST500/prepare.py")(["--data_folder", mir["root"], "--save_folder", str(save),
+    assert cli("MIR-ST500/prepare.py")(["--data_folder", mir["root"], "--prepare_folder", str(save),
                                         "--num_valid", "1", "--dur_threshold", "2.5"]) == 0
     assert len(read_rows(save / "dur_2.5s/mir_st500_test.csv")) == 3  # 8 s / 2.5 s
     assert cli("MIR-ST500/prepare.py")(["--data_folder", str(tmp_path / "none"),
-                                        "--save_folder", str(save)]) == 1
+                                        "--prepare_folder", str(save)]) == 1
     assert "error: mir_st500: data folder" in capsys.readouterr().err
 
     tonas = tmp_path / "tonas"
     write_wav(tonas / "Deblas/a.wav", 3.0, rate=44100)
     write_tonas_notes(tonas / "Deblas/a.notes.Corrected", melody(3.0))
-    assert cli("TONAS/prepare.py")(["--data_folder", str(tonas), "--save_folder", str(save)]) == 0
+    assert cli("TONAS/prepare.py")(["--data_folder", str(tonas), "--prepare_folder",
+                                    str(save)]) == 0
     ismir = tmp_path / "ismir"
     write_wav(ismir / "b.wav", 3.0)
     (ismir / "b.GroundTruth.txt").write_text("0.5 0.5 60\n")
-    assert cli("ISMIR2014/prepare.py")(["--data_folder", str(ismir), "--save_folder",
+    assert cli("ISMIR2014/prepare.py")(["--data_folder", str(ismir), "--prepare_folder",
                                         str(save)]) == 0
     assert "tonas: " in capsys.readouterr().out
     assert [r["ID"] for r in read_rows(save / "dur_5s/ismir2014.csv")] == ["ismir2014_b_1"]
@@ -542,7 +543,7 @@ def test_video_prepare_cli(tmp_path, capsys):
     n20 = synth.make_corpus(tmp_path / "n20", "n20emv2", 1, 1, 0, 6.0, seed=5, with_video=True)
     save = tmp_path / "prep"
     main = cli("N20EMv2/video_only/prepare.py")
-    assert main(["--data_folder", n20["root"], "--save_folder", str(save)]) == 0
+    assert main(["--data_folder", n20["root"], "--prepare_folder", str(save)]) == 0
     printed = capsys.readouterr().out
     for split in ("train", "valid", "test"):
         assert f"n20em_video_{split}: {save.resolve()}/dur_5s/n20em_video_{split}.csv" in printed
@@ -552,16 +553,16 @@ def test_video_prepare_cli(tmp_path, capsys):
     # The audio CSVs are untouched by (and independent of) the video preparation.
     assert not (save / "dur_5s/n20em_train.csv").exists()
     Path(n20["songs"]["song_002"]["video"]).unlink()
-    assert main(["--data_folder", n20["root"], "--save_folder", str(save)]) == 1
+    assert main(["--data_folder", n20["root"], "--prepare_folder", str(save)]) == 1
     assert "song 'song_002'" in capsys.readouterr().err
-    assert main(["--data_folder", n20["root"], "--save_folder", str(save),
+    assert main(["--data_folder", n20["root"], "--prepare_folder", str(save),
                  "--skip_invalid"]) == 0
 
 
 def test_annotation_keys_that_are_paths_never_become_paths(tmp_path):
     import json as json_module
 
-    from svt.datasets.common import song_outputs
+    from svt.datasets.songs import song_outputs
     from svt.datasets.mir_st500 import prepare_mir_st500
     from svt.synthetic.singing import make_corpus
 

@@ -1,6 +1,6 @@
 """Bad input to the data preparations and the prepare.py command lines: out-of-range settings,
-save folders that cannot be written, duplicate annotation keys, pitches in Hz, too few training
-songs, and two recordings that would get one song name."""
+preparation folders that cannot be written, duplicate annotation keys, pitches in Hz, too few
+training songs, and two recordings that would get one song name."""
 import json
 
 import pytest
@@ -18,14 +18,15 @@ def small_mir(tmp_path):
 
 
 @pytest.mark.parametrize("option, value", [
-    ("--frame_rate", "0"), ("--frame_rate", "-49.8"), ("--frame_rate", "nan"),
-    ("--frame_rate", "inf"), ("--frame_rate", "1e7"), ("--dur_threshold", "0"),
+    ("--label_frame_rate", "0"), ("--label_frame_rate", "-49.8"), ("--label_frame_rate", "nan"),
+    ("--label_frame_rate", "inf"), ("--label_frame_rate", "1e7"), ("--frame_rate", "0"),
+    ("--dur_threshold", "0"),
     ("--dur_threshold", "-5"), ("--dur_threshold", "nan"), ("--dur_threshold", "1e7"),
 ])
 def test_cli_settings_out_of_range(tmp_path, capsys, option, value):
     data = small_mir(tmp_path)
     with pytest.raises(SystemExit) as stop:
-        cli("MIR-ST500/prepare.py")(["--data_folder", str(data), "--save_folder",
+        cli("MIR-ST500/prepare.py")(["--data_folder", str(data), "--prepare_folder",
                                       str(tmp_path / "out"), option, value])
     assert stop.value.code == 2
     err = capsys.readouterr().err
@@ -33,8 +34,9 @@ def test_cli_settings_out_of_range(tmp_path, capsys, option, value):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("kwargs", [dict(frame_rate=0), dict(frame_rate=float("nan")),
-                                    dict(frame_rate=1e7), dict(dur_threshold=-1),
+@pytest.mark.parametrize("kwargs", [dict(label_frame_rate=0),
+                                    dict(label_frame_rate=float("nan")),
+                                    dict(label_frame_rate=1e7), dict(dur_threshold=-1),
                                     dict(dur_threshold=float("inf"))])
 def test_prepare_functions_check_the_same_ranges(tmp_path, kwargs):
     data = small_mir(tmp_path)
@@ -45,16 +47,33 @@ def test_prepare_functions_check_the_same_ranges(tmp_path, kwargs):
     assert not (tmp_path / "out").exists()
 
 
-def test_save_folder_that_is_a_file_or_cannot_be_made(tmp_path, capsys):
+def test_prepare_folder_that_is_a_file_or_cannot_be_made(tmp_path, capsys):
     data = small_mir(tmp_path)
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
     for save in (a_file, a_file / "below"):
-        assert cli("MIR-ST500/prepare.py")(["--data_folder", str(data), "--save_folder",
+        assert cli("MIR-ST500/prepare.py")(["--data_folder", str(data), "--prepare_folder",
                                             str(save)]) == 1
         err = capsys.readouterr().err
-        assert err.startswith(f"error: --save_folder {save}: {a_file} is a file, not a folder")
+        assert err.startswith(f"error: --prepare_folder {save}: {a_file} is a file, not a folder")
     assert a_file.read_text() == "x"
+
+
+def test_former_flag_spellings_still_work(tmp_path, capsys):
+    """--save_folder and --frame_rate (the top-level README's names) are the same options as
+    --prepare_folder and --label_frame_rate, hidden from --help."""
+    data = small_mir(tmp_path)
+    out = tmp_path / "out"
+    assert cli("MIR-ST500/prepare.py")(["--data_folder", str(data), "--save_folder", str(out),
+                                        "--frame_rate", "50", "--num_valid", "1"]) == 0
+    settings = json.loads((out / "labels/mir_st500/_settings.json").read_text())
+    assert settings["frame_rate"] == 50.0
+    with pytest.raises(SystemExit):
+        cli("MIR-ST500/prepare.py")(["--help"])
+    shown = capsys.readouterr().out
+    assert "--prepare_folder" in shown and "--label_frame_rate" in shown
+    assert "--save_folder" not in shown and "--frame_rate" not in shown.replace(
+        "--label_frame_rate", "")
 
 
 def test_prepare_musan_out_that_is_a_file(tmp_path, capsys):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import svt.datasets.common as prepare_module
+import svt.datasets.songs as songs_module
 from svt.data.utterances import PrepareError
 from svt.data.video import (
     CROP,
@@ -226,8 +226,8 @@ def test_prepare_n20emv2_video_resumes(tmp_path, monkeypatch, caplog):
                                            "c": ("test", None, 300)})
     save = tmp_path / "prep"
     written = []
-    real_save = prepare_module.save_labels
-    monkeypatch.setattr(prepare_module, "save_labels",
+    real_save = songs_module.save_labels
+    monkeypatch.setattr(songs_module, "save_labels",
                         lambda path, labels: (written.append(Path(path).name),
                                               real_save(path, labels)))
 
@@ -250,7 +250,7 @@ def test_prepare_n20emv2_video_resumes(tmp_path, monkeypatch, caplog):
     assert written == ["c.npy"] and np.load(save / "labels/n20emv2_video/c.npy").shape == (310, 4)
     # A new frame rate relabels every song (b's 8-s audio is 200 frames at 25 fps: needs
     # tolerance). 400 frames at 25 fps = 16 s -> 8 utterances of 2 s = 50 frames each.
-    csvs = run(frame_rate=25, dur_threshold=2, tolerance_s=10)
+    csvs = run(label_frame_rate=25, dur_threshold=2, tolerance_s=10)
     assert len(written) == 3
     rows = [r for r in read_rows(csvs["n20em_video_train"]) if r["song"] == "a"]
     assert len(rows) == 8 and rows[-1]["duration"] == "2.0"

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Prepare N20EMv2 audio (and optionally MIR-ST500, TONAS, ISMIR2014) for the audio recipe.
 
-    python prepare.py --data_folder /path/to/N20EMv2 [--save_folder data]
+    python prepare.py --data_folder /path/to/N20EMv2 [--prepare_folder data]
         [--mir_st500 /path/to/MIR-ST500] [--tonas /path/to/TONAS] [--ismir2014 /path/to/ISMIR2014]
 
 N20EMv2 layout: annotations.json ({entry: {"midi": notes, "split": train|valid|test}}) +
-data/<entry>/vocals.wav. Writes <save_folder>/dur_<D>s/n20em_{train,valid,test}.csv. With
+data/<entry>/vocals.wav. Writes <prepare_folder>/dur_<D>s/n20em_{train,valid,test}.csv. With
 --mir_st500 it also prepares MIR-ST500 (mir_st500_{train,valid,test}.csv) and writes mix_train.csv
 = all MIR-ST500 training songs (its train and held-out valid CSVs, i.e. the 400 songs the original
 mixed in) followed by the N20EMv2 training songs.

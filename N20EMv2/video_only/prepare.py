@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Prepare the N20EMv2 lip videos for the video recipe.
 
-    python prepare.py --data_folder /path/to/N20EMv2 [--save_folder data] [--frame_rate 50]
+    python prepare.py --data_folder /path/to/N20EMv2 [--prepare_folder data] [--label_frame_rate 50]
 
 N20EMv2 layout: annotations.json ({entry: {"midi": notes, "split": train|valid|test}}) +
 data/<entry>/video_50fps.npy (uint8 (T, H, W) grayscale lip frames, H, W >= 88) and, optionally,
 data/<entry>/vocals.wav (the video must then last as long as the audio, within --av_tolerance_s).
-Writes <save_folder>/labels/n20emv2_video/<song>.npy (one label frame per video frame),
-<save_folder>/notes/n20emv2_video/<song>.json and
-<save_folder>/dur_<D>s/n20em_video_{train,valid,test}.csv.
+Writes <prepare_folder>/labels/n20emv2_video/<song>.npy (one label frame per video frame),
+<prepare_folder>/notes/n20emv2_video/<song>.json and
+<prepare_folder>/dur_<D>s/n20em_video_{train,valid,test}.csv.
 """
 import sys
 from pathlib import Path
@@ -23,8 +23,9 @@ from svt.datasets.n20emv2 import prepare_n20emv2_video
 
 
 def main(argv=None):
-    parser = cli_parser(__doc__, frame_rate=50,
-                        frame_rate_help="frame rate of the videos and of their labels (default 50)")
+    parser = cli_parser(__doc__, label_frame_rate=50,
+                        label_frame_rate_help="frame rate of the videos and of their labels "
+                                              "(default 50)")
     parser.add_argument("--av_tolerance_s", type=float, default=0.1,
                         help="allowed difference between the video and vocals.wav durations in "
                              "seconds (default 0.1)")

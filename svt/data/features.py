@@ -1,4 +1,12 @@
-"""data.features."""
+"""Per-song feature files and the feature datasets of the audio-visual stage.
+
+The audio and video recipes (`--extract_features True`) save each song's encoder features as
+`<features_folder>/<dataset>/<song>/<name>.npy` (`feature_path`, `save_features`; float16). The
+fusion recipe lists them per utterance (`prepare_av_csvs`: one CSV per split, AV_CSV_COLUMNS,
+checking that every song has both streams and that their lengths agree) and reads them back
+(`av_dataset`: audio features at 49.8 frames/s, video features aligned to them, and the labels),
+reading only each utterance's frames through a memory map (`load_features`).
+"""
 from __future__ import annotations
 
 import csv
@@ -30,10 +38,11 @@ class FeatureError(FileNotFoundError):
     """Missing or inconsistent features for the audio-visual stage."""
 
 
-def prepare_av_csvs(audio_csvs: dict, features_folder, save_folder, dur_threshold=5,
+def prepare_av_csvs(audio_csvs: dict, features_folder, out_folder, dur_threshold=5,
                     audio_name="clean_feats", video_name="video_feats") -> dict:
     """`{split: csv}` of feature utterances for the songs of the audio preparation's CSVs
-    (`{split: n20em_<split>.csv}`, for their label and note files). Every song needs both feature
+    (`{split: n20em_<split>.csv}`, for their label and note files), written as
+    `<out_folder>/dur_<D>s/n20em_av_<split>.csv`. Every song needs both feature
     files (made by the recipes' `--extract_features True`); a missing one is an error naming it."""
     out = {}
     for split, audio_csv in audio_csvs.items():
@@ -68,7 +77,7 @@ def prepare_av_csvs(audio_csvs: dict, features_folder, save_folder, dur_threshol
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(AV_CSV_COLUMNS)
         writer.writerows(lines)
-        path = csv_folder(save_folder, dur_threshold) / f"n20em_av_{split}.csv"
+        path = csv_folder(out_folder, dur_threshold) / f"n20em_av_{split}.csv"
         write_text_atomic(path, buffer.getvalue())
         out[split] = path
     return out

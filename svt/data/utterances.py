@@ -39,21 +39,22 @@ MAX_FRAME_RATE = 1000.0
 MAX_DUR_THRESHOLD = 3600.0
 
 
-def check_preparation_settings(dur_threshold, frame_rate) -> None:
+def check_preparation_settings(dur_threshold, label_frame_rate) -> None:
     """The utterance length and label frame rate of a preparation make sense (PrepareError
-    naming the option otherwise): 0 < frame_rate <= MAX_FRAME_RATE, 0 < dur_threshold <=
+    naming the option otherwise): 0 < label_frame_rate <= MAX_FRAME_RATE, 0 < dur_threshold <=
     MAX_DUR_THRESHOLD, and an utterance holds at least one label frame. Zero, negative, NaN or
     infinite values gave empty labels, tracebacks or gigabytes of files."""
-    for name, value, high in (("frame_rate", frame_rate, MAX_FRAME_RATE),
+    for name, value, high in (("label_frame_rate", label_frame_rate, MAX_FRAME_RATE),
                               ("dur_threshold", dur_threshold, MAX_DUR_THRESHOLD)):
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
                 or not 0 < value <= high:  # NaN fails every comparison
-            unit = "label frames per second" if name == "frame_rate" else "seconds"
+            unit = "label frames per second" if name == "label_frame_rate" else "seconds"
             raise PrepareError(f"--{name}: {value!r} is out of range; it must be a number of {unit}"
                                f" in (0, {high:g}]")
-    if dur_threshold * frame_rate < 1:
-        raise PrepareError(f"--dur_threshold {dur_threshold:g} at --frame_rate {frame_rate:g} gives "
-                           "utterances of less than one label frame; make them longer")
+    if dur_threshold * label_frame_rate < 1:
+        raise PrepareError(f"--dur_threshold {dur_threshold:g} at --label_frame_rate "
+                           f"{label_frame_rate:g} gives utterances of less than one label frame; "
+                           "make them longer")
 
 
 def require_songs(csv_path) -> None:
@@ -120,9 +121,9 @@ def utterance_slice(utter_id: int, utter_num: int, rate: float, dur_threshold: f
     return int(start), int(stop)
 
 
-def csv_folder(save_folder, dur_threshold) -> Path:
-    """`<save_folder>/dur_<D>s` (D written with `%g`: 5 -> `dur_5s`, 2.5 -> `dur_2.5s`)."""
-    return Path(os.path.abspath(save_folder)) / f"dur_{dur_threshold:g}s"
+def csv_folder(prepare_folder, dur_threshold) -> Path:
+    """`<prepare_folder>/dur_<D>s` (D written with `%g`: 5 -> `dur_5s`, 2.5 -> `dur_2.5s`)."""
+    return Path(os.path.abspath(prepare_folder)) / f"dur_{dur_threshold:g}s"
 
 
 def write_csv(path, rows, columns=CSV_COLUMNS) -> Path:

@@ -1,4 +1,9 @@
-"""datasets.arguments."""
+"""The command line the recipes' prepare.py scripts share: `--data_folder`, `--prepare_folder`,
+`--dur_threshold`, `--label_frame_rate` (the names of the YAML keys the experiment.py scripts
+take), `--overwrite`, `--skip_invalid`, the MIR-ST500 and extra-test-set options, and `run_cli`,
+which prints the written CSVs or the error as one line (exit status 1). The former spellings
+`--save_folder` and `--frame_rate` are still accepted (not shown in `--help`).
+"""
 from __future__ import annotations
 
 import argparse
@@ -15,7 +20,7 @@ from svt.datasets.tonas import prepare_tonas
 # ---------------------------------------------------------------------------- command lines
 
 def _setting(name: str):
-    """An argparse type for --dur_threshold / --frame_rate: a number in the range
+    """An argparse type for --dur_threshold / --label_frame_rate: a number in the range
     `check_preparation_settings` accepts (the check the prepare functions run too)."""
     def parse(text: str) -> float:
         try:
@@ -33,20 +38,25 @@ def _setting(name: str):
     return parse
 
 
-def cli_parser(description: str, frame_rate: float = 49.8,
-               frame_rate_help: str = "label frames per second (default 49.8, wav2vec2's rate)") \
-        -> argparse.ArgumentParser:
-    """Arguments shared by the recipes' prepare.py scripts (`frame_rate`: the default of
-    --frame_rate)."""
+def cli_parser(description: str, label_frame_rate: float = 49.8,
+               label_frame_rate_help: str = "label frames per second (default 49.8, wav2vec2's "
+                                            "rate)") -> argparse.ArgumentParser:
+    """Arguments shared by the recipes' prepare.py scripts (`label_frame_rate`: the default of
+    --label_frame_rate)."""
     parser = argparse.ArgumentParser(description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_folder", required=True, help="dataset root folder")
-    parser.add_argument("--save_folder", default="data",
+    parser.add_argument("--prepare_folder", default="data",
                         help="where labels, notes, converted audio and CSVs go (default: data)")
     parser.add_argument("--dur_threshold", type=_setting("dur_threshold"), default=5,
                         help="utterance length in seconds (default 5)")
-    parser.add_argument("--frame_rate", type=_setting("frame_rate"), default=frame_rate,
-                        help=frame_rate_help)
+    parser.add_argument("--label_frame_rate", type=_setting("label_frame_rate"),
+                        default=label_frame_rate, help=label_frame_rate_help)
+    # The former spellings, still accepted (the top-level README names them); not in --help.
+    parser.add_argument("--save_folder", dest="prepare_folder", default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--frame_rate", dest="label_frame_rate", type=_setting("label_frame_rate"),
+                        default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     parser.add_argument("--overwrite", action="store_true",
                         help="redo every song instead of skipping up-to-date ones")
     parser.add_argument("--skip_invalid", action="store_true",
@@ -72,8 +82,9 @@ def add_mir_st500_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def common_kwargs(args) -> dict:
-    return dict(save_folder=args.save_folder, dur_threshold=args.dur_threshold,
-                frame_rate=args.frame_rate, strict=not args.skip_invalid,
+    """The keyword arguments every prepare function takes, from the parsed command line."""
+    return dict(prepare_folder=args.prepare_folder, dur_threshold=args.dur_threshold,
+                label_frame_rate=args.label_frame_rate, strict=not args.skip_invalid,
                 overwrite=args.overwrite)
 
 

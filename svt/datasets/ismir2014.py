@@ -1,19 +1,27 @@
-"""datasets.ismir2014."""
+"""ISMIR2014 (sung melodies with ground-truth notes, evaluation only): audio files and note files
+matched by song name, or the original recipes' converted layout.
+
+The ground truth comes as `onset duration midi` rows in files named after the recording
+(`<song>.GroundTruth.txt`, `<song>.notes`, or a plain `<song>.txt`/`.lab`, read with format
+detection), beside the audio or anywhere below the folder. A folder holding `Annotations.json` is
+read in the converted layout (`svt.datasets.layout.read_converted_layout`). Writes
+`ismir2014.csv`.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 from svt.data.utterances import PrepareError
-from svt.datasets.common import (
+from svt.datasets.layout import (
     Problems,
     SongSource,
-    _audio_files,
-    _check_layout_paths,
-    _converted_layout_sources,
-    _prepare_evaluation_set,
-    _read_song_notes,
-    _unique_song_names,
+    check_dataset_folders,
+    find_audio_files,
+    read_converted_layout,
+    read_song_notes,
+    unique_song_names,
 )
+from svt.datasets.songs import prepare_evaluation_set
 from svt.notes.formats import (
     read_notes,
     song_id,
@@ -30,9 +38,9 @@ def _ismir_reader(path: Path):
     return read_notes(path, fmt)
 
 
-def prepare_ismir2014(data_folder, save_folder, dur_threshold: float = 5,
-                      frame_rate: float = 49.8, strict: bool = True, overwrite: bool = False,
-                      progress: bool = True) -> dict:
+def prepare_ismir2014(data_folder, prepare_folder, dur_threshold: float = 5,
+                      label_frame_rate: float = 49.8, strict: bool = True,
+                      overwrite: bool = False, progress: bool = True) -> dict:
     """Prepare ISMIR2014 → `ismir2014.csv` (evaluation only).
 
     Native layout: audio files and ground-truth note files (`onset duration midi` per row, e.g.
@@ -42,12 +50,13 @@ def prepare_ismir2014(data_folder, save_folder, dur_threshold: float = 5,
     `data_folder/Annotations.json` exists, the original's converted layout is read instead.
     """
     dataset = "ismir2014"
-    data = _check_layout_paths(dataset, data_folder, save_folder, dur_threshold, frame_rate)
+    data = check_dataset_folders(dataset, data_folder, prepare_folder, dur_threshold,
+                                 label_frame_rate)
     problems = Problems(dataset, data)
     if (data / "Annotations.json").is_file():
-        sources = _converted_layout_sources(dataset, data, problems)
+        sources = read_converted_layout(dataset, data, problems)
     else:
-        wavs = _audio_files(data)
+        wavs = find_audio_files(data)
         note_files = [p for p in data.rglob("*") if p.is_file() and not p.name.startswith(".")
                       and p.name.lower().endswith(ISMIR2014_NOTE_SUFFIXES)]
         if not wavs:
@@ -63,7 +72,7 @@ def prepare_ismir2014(data_folder, save_folder, dur_threshold: float = 5,
                         if p.name.lower().endswith(s))
 
         matched, sources = set(), []
-        named = _unique_song_names(wavs, data, lambda p: p.stem, problems)
+        named = unique_song_names(wavs, data, lambda p: p.stem, problems)
         collided = {w.stem for w in wavs} - {w.stem for w in named.values()}
         for song, wav in named.items():
             candidates = by_song.get(wav.stem, [])
@@ -82,7 +91,7 @@ def prepare_ismir2014(data_folder, save_folder, dur_threshold: float = 5,
                 continue
             note_file = min(pool, key=rank)
             matched.update(candidates)
-            notes = _read_song_notes(note_file, _ismir_reader, song, problems)
+            notes = read_song_notes(note_file, _ismir_reader, song, problems)
             if notes is not None:
                 sources.append(SongSource(dataset, song, notes, note_file, audio=wav))
         for p in note_files:
@@ -90,5 +99,5 @@ def prepare_ismir2014(data_folder, save_folder, dur_threshold: float = 5,
                     and song_id(p) not in collided:  # its recordings are a problem already
                 problems.add(song_id(p), f"annotation {p} has no audio file {song_id(p)}.wav; "
                                          "add the audio or remove the annotation")
-    return _prepare_evaluation_set(dataset, data, save_folder, sources, problems, dur_threshold,
-                                   frame_rate, strict, overwrite, progress)
+    return prepare_evaluation_set(dataset, data, prepare_folder, sources, problems, dur_threshold,
+                                  label_frame_rate, strict, overwrite, progress)

@@ -1,28 +1,35 @@
-"""datasets.mir_st500."""
+"""MIR-ST500 (pop songs with note annotations, the audio recipes' training set): one shared
+`Annotations.json` + `wav16kHz/{train,test}/<id>/vocals.wav`, and a seeded validation hold-out.
+
+The original recipes expected a `mir_st500_valid.csv` they never made; here a reproducible share
+of the training songs (`holdout_split`) is held out for validation. Song folders holding only a
+`Mixture.*` file get their vocals extracted by demucs with `separate=True`
+(`svt.datasets.separation`). Writes `mir_st500_{train,valid,test}.csv`.
+"""
 from __future__ import annotations
 
 import logging
 import random
 
 from svt.data.utterances import PrepareError, csv_folder
-from svt.datasets.common import (
-    MIR_ST500_LAYOUT,
-    VALID_SHARE,
+from svt.datasets.layout import (
     Problems,
-    _annotation_entries,
-    _check_layout_paths,
-    _check_separation,
-    _finish_sources,
-    _folder_sources,
-    _load_json_object,
-    _write_split_csv,
+    check_dataset_folders,
+    keep_usable_songs,
+    match_song_folders,
     natural_key,
-    prepare_songs,
+    parse_annotations,
+    read_annotation_json,
 )
+from svt.datasets.separation import check_separation_available
+from svt.datasets.songs import prepare_songs, write_utterance_csv
 
 logger = logging.getLogger(__name__)
+#: Default share of MIR-ST500 training songs held out for validation.
+VALID_SHARE = 0.05
+MIR_ST500_LAYOUT = ("<data_folder>/Annotations.json + "
+                    "<data_folder>/wav16kHz/{train,test}/<id>/vocals.wav")
 
-# ---------------------------------------------------------------------------- datasets
 
 def _default_num_valid(num_train: int) -> int:
     return max(1, round(VALID_SHARE * num_train))
@@ -37,9 +44,10 @@ def holdout_split(songs, num_valid: int, seed: int) -> tuple[list, list]:
     return [s for s in ordered if s not in valid], [s for s in ordered if s in valid]
 
 
-def prepare_mir_st500(data_folder, save_folder, dur_threshold: float = 5, frame_rate: float = 49.8,
-                      num_valid: int | None = None, valid_seed: int = 1986, separate: bool = False,
-                      strict: bool = True, overwrite: bool = False, progress: bool = True) -> dict:
+def prepare_mir_st500(data_folder, prepare_folder, dur_threshold: float = 5,
+                      label_frame_rate: float = 49.8, num_valid: int | None = None,
+                      valid_seed: int = 1986, separate: bool = False, strict: bool = True,
+                      overwrite: bool = False, progress: bool = True) -> dict:
     """Prepare MIR-ST500 → `mir_st500_train.csv`, `mir_st500_valid.csv`, `mir_st500_test.csv`.
 
     Layout: `Annotations.json` (`{id: notes}`) and `wav16kHz/{train,test}/<id>/vocals.wav` (any rate
@@ -51,9 +59,10 @@ def prepare_mir_st500(data_folder, save_folder, dur_threshold: float = 5, frame_
     num_valid, valid_seed)`; they leave the training CSV. Returns `{csv_name: path}`.
     """
     dataset = "mir_st500"
-    data = _check_layout_paths(dataset, data_folder, save_folder, dur_threshold, frame_rate)
+    data = check_dataset_folders(dataset, data_folder, prepare_folder, dur_threshold,
+                                 label_frame_rate)
     ann_path = data / "Annotations.json"
-    raw = _load_json_object(ann_path, dataset, MIR_ST500_LAYOUT)
+    raw = read_annotation_json(ann_path, dataset, MIR_ST500_LAYOUT)
     audio_root = data / "wav16kHz"
     if not audio_root.is_dir():
         raise PrepareError(f"{dataset}: no folder {audio_root}; expected the layout "
@@ -71,11 +80,12 @@ def prepare_mir_st500(data_folder, save_folder, dur_threshold: float = 5, frame_
                                           "only one")
                 continue
             folders[folder.name], splits[folder.name] = folder, split
-    sources = _folder_sources(dataset, _annotation_entries(raw, ann_path), folders, ann_path,
-                              problems, "wav16kHz/{train,test}/<id>/vocals.wav", separate, splits)
+    sources = match_song_folders(dataset, parse_annotations(raw, ann_path), folders, ann_path,
+                                 problems, "wav16kHz/{train,test}/<id>/vocals.wav", separate,
+                                 splits)
     sources = [s for s in sources if s.song not in problems.songs]
-    sources = _finish_sources(sources, problems, strict, dataset, data)
-    _check_separation(sources, dataset)
+    sources = keep_usable_songs(sources, problems, strict, dataset, data)
+    check_separation_available(sources, dataset)
 
     train_songs = [s.song for s in sources if s.split == "train"]
     if num_valid is None:
@@ -99,12 +109,13 @@ def prepare_mir_st500(data_folder, save_folder, dur_threshold: float = 5, frame_
     logger.info("%s: holding out %d training songs for validation (seed %d): %s", dataset,
                 num_valid, valid_seed, ", ".join(valid_songs))
 
-    prepared = prepare_songs(sources, save_folder, dataset, frame_rate, overwrite, progress)
+    prepared = prepare_songs(sources, prepare_folder, dataset, label_frame_rate, overwrite,
+                             progress)
     by_split = {"train": [], "valid": [], "test": []}
     for song in sorted(prepared, key=lambda s: natural_key(s.song)):
         split = "valid" if song.song in valid_set else song.split
         by_split[split].append(song)
-    folder = csv_folder(save_folder, dur_threshold)
-    return {f"{dataset}_{split}": _write_split_csv(folder / f"{dataset}_{split}.csv", songs,
-                                                   dur_threshold)
+    folder = csv_folder(prepare_folder, dur_threshold)
+    return {f"{dataset}_{split}": write_utterance_csv(folder / f"{dataset}_{split}.csv", songs,
+                                                      dur_threshold)
             for split, songs in by_split.items()}

@@ -185,7 +185,7 @@ def _key_int(key: str) -> int:
     return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "little")
 
 
-def _rng(seed: int, *keys) -> np.random.Generator:
+def keyed_rng(seed: int, *keys) -> np.random.Generator:
     """A generator that depends only on `seed` and `keys` (strings or ints)."""
     words = [int(seed)] + [k if isinstance(k, int) else _key_int(str(k)) for k in keys]
     return np.random.default_rng(np.random.SeedSequence(words))
@@ -338,7 +338,7 @@ def _speaker_of(source: str) -> str:
 
 def babble_selection(seed: int, split: str, index: int, pool_size: int, k: int) -> np.ndarray:
     """Pool indices of the clips that make babble mixture `index` (0-based) of `split`."""
-    rng = _rng(seed, f"babble/{split}", int(index))
+    rng = keyed_rng(seed, f"babble/{split}", int(index))
     return rng.permutation(pool_size)[:k]
 
 
@@ -379,7 +379,7 @@ def _natural_index(clips_by_source: dict, seed: int, min_clip_s: float,
             if keep:
                 eligible[src] = keep
         keys = sorted(eligible)
-        order = [keys[i] for i in _rng(seed, f"natural/{subset}").permutation(len(keys))]
+        order = [keys[i] for i in keyed_rng(seed, f"natural/{subset}").permutation(len(keys))]
         n = len(order)
         for it, src in enumerate(order):
             split = "train" if it <= 0.75 * n else "valid" if it <= 0.875 * n else "test"
@@ -426,8 +426,8 @@ def prepare_musan(musan_root, out_root, jobs: int = 1, seed: int = 1234,
     "clips": {category: n}, "babble": {split: n}, "written": {"clips": n, "babble": n}}`.
     """
     musan_root, out_root = Path(musan_root), Path(out_root)
-    from svt.datasets.common import check_save_folder  # PrepareError: a file, or not writable
-    check_save_folder(out_root, "out")
+    from svt.datasets.layout import check_output_folder  # PrepareError: a file, not writable
+    check_output_folder(out_root, "out")
     seed = _check_seed(seed)
     counts = dict(DEFAULT_NUM_BABBLE)
     for split, n in (num_babble or {}).items():
@@ -668,7 +668,7 @@ def _synth_task(task: dict) -> dict:
                 "accompaniment must be time-aligned with vocals.wav (same length).")
         accomp = np.pad(accomp, (0, max(0, -diff)))[:len(clean)]
     read = functools.lru_cache(maxsize=64)(lambda p: read_audio(p, SAMPLE_RATE))
-    rng = _rng(task["seed"], "song", task["song"], kind)
+    rng = keyed_rng(task["seed"], "song", task["song"], kind)
     pool = _load_pools(task["index"])[task["split"]] if task["index"] else None
     if pool is not None and _pool_digest(pool) != task["pool_digest"]:
         raise NoiseError(f"{task['index']} changed while synthesising; run again")

@@ -1,4 +1,12 @@
-"""datasets.n20emv2."""
+"""N20EMv2 (singing with lip videos, the audio, video and audio-visual recipes' dataset): one
+`annotations.json` with each entry's notes and split, and per entry `data/<entry>/vocals.wav` and
+`data/<entry>/video_50fps.npy`.
+
+`prepare_n20emv2_audio` prepares the vocals like every audio dataset (`svt.datasets.songs`) and
+can write `mix_train.csv` (MIR-ST500 + N20EMv2 training rows); `prepare_n20emv2_video` checks the
+lip videos against the vocals and writes labels at the video's frame rate, one per video frame,
+kept apart from the audio preparation's so the two can run independently.
+"""
 from __future__ import annotations
 
 import logging
@@ -21,21 +29,23 @@ from svt.data.utterances import (
     utterance_slice,
     write_csv,
 )
-from svt.datasets.common import (
+from svt.datasets.layout import (
     Problems,
     SongSource,
-    _check_layout_paths,
-    _finish_sources,
-    _folder_sources,
-    _labels_outdated,
-    _load_json_object,
-    _mismatch,
-    _note_array,
-    _write_song_labels,
-    _write_split_csv,
+    annotation_mismatch,
+    check_dataset_folders,
+    keep_usable_songs,
+    match_song_folders,
     natural_key,
+    parse_note_list,
+    read_annotation_json,
+)
+from svt.datasets.songs import (
+    labels_outdated,
     prepare_songs,
     song_outputs,
+    write_song_labels,
+    write_utterance_csv,
 )
 from svt.fileio import write_json_atomic
 
@@ -62,7 +72,7 @@ def _n20emv2_entries(dataset, raw: dict, ann_path: Path, problems) -> tuple[dict
             continue
         splits[key] = split
         try:
-            entries[key] = _note_array(value["midi"], f"{ann_path}: song {key!r}")
+            entries[key] = parse_note_list(value["midi"], f"{ann_path}: song {key!r}")
         except (ValueError, TypeError) as err:
             entries[key] = ValueError(str(err))
     if other:
@@ -73,14 +83,16 @@ def _n20emv2_entries(dataset, raw: dict, ann_path: Path, problems) -> tuple[dict
     return entries, splits, other
 
 
-def _open_n20emv2(data_folder, save_folder, layout: str, dur_threshold=None, frame_rate=None):
+def _open_n20emv2(data_folder, prepare_folder, layout: str, dur_threshold=None,
+                  label_frame_rate=None):
     """The parts of an N20EMv2 folder both preparations start from: `(data, ann_path, problems,
     entries, splits, other, folders)` with `folders` = the song folders under `data/` that have a
     usable annotation entry."""
     dataset = "n20emv2"
-    data = _check_layout_paths(dataset, data_folder, save_folder, dur_threshold, frame_rate)
+    data = check_dataset_folders(dataset, data_folder, prepare_folder, dur_threshold,
+                                 label_frame_rate)
     ann_path = data / "annotations.json"
-    raw = _load_json_object(ann_path, dataset, layout)
+    raw = read_annotation_json(ann_path, dataset, layout)
     problems = Problems(dataset, data)
     entries, splits, other = _n20emv2_entries(dataset, raw, ann_path, problems)
     song_root = data / "data"
@@ -91,9 +103,10 @@ def _open_n20emv2(data_folder, save_folder, layout: str, dur_threshold=None, fra
     return data, ann_path, problems, entries, splits, other, folders
 
 
-def prepare_n20emv2_audio(data_folder, save_folder, dur_threshold: float = 5,
-                          frame_rate: float = 49.8, mir_st500_train_csv=None, strict: bool = True,
-                          overwrite: bool = False, progress: bool = True) -> dict:
+def prepare_n20emv2_audio(data_folder, prepare_folder, dur_threshold: float = 5,
+                          label_frame_rate: float = 49.8, mir_st500_train_csv=None,
+                          strict: bool = True, overwrite: bool = False,
+                          progress: bool = True) -> dict:
     """Prepare N20EMv2 audio → `n20em_train.csv`, `n20em_valid.csv`, `n20em_test.csv`.
 
     Layout: `annotations.json` (`{entry: {"midi": notes, "split": "train"|"valid"|"test"}}`) and
@@ -104,17 +117,18 @@ def prepare_n20emv2_audio(data_folder, save_folder, dur_threshold: float = 5,
     """
     dataset = "n20emv2"
     data, ann_path, problems, entries, splits, other, folders = _open_n20emv2(
-        data_folder, save_folder, N20EMV2_LAYOUT, dur_threshold, frame_rate)
-    sources = _folder_sources(dataset, entries, folders, ann_path, problems,
-                              "data/<entry>/vocals.wav", splits=splits)
+        data_folder, prepare_folder, N20EMV2_LAYOUT, dur_threshold, label_frame_rate)
+    sources = match_song_folders(dataset, entries, folders, ann_path, problems,
+                                 "data/<entry>/vocals.wav", splits=splits)
     sources = [s for s in sources if s.song not in problems.songs]
-    sources = _finish_sources(sources, problems, strict, dataset, data)
-    prepared = prepare_songs(sources, save_folder, dataset, frame_rate, overwrite, progress)
+    sources = keep_usable_songs(sources, problems, strict, dataset, data)
+    prepared = prepare_songs(sources, prepare_folder, dataset, label_frame_rate, overwrite,
+                             progress)
     prepared.sort(key=lambda s: natural_key(s.song))
-    folder = csv_folder(save_folder, dur_threshold)
-    result = {f"n20em_{split}": _write_split_csv(folder / f"n20em_{split}.csv",
-                                                 [s for s in prepared if s.split == split],
-                                                 dur_threshold)
+    folder = csv_folder(prepare_folder, dur_threshold)
+    result = {f"n20em_{split}": write_utterance_csv(folder / f"n20em_{split}.csv",
+                                                    [s for s in prepared if s.split == split],
+                                                    dur_threshold)
               for split in N20EMV2_SPLITS}
     if mir_st500_train_csv is not None:
         mir = [mir_st500_train_csv] if isinstance(mir_st500_train_csv, (str, os.PathLike)) \
@@ -148,12 +162,12 @@ class PreparedVideo:
     song_anno: Path
 
 
-def _video_song_wav(save_folder, song: str, vocals: Path) -> Path:
+def _video_song_wav(prepare_folder, song: str, vocals: Path) -> Path:
     """The vocals for the `wav` column: the file itself when it is 16 kHz mono, else the audio
     preparation's converted copy when it exists, else the original file."""
     if is_16k_mono(vocals):
         return Path(os.path.abspath(vocals))
-    converted = song_outputs(save_folder, "n20emv2", song)["audio16k"]
+    converted = song_outputs(prepare_folder, "n20emv2", song)["audio16k"]
     if converted.is_file():
         return converted
     logger.info("n20emv2 song %r: %s is not 16 kHz mono; the video CSV points to it as it is "
@@ -161,28 +175,30 @@ def _video_song_wav(save_folder, song: str, vocals: Path) -> Path:
     return Path(os.path.abspath(vocals))
 
 
-def prepare_n20emv2_video(data_folder, save_folder, dur_threshold: float = 5,
-                          frame_rate: float = 50, strict: bool = True, overwrite: bool = False,
-                          progress: bool = True, tolerance_s: float = 0.1) -> dict:
+def prepare_n20emv2_video(data_folder, prepare_folder, dur_threshold: float = 5,
+                          label_frame_rate: float = 50, strict: bool = True,
+                          overwrite: bool = False, progress: bool = True,
+                          tolerance_s: float = 0.1) -> dict:
     """Prepare N20EMv2 lip videos → `n20em_video_train.csv`, `n20em_video_valid.csv`,
-    `n20em_video_test.csv` in `<save_folder>/dur_<D>s/` (columns VIDEO_CSV_COLUMNS).
+    `n20em_video_test.csv` in `<prepare_folder>/dur_<D>s/` (columns VIDEO_CSV_COLUMNS).
 
     Layout: `annotations.json` (splits as in `prepare_n20emv2_audio`) and
-    `data/<entry>/video_50fps.npy` (uint8 `(T, H, W)`, H, W >= 88, `frame_rate` frames per
-    second); `data/<entry>/vocals.wav` is optional. Each video is checked with
-    `svt.data.video.validate_video`; when the song has vocals, the video must last as long as them
-    within `tolerance_s` (default 0.1 s = 5 frames at 50 fps).
+    `data/<entry>/video_50fps.npy` (uint8 `(T, H, W)`, H, W >= 88, `label_frame_rate` frames
+    per second: the labels have one frame per video frame); `data/<entry>/vocals.wav` is
+    optional. Each video is checked with `svt.data.video.validate_video`; when the song has
+    vocals, the video must last as long as them within `tolerance_s` (default 0.1 s = 5 frames at
+    50 fps).
 
-    Writes, per song, `<save_folder>/labels/n20emv2_video/<song>.npy` (labels `(T, 4)` at
-    `frame_rate`, one per video frame: `L = T` as in the original) and
-    `<save_folder>/notes/n20emv2_video/<song>.json` (kept apart from the audio preparation's
+    Writes, per song, `<prepare_folder>/labels/n20emv2_video/<song>.npy` (labels `(T, 4)` at
+    `label_frame_rate`, one per video frame: `L = T` as in the original) and
+    `<prepare_folder>/notes/n20emv2_video/<song>.json` (kept apart from the audio preparation's
     files so the two can run independently). Resumable like the audio preparation: a song whose
     outputs are newer than its video and `annotations.json` and have T label frames is skipped;
     `overwrite=True` or a new frame rate redoes every song. Problems (missing or invalid videos,
     unreadable vocals, length mismatches, invalid notes) are reported together with the song and
     file (`strict=True`) or skipped with a warning (`strict=False`).
 
-    Utterances use the audio's count-based rule (`split_utterances` of `T / frame_rate` seconds,
+    Utterances use the audio's count-based rule (`split_utterances` of `T / label_frame_rate` s,
     sliced with `utterance_slice`: 250 frames per 5-s utterance at 50 fps), so the audio and video
     utterances of a song match. The original video preparer used a loop-based rule instead
     (D-second utterances while more than 1.5 D remains, then the rest), which differs at exact
@@ -192,7 +208,7 @@ def prepare_n20emv2_video(data_folder, save_folder, dur_threshold: float = 5,
 
     dataset = "n20emv2"
     data, ann_path, problems, entries, splits, other, folders = _open_n20emv2(
-        data_folder, save_folder, N20EMV2_VIDEO_LAYOUT, dur_threshold, frame_rate)
+        data_folder, prepare_folder, N20EMV2_VIDEO_LAYOUT, dur_threshold, label_frame_rate)
     expected_layout = f"data/<entry>/{N20EMV2_VIDEO_FILE}"
     for song in sorted(set(entries) - set(folders), key=natural_key):
         problems.add(song, f"annotated in {ann_path} but has no folder {data / 'data' / song} "
@@ -200,7 +216,7 @@ def prepare_n20emv2_video(data_folder, save_folder, dur_threshold: float = 5,
     for song in sorted(set(folders) - set(entries), key=natural_key):
         problems.add(song, f"folder {folders[song]} has no entry in {ann_path}; add its notes or "
                            "remove the folder")
-    tolerance_frames = int(round(tolerance_s * frame_rate))
+    tolerance_frames = int(round(tolerance_s * label_frame_rate))
     found = []
     for song in sorted(set(entries) & set(folders), key=natural_key):
         notes = entries[song]
@@ -218,17 +234,17 @@ def prepare_n20emv2_video(data_folder, save_folder, dur_threshold: float = 5,
         if vocals.is_file():
             try:
                 rate, samples, _ = audio_info(vocals)
-                wav = str(_video_song_wav(save_folder, song, vocals))
+                wav = str(_video_song_wav(prepare_folder, song, vocals))
             except AudioError as err:
                 problems.add(song, str(err))
                 continue
-            expected = int(round(samples / rate * frame_rate))
+            expected = int(round(samples / rate * label_frame_rate))
         try:
             num_frames = validate_video(video, expected, tolerance_frames)[0]
         except VideoError as err:
             problems.add(song, str(err))
             continue
-        message = _mismatch(src, num_frames / frame_rate, video)
+        message = annotation_mismatch(src, num_frames / label_frame_rate, video)
         if message:
             problems.add(song, message)
             continue
@@ -237,33 +253,36 @@ def prepare_n20emv2_video(data_folder, save_folder, dur_threshold: float = 5,
     if not found:
         raise PrepareError(f"{dataset}: no usable songs with videos found in {data}")
 
-    root = Path(os.path.abspath(save_folder))
+    root = Path(os.path.abspath(prepare_folder))
     settings_path = root / "labels" / N20EMV2_VIDEO_LABELS / "_settings.json"
-    settings = {"frame_rate": float(frame_rate), "source": "video"}
-    relabel = _labels_outdated(settings_path, settings, dataset) or overwrite
+    settings = {"frame_rate": float(label_frame_rate), "source": "video"}  # key as on disk
+    relabel = labels_outdated(settings_path, settings, dataset) or overwrite
 
     prepared, counts = [], {"prepared": 0, "up to date": 0}
     for src, video, num_frames, wav in tqdm(found, desc=f"preparing {dataset} videos",
                                             unit="song", disable=not progress):
-        out = song_outputs(save_folder, N20EMV2_VIDEO_LABELS, src.song)
-        _write_song_labels(out, src.notes, num_frames, frame_rate, [video, ann_path], relabel,
-                           counts, source=f"{dataset} song {src.song!r} ({ann_path})")
+        out = song_outputs(prepare_folder, N20EMV2_VIDEO_LABELS, src.song)
+        write_song_labels(out, src.notes, num_frames, label_frame_rate, [video, ann_path],
+                          relabel, counts, source=f"{dataset} song {src.song!r} ({ann_path})")
         prepared.append(PreparedVideo(src.song, src.split, video, num_frames, wav,
                                       out["labels"], out["notes"]))
     if not settings_path.is_file():  # new, or removed above as outdated
         write_json_atomic(settings_path, settings)
     logger.info("%s: %d videos (%s) in %s", dataset, len(prepared),
-                ", ".join(f"{v} {k}" for k, v in counts.items() if v), save_folder)
+                ", ".join(f"{v} {k}" for k, v in counts.items() if v), prepare_folder)
 
-    folder = csv_folder(save_folder, dur_threshold)
+    folder = csv_folder(prepare_folder, dur_threshold)
     result = {}
     for split in N20EMV2_SPLITS:
         rows = []
         for song in (s for s in prepared if s.split == split):
-            for k, n, _, _ in split_utterances(song.num_frames / frame_rate, dur_threshold):
-                start, stop = utterance_slice(k, n, frame_rate, dur_threshold, song.num_frames)
+            for k, n, _, _ in split_utterances(song.num_frames / label_frame_rate,
+                                               dur_threshold):
+                start, stop = utterance_slice(k, n, label_frame_rate, dur_threshold,
+                                              song.num_frames)
                 rows.append({"ID": f"{dataset}_{song.song}_{k}", "song": song.song,
-                             "dataset": dataset, "duration": repr((stop - start) / frame_rate),
+                             "dataset": dataset,
+                             "duration": repr((stop - start) / label_frame_rate),
                              "video": str(song.video), "wav": song.wav, "utter_id": k,
                              "utter_num": n, "frame_anno": str(song.frame_anno),
                              "song_anno": str(song.song_anno)})

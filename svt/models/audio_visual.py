@@ -1,4 +1,10 @@
-"""models.audio_visual."""
+"""The audio-visual model of an exported audio-visual bundle: audio encoder, lip-video encoder,
+RCA fusion (`svt.models.fusion`) and head in one module, waveform and lip video to frame logits.
+
+Training fuses precomputed features (`svt.training.fusion`); this module puts the trained parts
+back together for inference (`svt.inference.bundle` loads it from the `audio`/`video` sub-bundles
+named in AV_BUNDLE_PARTS), so `svt.transcribe` runs it like any single-modality model.
+"""
 from __future__ import annotations
 
 import torch

@@ -56,7 +56,7 @@ float precision) in eval mode. Padded output frames are always 0.
 
 Checkpoints are read with `torch.load(weights_only=True)`: fairseq pickles a few of its own objects
 next to the weights (a `Dictionary` in `task_state`, a tokenizer in fine-tuned files), which are
-replaced on load by inert stand-ins from an explicit allow-list (`_StandIn`); nothing from the file
+replaced on load by inert stand-ins from an explicit allow-list (`StandIn`); nothing from the file
 can run code. Any other global is refused with `UnsafeCheckpointError`. See
 `load_fairseq_checkpoint`.
 """
@@ -867,7 +867,7 @@ def _check_state_dict(expected: Mapping[str, torch.Tensor], found: Mapping[str, 
 # ==================================================================================================
 # Reading fairseq checkpoints without fairseq
 # ==================================================================================================
-class _StandIn:
+class StandIn:
     """Inert stand-in for an object pickled from a class we must not (or cannot) import.
 
     fairseq checkpoints pickle e.g. `fairseq.data.dictionary.Dictionary` in `task_state`. On load,
@@ -903,10 +903,10 @@ class _StandIn:
 _STAND_IN_CLASSES: dict[str, type] = {}
 
 
-def _stand_in_class(full_name: str) -> type:
-    """The (cached) inert `_StandIn` subclass that replaces the global `full_name`."""
+def stand_in_class(full_name: str) -> type:
+    """The (cached) inert `StandIn` subclass that replaces the global `full_name`."""
     if full_name not in _STAND_IN_CLASSES:
-        _STAND_IN_CLASSES[full_name] = type(full_name.rpartition(".")[2], (_StandIn,),
+        _STAND_IN_CLASSES[full_name] = type(full_name.rpartition(".")[2], (StandIn,),
                                             {"_pickle_name": full_name, "__module__": __name__})
     return _STAND_IN_CLASSES[full_name]
 
@@ -961,7 +961,7 @@ def _missing_checkpoint(path: Path) -> EncoderNotAvailableError:
 def load_fairseq_checkpoint(path: str | os.PathLike) -> dict:
     """Unpickle a fairseq checkpoint safely: `torch.load(weights_only=True)` plus stand-ins.
 
-    The allow-list is: inert `_StandIn`s for the fairseq / omegaconf / sentencepiece objects that
+    The allow-list is: inert `StandIn`s for the fairseq / omegaconf / sentencepiece objects that
     fairseq pickles next to the weights (`Dictionary` in `task_state`, the tokenizer of fine-tuned
     files, possibly omegaconf containers), `argparse.Namespace` (legacy `args`), and numpy's scalar
     / array / dtype reconstructors (training metadata). Zip-format files (every torch >= 1.6 save)
@@ -985,7 +985,7 @@ def load_fairseq_checkpoint(path: str | os.PathLike) -> dict:
     stand_ins = set(_KNOWN_STAND_INS)
 
     def allow_list():
-        return _real_safe_globals() + [(_stand_in_class(name), name) for name in sorted(stand_ins)]
+        return _real_safe_globals() + [(stand_in_class(name), name) for name in sorted(stand_ins)]
 
     if is_zip:
         with torch.serialization.safe_globals(allow_list()):
@@ -1049,7 +1049,7 @@ def _plain(value):
     """Turn config containers from a checkpoint into plain dicts/lists (stand-ins unwrapped)."""
     if isinstance(value, argparse.Namespace):
         return {key: _plain(item) for key, item in vars(value).items()}
-    if isinstance(value, _StandIn):  # omegaconf containers / nodes (unverified: no real file)
+    if isinstance(value, StandIn):  # omegaconf containers / nodes (unverified: no real file)
         state = value.__dict__
         if "_content" in state:
             return _plain(state["_content"])

@@ -82,15 +82,19 @@ class UnsupportedEncoderError(ValueError):
     """The source holds a model that is not one of the supported SSL families."""
 
 
-def _model_classes():
-    # Imported lazily: `import svt` should not pay for importing transformers.
+def transformers_model_classes() -> dict:
+    """`{model_type: transformers model class}` of the supported SSL families
+    (SUPPORTED_MODEL_TYPES). Imported lazily: `import svt` should not pay for importing
+    transformers."""
     from transformers import Data2VecAudioModel, HubertModel, Wav2Vec2Model, WavLMModel
 
     return {"wav2vec2": Wav2Vec2Model, "hubert": HubertModel, "wavlm": WavLMModel,
             "data2vec-audio": Data2VecAudioModel}
 
 
-def _config_classes():
+def transformers_config_classes() -> dict:
+    """`{model_type: transformers config class}`, the configs of `transformers_model_classes`
+    (imported lazily as well)."""
     from transformers import (
         Data2VecAudioConfig,
         HubertConfig,
@@ -207,7 +211,7 @@ class SSLEncoder(FrameEncoder):
         config, self.model_type = _load_config(location, self.cache_dir)
         config.apply_spec_augment = self.apply_spec_augment
         self.feature_extractor_config = _load_feature_extractor_config(location, self.cache_dir)
-        model_class = _model_classes()[self.model_type]
+        model_class = transformers_model_classes()[self.model_type]
         if self.pretrained:
             try:
                 self.model = model_class.from_pretrained(location, config=config,
@@ -517,8 +521,8 @@ def _load_config(source: str, cache_dir: str | None):
                 f"Cannot tell which SSL model '{source}' holds: its config.json has no known "
                 f"model_type and the name contains none of hubert/data2vec/wavlm/wav2vec2"
             ) from None
-        config = _config_classes()[model_type].from_pretrained(source, cache_dir=cache_dir,
-                                                                trust_remote_code=False)
+        config = transformers_config_classes()[model_type].from_pretrained(
+            source, cache_dir=cache_dir, trust_remote_code=False)
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise UnsupportedEncoderError(
             f"'{source}' holds a '{model_type}' model; SSLEncoder supports the self-supervised "

@@ -1,4 +1,12 @@
-"""synthetic.fairseq_checkpoints."""
+"""Fabricated fairseq AV-HuBERT checkpoints: files structured like the official ones, for tests and
+demos that cannot download the real (gated, gigabyte-sized) files.
+
+`save_fairseq_style_checkpoint` writes a model's weights the way fairseq saves them (`cfg`,
+`model`, `task_state` with a pickled `Dictionary`, pre-training-only tensors, optionally the
+fine-tuned seq2seq form or torch's legacy format), so `svt.models.avhubert.load_fairseq_checkpoint`
+and its safety checks are exercised on the real structure. The fairseq objects are written as
+`svt.models.avhubert.StandIn`s pickled under fairseq's own class names.
+"""
 from __future__ import annotations
 
 import os
@@ -14,8 +22,8 @@ from torch import nn
 from svt.models.avhubert import (
     FINETUNED_PREFIX,
     AVHubertConfig,
-    _stand_in_class,
-    _StandIn,
+    StandIn,
+    stand_in_class,
 )
 
 
@@ -23,13 +31,13 @@ from svt.models.avhubert import (
 # Writing fairseq-style checkpoints (tests, demos: a stand-in for the official file)
 # ==================================================================================================
 class _StandInPickler(pickle._Pickler):  # noqa: SLF001 - the pure-Python pickler allows this
-    """Pickler that writes each `_StandIn` class under its original dotted name (e.g.
+    """Pickler that writes each `StandIn` class under its original dotted name (e.g.
     `fairseq.data.dictionary.Dictionary`), which fairseq itself would then resolve to the real
     class.
     """
 
     def save_global(self, obj, name=None):
-        if isinstance(obj, type) and issubclass(obj, _StandIn):
+        if isinstance(obj, type) and issubclass(obj, StandIn):
             module, _, qualname = obj._pickle_name.rpartition(".")
             self.write(pickle.GLOBAL + module.encode() + b"\n" + qualname.encode() + b"\n")
             self.memoize(obj)
@@ -42,9 +50,9 @@ _STAND_IN_PICKLE_MODULE = types.SimpleNamespace(__name__="svt_avhubert_pickle",
                                                 Unpickler=pickle.Unpickler, load=pickle.load)
 
 
-def _fairseq_dictionary(symbols: Iterable[str]) -> _StandIn:
+def _fairseq_dictionary(symbols: Iterable[str]) -> StandIn:
     """A stand-in `fairseq.data.dictionary.Dictionary` with fairseq's attributes (4 specials)."""
-    dictionary = _stand_in_class("fairseq.data.dictionary.Dictionary")()
+    dictionary = stand_in_class("fairseq.data.dictionary.Dictionary")()
     specials = ["<s>", "<pad>", "</s>", "<unk>"]
     words = specials + [str(s) for s in symbols]
     dictionary.__dict__.update(
@@ -178,8 +186,8 @@ def save_fairseq_style_checkpoint(model_or_state_dict: nn.Module | Mapping[str, 
                          "freeze_finetune_updates": 0, "decoder_layers": 6},
                "task": {**pretrain_cfg["task"], "_name": "av_hubert_pretraining",
                         "labels": ["wrd"], "fine_tuning": True}}
-        tokenizer = _stand_in_class("fairseq.data.encoders.sentencepiece_bpe.SentencepieceBPE")()
-        processor = _stand_in_class("sentencepiece.SentencePieceProcessor")()
+        tokenizer = stand_in_class("fairseq.data.encoders.sentencepiece_bpe.SentencepieceBPE")()
+        processor = stand_in_class("sentencepiece.SentencePieceProcessor")()
         processor.pickled_state = b"\x0a\x00fabricated-sentencepiece-model"
         tokenizer.__dict__.update(sentencepiece_model="/path/to/spm.model", sp=processor)
         task_state = {"dictionaries": [_fairseq_dictionary(["a", "b", "c", "d"])],

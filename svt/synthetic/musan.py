@@ -1,4 +1,7 @@
-"""synthetic.musan."""
+"""A tiny synthetic MUSAN for tests and demos (`make_fake_musan`): MUSAN's folder structure and
+file names with short generated signals (formant "speech", tone "music", noises), seeded, so that
+the noise preparation of `svt.datasets.musan` runs without the 11 GB corpus.
+"""
 from __future__ import annotations
 
 import math
@@ -7,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from svt.audio import SAMPLE_RATE, write_audio
-from svt.datasets.musan import _rng
+from svt.datasets.musan import keyed_rng
 from svt.fileio import write_text_atomic
 
 # --------------------------------------------------------------------------------------------
@@ -144,7 +147,7 @@ def make_fake_musan(root, seed: int = 0, num_speech: int = 20, num_music: int = 
                          _fake_noise))
     annotations: dict = {}
     for cat, sub, name, dur, gen in plan:
-        rng = _rng(seed, "fake-musan", f"{cat}/{sub}/{name}")
+        rng = keyed_rng(seed, "fake-musan", f"{cat}/{sub}/{name}")
         n = int(round(dur * sample_rate))
         wav = gen(rng, n, sample_rate)
         wav = wav / (np.max(np.abs(wav)) + 1e-12) * rng.uniform(0.3, 0.9)

@@ -1,4 +1,10 @@
-"""synthetic.tiny_models."""
+"""Tiny models built from configs, for tests and CPU demos: no download, seconds to run.
+
+`build_tiny_ssl_model` saves a small randomly initialised wav2vec2 / HuBERT / WavLM /
+data2vec-audio folder (real CNN kernels and strides, so the frame counts are the real models')
+that `svt.models.ssl.SSLEncoder` loads like a hub model; `tiny_config` is an AV-HuBERT
+configuration of two small layers for `svt.models.avhubert`.
+"""
 from __future__ import annotations
 
 import os
@@ -10,8 +16,8 @@ from svt.models.avhubert import AVHubertConfig
 from svt.models.ssl import (
     SUPPORTED_MODEL_TYPES,
     UnsupportedEncoderError,
-    _config_classes,
-    _model_classes,
+    transformers_config_classes,
+    transformers_model_classes,
 )
 
 
@@ -67,10 +73,10 @@ def build_tiny_ssl_model(folder: str | os.PathLike, model_type: str = "wav2vec2"
                         do_stable_layer_norm=feat_extract_norm == "layer")
         uses_layer_norm = feat_extract_norm == "layer"
     settings.update(config_overrides)
-    config = _config_classes()[model_type](**settings)
+    config = transformers_config_classes()[model_type](**settings)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = _model_classes()[model_type](config)
+        model = transformers_model_classes()[model_type](config)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)

@@ -136,8 +136,8 @@ def preparation_kwargs(hparams) -> dict:
     """The arguments every data preparation of a recipe shares: where, the utterance length, the
     label frame rate, and whether songs with bad input stop the run (the default) or are skipped
     with a warning each (`--skip_invalid`, as for prepare.py)."""
-    return dict(save_folder=hparams["prepare_folder"], dur_threshold=hparams["dur_threshold"],
-                frame_rate=hparams["label_frame_rate"], strict=not hparams["skip_invalid"])
+    return dict(prepare_folder=hparams["prepare_folder"], dur_threshold=hparams["dur_threshold"],
+                label_frame_rate=hparams["label_frame_rate"], strict=not hparams["skip_invalid"])
 
 
 def prepare_on_main(function, **kwargs):
@@ -271,8 +271,10 @@ def evaluate_dataset(prepare_function, argv=None):
                            "--label_frame_rate" if hparams["label_frame_rate"] is not None
                            else "the model's label_frame_rate")
     prepare_on_main(prepare_function, data_folder=hparams["data_folder"],
-                    save_folder=hparams["prepare_folder"], dur_threshold=settings["dur_threshold"],
-                    frame_rate=settings["label_frame_rate"], strict=not hparams["skip_invalid"])
+                    prepare_folder=hparams["prepare_folder"],
+                    dur_threshold=settings["dur_threshold"],
+                    label_frame_rate=settings["label_frame_rate"],
+                    strict=not hparams["skip_invalid"])
     name = hparams["dataset_name"]
     csv_path = csv_folder(hparams["prepare_folder"], settings["dur_threshold"]) / f"{name}.csv"
     brain = BundleEvaluationBrain(
