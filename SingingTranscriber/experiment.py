@@ -37,29 +37,29 @@ from svt.training.experiment import (
 
 class PitchNetworkBrain(TranscriptionBrain):
     """Waveform -> frozen FCPE + context network -> head; notes carry the sung (fractional)
-    pitch read from the pitch network. With `features_folder` set, what FCPE computes for each
-    utterance is cached there (`PitchFeatureCache`): only the first epoch runs it."""
+    pitch read from the pitch network (TranscriptionBrain's forward pass and objectives take it
+    from `PitchNetworkEncoder.sung_pitch`). With `features_folder` set, what FCPE computes for
+    each training and validation utterance is cached there (`PitchFeatureCache`): only the first
+    epoch runs it."""
+
+    feature_cache = None
 
     def on_fit_start(self):
         super().on_fit_start()
         folder = getattr(self.hparams, "features_folder", None)
         self.feature_cache = PitchFeatureCache(folder) if folder else None
 
-    def compute_forward(self, batch, stage):
-        batch = batch.to(self.device)
-        wavs, wav_lens = batch.sig
-        cache = getattr(self, "feature_cache", None)
-        pitch_features = (cache.pitch_features(self.hparams.encoder, wavs, wav_lens, batch.id)
-                          if cache is not None and stage != sb.Stage.TEST else None)
-        with self.encoder_context(stage):
-            features = self.modules.encoder(wavs, wav_lens, pitch_features=pitch_features)
-        return self.modules.head(features), wav_lens, self.hparams.encoder.sung_pitch(features)
+    def encoder_inputs(self, batch):
+        """The utterances' waveforms (16 kHz, padded) and their relative lengths."""
+        return batch.sig
 
-    def compute_objectives(self, predictions, batch, stage):
-        logits, wav_lens, sung_pitch = predictions
-        if stage == sb.Stage.TRAIN:
-            return self.training_loss(logits, batch)
-        return self.evaluation_loss(logits, batch, wav_lens, batch.sig[0].shape[1], sung_pitch)
+    def encode(self, wavs, wav_lens, batch, stage):
+        """The encoder, given FCPE's outputs from the cache (computed and stored on a miss)."""
+        pitch_features = None
+        if self.feature_cache is not None and stage != sb.Stage.TEST:
+            pitch_features = self.feature_cache.pitch_features(self.hparams.encoder, wavs,
+                                                               wav_lens, batch.id)
+        return self.modules.encoder(wavs, wav_lens, pitch_features=pitch_features)
 
 
 def generate_corpus(hparams):

@@ -1,6 +1,6 @@
 """svt: singing voice transcription from audio, lip video, or both.
 
-The four calls most users need are importable from here; each is loaded on first use, so
+The calls most users need are importable from here; each is loaded on first use, so
 `import svt` (and `svt-score`) stays light and never imports torch unless transcription is asked
 for. The layout of the library is described in docs/architecture.md.
 """
@@ -12,6 +12,7 @@ _EXPORTS = {
     "notes_to_frames": "svt.notes.labels",
     "score_song": "svt.notes.scoring",
     "transcribe": "svt.inference.transcribe",
+    "transcribe_files": "svt.inference.files",
 }
 __all__ = sorted(_EXPORTS)
 

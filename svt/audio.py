@@ -3,30 +3,43 @@
 `torchaudio.load/save` need TorchCodec in torchaudio >= 2.9, so files are read and written with
 `soundfile` (WAV, FLAC, OGG, ...) and resampled with `torchaudio.functional.resample`. Every model
 in the toolkit takes 16 kHz mono float32 audio; `read_audio` delivers it from any file soundfile
-reads.
+reads. For recordings of any length, `open_audio` gives a source read slice by slice
+(`read(start, stop)`, `num_samples`, `close()`): the file itself when it is 16 kHz mono
+(`FileSource`), else a 16 kHz mono copy converted in blocks into an anonymous temporary file
+(`ConvertedSource`), or the whole file decoded in memory where only librosa can read it
+(`ArraySource`, also the source of a waveform already in memory).
 
 Errors are `AudioError` (a `ValueError`) whose message names the file and says what to do.
 """
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from svt.errors import SvtUserError
 from svt.fileio import atomic_path
 
 logger = logging.getLogger(__name__)
 
 #: Sample rate of every model input and of the prepared audio.
 SAMPLE_RATE = 16000
+#: File extensions taken for audio when a folder is searched (`svt.transcribe_files`).
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aif", ".aiff",
+                  ".aifc", ".au", ".w64", ".caf")
+#: Block size for streaming conversion of non-16 kHz files.
+_CONVERT_BLOCK = 1 << 18
 #: Below this a "sample rate" cannot carry a singing voice (its fundamentals reach 1 kHz): the
 #: header is wrong, or the numbers are not audio.
 MIN_SAMPLE_RATE = 4000
 
 
-class AudioError(ValueError):
+class AudioError(SvtUserError, ValueError):
     """An audio file that is missing or cannot be read; the message names the file."""
 
 
@@ -74,8 +87,6 @@ def report_non_finite(where, spans, sample_rate: int, total: int | None = None,
     if total is not None and sum(last - first + 1 for first, last in spans) == total:
         raise AudioError(f"{where}: every sample is NaN or infinite: the file is damaged (not "
                          "silent); re-export or re-record it")
-    import warnings
-
     warnings.warn(describe_non_finite(where, spans, sample_rate, total), NonFiniteAudioWarning,
                   stacklevel=stacklevel + 1)
 
@@ -241,3 +252,149 @@ def to_16k_mono(src, dst) -> Path:
     logger.info("converted %s (%d Hz, %d channel%s) to 16 kHz mono: %s", src, rate, channels,
                 "" if channels == 1 else "s", dst)
     return Path(dst)
+
+
+# ------------------------------------------------------------------------------ audio sources
+
+class ArraySource:
+    """A 16 kHz mono waveform in memory."""
+
+    def __init__(self, wav):
+        self.wav = np.asarray(wav, dtype=np.float32)
+        if self.wav.ndim != 1:
+            raise ValueError(f"expected a mono 1-D waveform, got shape {self.wav.shape}")
+        self.num_samples = len(self.wav)
+
+    def read(self, start, stop):
+        return self.wav[start:stop]
+
+    def close(self):
+        pass
+
+
+class FileSource:
+    """A 16 kHz mono audio file read slice by slice (only the requested samples are read).
+
+    NaN/inf samples read as zeros; `open_audio` has warned about them once for the whole file."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.num_samples = sf.info(self.path).frames
+
+    def read(self, start, stop):
+        return read_audio(self.path, SAMPLE_RATE, start=start, stop=stop, warn_non_finite=False)
+
+    def close(self):
+        pass
+
+
+class ConvertedSource:
+    """A 16 kHz mono copy of another file, held in an anonymous temporary file (`open_audio`).
+
+    The copy has no name in the file system (POSIX), so nothing is left behind however the process
+    ends, SIGKILL included; where the OS cannot do that, it is deleted on close."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        # Through the descriptor, not the file object: libsndfile then reads in C, without the
+        # Python callbacks in which a Ctrl-C would be swallowed.
+        os.lseek(handle.fileno(), 0, os.SEEK_SET)
+        self.reader = sf.SoundFile(handle.fileno(), closefd=False)
+        self.num_samples = self.reader.frames
+
+    def read(self, start, stop):
+        self.reader.seek(start)
+        return self.reader.read(max(stop - start, 0), dtype="float32")
+
+    def close(self):
+        self.reader.close()
+        self.handle.close()
+
+
+def _blocks(path):
+    """`(first_sample, block)` over an audio file, float32 `(n, channels)` blocks."""
+    first = 0
+    for block in sf.blocks(str(path), blocksize=_CONVERT_BLOCK, dtype="float32", always_2d=True):
+        yield first, block
+        first += len(block)
+
+
+def _merge_spans(spans):
+    """Join runs that continue across block borders."""
+    merged = []
+    for first, last in spans:
+        if merged and first == merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], last)
+        else:
+            merged.append((first, last))
+    return merged
+
+
+def _scan_non_finite(path, rate, total):
+    """Check a 16 kHz mono file for NaN/inf samples before transcribing it (float files only:
+    integer PCM cannot hold them)."""
+    if not sf.info(str(path)).subtype.startswith(("FLOAT", "DOUBLE")):
+        return
+    spans = []
+    for first, block in _blocks(path):
+        spans += non_finite_spans(~np.isfinite(block).all(axis=1), rate, first)
+    report_non_finite(path, _merge_spans(spans), rate, total)
+
+
+def _convert_to_temporary_16k(path, rate, channels):
+    """Stream-convert `path` to 16 kHz mono float samples in an anonymous temporary file (bounded
+    memory); returns the open file. NaN/inf samples are zeroed before resampling, which would
+    spread them."""
+    import soxr
+
+    handle = tempfile.TemporaryFile(prefix="svt-16k-", suffix=".wav")
+    spans, total = [], 0
+    try:
+        resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
+        with sf.SoundFile(handle.fileno(), "w", SAMPLE_RATE, 1, subtype="FLOAT", format="WAV",
+                          closefd=False) as out:
+            for first, block in _blocks(path):
+                bad = ~np.isfinite(block)
+                if bad.any():
+                    spans += non_finite_spans(bad.any(axis=1), rate, first)
+                    block = np.where(bad, np.float32(0), block)
+                total = first + len(block)
+                out.write(resampler.resample_chunk(block.mean(axis=1)))
+            out.write(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+        report_non_finite(path, _merge_spans(spans), rate, total)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def open_audio(path):
+    """A chunk-readable 16 kHz mono source for any audio file soundfile (or librosa) decodes."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: a folder, not an audio file; pass its files one by one "
+                         "(svt-transcribe takes folders)" if path.is_dir()
+                         else f"{path}: no such audio file")
+    try:
+        rate, _, channels = audio_info(path)
+    except SampleRateError:
+        raise  # read fine, but its rate is no audio rate: no other decoder will do better
+    except AudioError:
+        # Formats libsndfile cannot read (e.g. mp3/m4a without its MPEG support) go through
+        # librosa's decoders, whole file in memory.
+        try:
+            import librosa
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                wav, _ = librosa.load(str(path), sr=SAMPLE_RATE, mono=True)
+        except Exception as err:
+            detail = f" ({type(err).__name__}: {err})" if str(err) else ""
+            raise AudioError(f"{path}: not a readable audio file{detail}: neither libsndfile "
+                             "nor librosa's decoders can open it; convert it to WAV or FLAC, or "
+                             "install ffmpeg for other formats") from None
+        return ArraySource(zero_non_finite(wav, path, SAMPLE_RATE, whole_file=True))
+    if rate == SAMPLE_RATE and channels == 1:
+        _scan_non_finite(path, rate, sf.info(str(path)).frames)
+        return FileSource(path)
+    return ConvertedSource(_convert_to_temporary_16k(path, rate, channels))

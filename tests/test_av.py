@@ -26,13 +26,8 @@ from svt.training.features import NoTrainedModelError
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(recipe, yaml, *args):
-    main = runpy.run_path(str(ROOT / recipe / "experiment.py"), run_name="experiment")["main"]
-    return main([str(ROOT / recipe / "hparams" / yaml), *map(str, args)])
-
-
 @pytest.fixture(scope="module")
-def trained_audio(tmp_path_factory):
+def trained_audio(tmp_path_factory, run_experiment):
     """A tiny N20EMv2 audio recipe run (N20EMv2 only), plus accompaniment noise at -10 dB."""
     root = tmp_path_factory.mktemp("av")
     make_corpus(root / "n20", layout="n20emv2", num_train=2, num_valid=1, num_test=1,
@@ -50,24 +45,25 @@ def trained_audio(tmp_path_factory):
             "--linear_prob_epochs", 1, "--num_workers", 0, "--batch_size", 4,
             "--output_folder", root / "audio_run", "--prepare_folder", root / "data",
             "--bundle_folder", root / "audio_run" / "model", "--device", "cpu"]
-    run("N20EMv2/audio_only", "train_audio_ssl.yaml", *args)
+    run_experiment("N20EMv2/audio_only", "train_audio_ssl.yaml", *args)
     return root, args
 
 
-def test_extraction_refuses_without_a_trained_model(trained_audio, tmp_path):
+def test_extraction_refuses_without_a_trained_model(trained_audio, tmp_path, run_experiment):
     root, args = trained_audio
     args = list(args)
     args[args.index("--output_folder") + 1] = tmp_path / "untrained"
     with pytest.raises(NoTrainedModelError, match="train the recipe first"):
-        run("N20EMv2/audio_only", "train_audio_ssl.yaml", *args, "--extract_features", "True")
+        run_experiment("N20EMv2/audio_only", "train_audio_ssl.yaml", *args, "--extract_features",
+                       "True")
 
 
-def test_features_round_trip_and_av_training(trained_audio, tmp_path):
+def test_features_round_trip_and_av_training(trained_audio, tmp_path, run_experiment):
     root, args = trained_audio
     features = root / "data" / "features"
     for extra in ([], ["--noise_type", "accomp", "--snr_db", -10]):
-        run("N20EMv2/audio_only", "train_audio_ssl.yaml", *args, "--extract_features", "True",
-            *extra)
+        run_experiment("N20EMv2/audio_only", "train_audio_ssl.yaml", *args, "--extract_features",
+                       "True", *extra)
     annotations = json.loads((root / "n20" / "annotations.json").read_text())
     assert len(annotations) == 4
     for song in annotations:  # every split, training songs included
@@ -106,8 +102,8 @@ def test_features_round_trip_and_av_training(trained_audio, tmp_path):
               "--init_head_from", root / "audio_run" / "model"]
     for system in ("AV", "A"):
         out = tmp_path / system
-        results = run("N20EMv2/audio_visual", "train_rca.yaml", *common, "--system", system,
-                      "--output_folder", out)
+        results = run_experiment("N20EMv2/audio_visual", "train_rca.yaml", *common, "--system",
+                                 system, "--output_folder", out)
         assert set(results) == {"n20em_test", "n20em_valid"}
         assert set(METRIC_KEYS) <= set(results["n20em_test"])
         assert (out / "summary_n20em_test.json").is_file()
@@ -141,7 +137,7 @@ def test_av_dataset_alignment_and_missing_features(trained_audio, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def trained_video(trained_audio, tmp_path_factory):
+def trained_video(trained_audio, tmp_path_factory, run_experiment):
     """A tiny video recipe run (random-init tiny AV-HuBERT, 1 epoch) on the same corpus."""
     from svt.models.avhubert import AVHubertVideoEncoder
     from svt.synthetic.fairseq_checkpoints import save_fairseq_style_checkpoint
@@ -155,7 +151,7 @@ def trained_video(trained_audio, tmp_path_factory):
                   "--batch_size", 2, "--eval_batch_size", 2, "--output_folder",
                   folder / "video_run", "--prepare_folder", root / "data", "--bundle_folder",
                   folder / "video_run" / "model", "--device", "cpu", "--video_norm", "per_clip"]
-    run("N20EMv2/video_only", "train_video_ssl.yaml", *video_args)
+    run_experiment("N20EMv2/video_only", "train_video_ssl.yaml", *video_args)
     return video_args, folder / "video_run" / "model", config
 
 
@@ -198,7 +194,7 @@ def test_noise_grid_and_report(trained_audio, trained_video, tmp_path):
 
 
 def test_audio_visual_bundle_transcribes_with_the_lip_video(trained_audio, trained_video,
-                                                             tmp_path, capsys):
+                                                             tmp_path, capsys, run_experiment):
     """The AV recipe exports an inference bundle (audio + video + fusion + head) that
     `svt.transcribe(..., video=)` and `svt-transcribe --video` use."""
     from svt.cli.transcribe import main as cli
@@ -210,10 +206,12 @@ def test_audio_visual_bundle_transcribes_with_the_lip_video(trained_audio, train
 
     root, audio_args = trained_audio
     video_args, video_bundle, _ = trained_video
-    run("N20EMv2/audio_only", "train_audio_ssl.yaml", *audio_args, "--extract_features", "True")
-    run("N20EMv2/video_only", "train_video_ssl.yaml", *video_args, "--extract_features", "True")
+    run_experiment("N20EMv2/audio_only", "train_audio_ssl.yaml", *audio_args,
+                   "--extract_features", "True")
+    run_experiment("N20EMv2/video_only", "train_video_ssl.yaml", *video_args,
+                   "--extract_features", "True")
     out = tmp_path / "av"
-    run("N20EMv2/audio_visual", "train_rca.yaml", "--data_folder", root / "n20",
+    run_experiment("N20EMv2/audio_visual", "train_rca.yaml", "--data_folder", root / "n20",
         "--prepare_folder", root / "data", "--audio_model", "tiny", "--video_model", "tiny",
         "--number_of_epochs", 1, "--d_model", 32,
         "--nhead", 2, "--d_ffn", 64, "--num_workers", 0, "--batch_size", 4, "--device", "cpu",

@@ -190,7 +190,7 @@ def test_transcribe_arguments_are_checked_before_any_work(options, message, monk
 
 def test_a_device_that_does_not_exist_is_refused_before_the_model_loads(tmp_path, capsys,
                                                                       monkeypatch):
-    from svt.cli import transcribe as cli
+    from svt.inference import files as library
     from svt.inference.transcribe import resolve_device
 
     with pytest.raises(ValueError, match="'gpu' is not a device; use auto, cpu, cuda"):
@@ -198,7 +198,7 @@ def test_a_device_that_does_not_exist_is_refused_before_the_model_loads(tmp_path
     if not __import__("torch").cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA GPU is available"):
             resolve_device("cuda:3")
-    monkeypatch.setattr(cli, "resolve_model", lambda *a, **k: pytest.fail("model loaded"))
+    monkeypatch.setattr(library, "resolve_model", lambda *a, **k: pytest.fail("model loaded"))
     sf.write(tmp_path / "s.wav", np.zeros(SR), SR)
     assert transcribe_main([str(tmp_path / "s.wav"), "--out-dir", str(tmp_path / "out"),
                             "--device", "gpu"]) == 2

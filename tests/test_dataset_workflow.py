@@ -14,9 +14,8 @@ import pytest
 import soundfile as sf
 
 from svt.cli.score import main as score_main
-from svt.cli.transcribe import RECORD_FILE
 from svt.cli.transcribe import main as transcribe_main
-from svt.cli.transcribe import name_clashes, output_stems
+from svt.inference.files import RECORD_FILE, name_clashes, output_stems
 from svt.notes.formats import read_note_collection, read_notes
 from svt.notes.scoring import score_song
 from svt.synthetic.singing import make_corpus
@@ -134,12 +133,12 @@ def test_an_interrupted_run_leaves_no_temporary_file(tmp_path, how):
 
 def test_names_differing_only_in_case_clash_where_the_out_dir_ignores_case(tmp_path, capsys,
                                                                            monkeypatch):
-    from svt.cli import transcribe as cli
+    from svt.inference import files as library
 
-    assert not cli.folds_case(tmp_path)  # Linux file systems tell `A` from `a`
+    assert not library.folds_case(tmp_path)  # Linux file systems tell `A` from `a`
     assert os.listdir(tmp_path) == []  # the probe is gone
-    monkeypatch.setattr(cli, "resolve_model", lambda *a, **k: pytest.fail("model loaded"))
-    monkeypatch.setattr(cli, "folds_case", lambda folder: True)  # as on macOS or Windows
+    monkeypatch.setattr(library, "resolve_model", lambda *a, **k: pytest.fail("model loaded"))
+    monkeypatch.setattr(library, "folds_case", lambda folder: True)  # as on macOS or Windows
     for name in ("Song.wav", "song.wav"):
         sf.write(tmp_path / name, np.zeros(16000), 16000)
     assert transcribe_main([str(tmp_path / "Song.wav"), str(tmp_path / "song.wav"),
@@ -181,7 +180,7 @@ def test_skip_existing_goes_on_where_an_interrupted_run_stopped(tmp_path, capsys
 def test_files_svt_did_not_write_are_never_replaced_silently(tmp_path, capsys, monkeypatch):
     """Transcribing a folder into itself, next to the user's own song.json / song.mid: the run
     stops before loading the model; --overwrite replaces them; files svt wrote are replaced."""
-    from svt.cli import transcribe as cli
+    from svt.inference import files as library
 
     folder = tmp_path / "myset"
     folder.mkdir()
@@ -189,7 +188,7 @@ def test_files_svt_did_not_write_are_never_replaced_silently(tmp_path, capsys, m
     (folder / "song.json").write_text("[[1, 1.5, 55]]")
     (folder / "song.mid").write_bytes(b"the user's reference")
     with monkeypatch.context() as patch:
-        patch.setattr(cli, "resolve_model", lambda *a, **k: pytest.fail("model loaded"))
+        patch.setattr(library, "resolve_model", lambda *a, **k: pytest.fail("model loaded"))
         assert transcribe_main([str(folder), "--out-dir", str(folder)]) == 2
         assert transcribe_main([str(folder), "--out-dir", str(folder), "--skip-existing"]) == 2
     err = capsys.readouterr().err
@@ -203,11 +202,11 @@ def test_files_svt_did_not_write_are_never_replaced_silently(tmp_path, capsys, m
 
 
 def test_an_empty_input_is_refused_not_the_current_folder(tmp_path, capsys, monkeypatch):
-    from svt.cli import transcribe as cli
+    from svt.inference import files as library
 
     monkeypatch.chdir(tmp_path)
     sf.write(tmp_path / "here.wav", np.zeros(16000), 16000)
-    monkeypatch.setattr(cli, "resolve_model", lambda *a, **k: pytest.fail("model loaded"))
+    monkeypatch.setattr(library, "resolve_model", lambda *a, **k: pytest.fail("model loaded"))
     assert transcribe_main(["", "--out-dir", str(tmp_path / "out")]) == 2
     assert "an input is an empty string" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

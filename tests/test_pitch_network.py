@@ -123,6 +123,13 @@ def test_corpus_in_the_ssvd_layout_prepares_and_resumes(tmp_path):
 
     with pytest.raises(CorpusMismatchError, match=r"seed, style differ"):
         make_recorded_corpus(corpus, 4, seed=6, style=CorpusStyle.mixed(), progress=False)
+    # A corpus described before newer style settings existed is the same corpus (their
+    # defaults reproduce it).
+    description = json.loads((corpus / "corpus.json").read_text())
+    for key in ("articulations", "voice_bank_share", "voice_bank_speakers", "voice_bank_folder"):
+        del description["style"][key]
+    (corpus / "corpus.json").write_text(json.dumps(description))
+    make_recorded_corpus(corpus, 3, seed=5, duration_range=(4.0, 6.0), progress=False)
     out = prepare_ssvd(corpus, tmp_path / "prep", dataset="synthetic_train",
                        label_frame_rate=100.0, progress=False)
     header, table = read_csv(out["synthetic_train"])

@@ -4,7 +4,6 @@ line on stderr instead of a traceback, and resuming after a kill while a checkpo
 import io
 import json
 import os
-import runpy
 import shutil
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import pytest
 import torch
 import yaml
 from speechbrain.utils.checkpoints import Checkpointer
-from test_recipes import assets, run_experiment, tiny_args, write_ismir2014  # noqa: F401 (fixture)
+from test_recipes import assets, tiny_args, write_ismir2014  # noqa: F401 (fixture)
 
 import svt.training.experiment as experiment
 from svt.audio import AudioError
@@ -25,10 +24,6 @@ from svt.training.options import OptionError
 
 ROOT = Path(__file__).resolve().parents[1]
 MIR_YAML = ROOT / "MIR-ST500" / "hparams" / "train_audio_ssl.yaml"
-
-
-def recipe_main(recipe):
-    return runpy.run_path(str(ROOT / recipe / "experiment.py"), run_name="experiment")["main"]
 
 
 def mir_args(assets, out, *extra, epochs=1, **options):  # noqa: F811 (the fixture's name)
@@ -44,15 +39,20 @@ def never_built(monkeypatch):
     monkeypatch.setattr(experiment, "load_hyperpyyaml", fail)
 
 
-def stopped_with(argv, recipe="MIR-ST500") -> str:
-    with pytest.raises(OptionError) as err:
-        recipe_main(recipe)(argv)
-    return str(err.value)
+@pytest.fixture
+def stopped_with(run_experiment):
+    """`stopped_with(argv, recipe="MIR-ST500")`: the OptionError message the recipe's main stops
+    with."""
+    def stopped(argv, recipe="MIR-ST500") -> str:
+        with pytest.raises(OptionError) as err:
+            run_experiment.main(recipe)(argv)
+        return str(err.value)
+    return stopped
 
 
 # ------------------------------------------------------------------------------- options
 
-def test_unknown_selection_metric_is_refused_up_front(assets, tmp_path, never_built):
+def test_unknown_selection_metric_is_refused_up_front(assets, tmp_path, never_built, stopped_with):
     message = stopped_with(mir_args(assets, tmp_path, selection_metric="foo"))
     assert message.startswith("--selection_metric: 'foo' is not one of loss, COnPOff_f1")
     # In the YAML itself: the message names the file.
@@ -75,7 +75,7 @@ def test_unknown_selection_metric_is_refused_up_front(assets, tmp_path, never_bu
     ("lr", ".nan", "nan is out of range; it must be greater than 0"),
 ])
 def test_numbers_out_of_range_are_refused_up_front(assets, tmp_path, never_built, option, value,
-                                                   expected):
+                                                   expected, stopped_with):
     assert stopped_with(mir_args(assets, tmp_path, **{option: value})) == f"--{option}: {expected}"
 
 
@@ -86,12 +86,12 @@ def test_numbers_out_of_range_are_refused_up_front(assets, tmp_path, never_built
     ("freeze_encoder", "yes", "expected True or False, like the default False in", "'yes'"),
 ])
 def test_wrong_typed_override_names_option_type_and_value(assets, tmp_path, never_built, option,
-                                                          value, expected, shown):
+                                                          value, expected, shown, stopped_with):
     message = stopped_with(mir_args(assets, tmp_path, **{option: value}))
     assert message == f"--{option}: {expected} {MIR_YAML}; got {shown}"
 
 
-def test_nested_and_bare_overrides(assets, tmp_path, never_built):
+def test_nested_and_bare_overrides(assets, tmp_path, never_built, stopped_with):
     message = stopped_with(mir_args(assets, tmp_path, "--tolerances", "{onset_tolerance: abc}"))
     assert message.startswith("--tolerances.onset_tolerance: expected a number") and \
         message.endswith("got 'abc'")
@@ -99,7 +99,7 @@ def test_nested_and_bare_overrides(assets, tmp_path, never_built):
     assert message.startswith("--lr: expected a number") and message.endswith("got nothing (null)")
 
 
-def test_unknown_override_suggests_the_close_key(assets, tmp_path, never_built):
+def test_unknown_override_suggests_the_close_key(assets, tmp_path, never_built, stopped_with):
     message = stopped_with(mir_args(assets, tmp_path, "--numbr_of_epochs", 3))
     assert message.startswith("unknown option --numbr_of_epochs:")
     assert "did you mean --number_of_epochs" in message
@@ -107,7 +107,7 @@ def test_unknown_override_suggests_the_close_key(assets, tmp_path, never_built):
     assert "did you mean --device?" in stopped_with(mir_args(assets, tmp_path, "--devcie", "cpu"))
 
 
-def test_missing_placeholder_or_hparams_file(tmp_path, never_built):
+def test_missing_placeholder_or_hparams_file(tmp_path, never_built, stopped_with):
     message = stopped_with([str(MIR_YAML), "--output_folder", str(tmp_path / "run")])
     assert message.startswith("--data_folder is required (MIR-ST500 root: Annotations.json")
     message = stopped_with([str(tmp_path / "train.yaml"), "--data_folder", str(tmp_path)])
@@ -116,13 +116,13 @@ def test_missing_placeholder_or_hparams_file(tmp_path, never_built):
 
 # --------------------------------------------------------------------- preparation remedies
 
-def test_printed_skip_invalid_remedy_gets_past_the_error(assets, tmp_path):
+def test_printed_skip_invalid_remedy_gets_past_the_error(assets, tmp_path, run_experiment):
     data = tmp_path / "MIR-ST500"
     shutil.copytree(assets / "mir", data)
     (data / "wav16kHz" / "test" / "6" / "vocals.wav").unlink()
     argv = [str(MIR_YAML), "--data_folder", str(data),
             *map(str, tiny_args(assets, tmp_path, epochs=1))]
-    main = recipe_main("MIR-ST500")
+    main = run_experiment.main("MIR-ST500")
     with pytest.raises(PrepareError) as err:
         main(argv)
     message = str(err.value)
@@ -137,7 +137,7 @@ def test_printed_skip_invalid_remedy_gets_past_the_error(assets, tmp_path):
     songs = json.loads((assets / "mir" / "Annotations.json").read_text())
     write_ismir2014(tmp_path / "ISMIR2014", assets / "mir", {s: songs[s] for s in ("5", "6")})
     (tmp_path / "ISMIR2014" / "male6.wav").unlink()
-    evaluate = recipe_main("ISMIR2014")
+    evaluate = run_experiment.main("ISMIR2014")
     eval_argv = [str(ROOT / "ISMIR2014" / "hparams" / "evaluate.yaml"), "--data_folder",
                  str(tmp_path / "ISMIR2014"), "--model", str(tmp_path / "run"),
                  "--output_folder", str(tmp_path / "eval"), "--prepare_folder",
@@ -149,8 +149,9 @@ def test_printed_skip_invalid_remedy_gets_past_the_error(assets, tmp_path):
 
 # --------------------------------------------------------------------- one line, no traceback
 
-def test_bad_data_folder_is_one_line_and_status_2(assets, tmp_path, capsys, never_built):
-    main = recipe_main("MIR-ST500")
+def test_bad_data_folder_is_one_line_and_status_2(assets, tmp_path, capsys, never_built,
+                                                  run_experiment):
+    main = run_experiment.main("MIR-ST500")
     argv = mir_args(assets, tmp_path)
     argv[argv.index("--data_folder") + 1] = str(tmp_path / "nowhere")
     assert run_recipe(main, "MIR-ST500", argv) == 2
@@ -202,7 +203,7 @@ def test_error_from_a_dataloader_worker_keeps_only_its_message():
 
 # --------------------------------------------------------------------------- neighbours
 
-def test_device_typos(assets, tmp_path, never_built):
+def test_device_typos(assets, tmp_path, never_built, stopped_with):
     message = stopped_with(mir_args(assets, tmp_path, device="gpu"))
     assert message == "--device 'gpu' is not a device; use auto, cpu, cuda, cuda:N or mps"
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -212,21 +213,23 @@ def test_device_typos(assets, tmp_path, never_built):
 
 
 @pytest.mark.parametrize("recipe", ["TONAS", "ISMIR2014", "SSVD"])
-def test_evaluation_recipes_refuse_a_missing_model_up_front(recipe, tmp_path, never_built):
+def test_evaluation_recipes_refuse_a_missing_model_up_front(recipe, tmp_path, never_built,
+                                                            stopped_with):
     message = stopped_with([str(ROOT / recipe / "hparams" / "evaluate.yaml"), "--data_folder",
                             str(tmp_path), "--model", str(tmp_path / "no_model"),
                             "--output_folder", str(tmp_path / "eval")], recipe=recipe)
     assert message.startswith(f"--model: {tmp_path / 'no_model'}: no model bundle here")
 
 
-def test_missing_test_set_folder_stops_before_any_preparation(assets, tmp_path, never_built):
+def test_missing_test_set_folder_stops_before_any_preparation(assets, tmp_path, never_built,
+                                                              stopped_with):
     message = stopped_with(mir_args(assets, tmp_path, tonas_folder=tmp_path / "TONAS"))
     assert message == f"--tonas_folder: {tmp_path / 'TONAS'} does not exist; pass the dataset's " \
                       "root folder"
     assert not (tmp_path / "data").exists()
 
 
-def test_fixed_choices_of_other_recipes(tmp_path, never_built):
+def test_fixed_choices_of_other_recipes(tmp_path, never_built, stopped_with):
     av_yaml = ROOT / "N20EMv2" / "audio_visual" / "hparams" / "train_rca.yaml"
     message = stopped_with([str(av_yaml), "--data_folder", str(tmp_path), "--noise_type",
                             "acomp", "--snr_db", "-10"], recipe="N20EMv2/audio_visual")
@@ -239,7 +242,7 @@ def test_fixed_choices_of_other_recipes(tmp_path, never_built):
 # --------------------------------------------------------------------------- checkpoints
 
 @pytest.fixture(scope="module")
-def trained(assets, tmp_path_factory):  # noqa: F811
+def trained(assets, tmp_path_factory, run_experiment):  # noqa: F811
     """A MIR-ST500 run trained for one epoch (copy it before changing it)."""
     out = tmp_path_factory.mktemp("trained")
     run_experiment("MIR-ST500", "train_audio_ssl.yaml", "--data_folder", assets / "mir",
@@ -269,7 +272,7 @@ def epochs_logged(out):
     return [log.count(f"epoch: {n},") for n in (1, 2)]
 
 
-def test_resume_skips_checkpoints_left_incomplete(assets, trained, tmp_path):
+def test_resume_skips_checkpoints_left_incomplete(assets, trained, tmp_path, run_experiment):
     out, first = copy_of(trained, tmp_path)
     truncated = fake_newer_checkpoint(first, "truncated", 100)
     head = truncated / "head.ckpt"
@@ -288,7 +291,7 @@ def test_resume_skips_checkpoints_left_incomplete(assets, trained, tmp_path):
 
 
 def test_kill_while_saving_leaves_no_listed_half_checkpoint(assets, trained, tmp_path,
-                                                            monkeypatch):
+                                                            monkeypatch, run_experiment):
     out, first = copy_of(trained, tmp_path)
     save_dir = out / "run" / "save"
     listed_at_kill = []
@@ -322,12 +325,13 @@ def test_kill_while_saving_leaves_no_listed_half_checkpoint(assets, trained, tmp
     assert last.path != first and not any(p.name.startswith(".") for p in save_dir.iterdir())
 
 
-def test_checkpoint_that_cannot_be_loaded_names_its_folder(assets, trained, tmp_path, capsys):
+def test_checkpoint_that_cannot_be_loaded_names_its_folder(assets, trained, tmp_path, capsys,
+                                                           run_experiment):
     out, first = copy_of(trained, tmp_path)
     # Intact as a file, but not this model's head (an option changed since it was saved).
     torch.save({"w.weight": torch.zeros(3, 3)}, first / "head.ckpt")
     argv = mir_args(assets, out, epochs=2)
-    assert run_recipe(recipe_main("MIR-ST500"), "MIR-ST500", argv) == 2
+    assert run_recipe(run_experiment.main("MIR-ST500"), "MIR-ST500", argv) == 2
     err = capsys.readouterr().err
     err = err[err.index("MIR-ST500: error: "):].strip()
     assert "\n" not in err and "Traceback" not in err
@@ -367,7 +371,7 @@ ST_YAML = ROOT / "SingingTranscriber" / "hparams" / "train_pitch_network.yaml"
 
 
 def test_bundle_folder_holding_the_users_files_is_refused_up_front(assets, tmp_path,
-                                                                    never_built):
+                                                                    never_built, stopped_with):
     mine = tmp_path / "thesis"
     mine.mkdir()
     (mine / "thesis.txt").write_text("years of work")
@@ -385,7 +389,7 @@ def test_bundle_folder_holding_the_users_files_is_refused_up_front(assets, tmp_p
     assert (assets / "mir" / "Annotations.json").is_file()
 
 
-def test_package_model_folder_is_never_deleted_blindly(tmp_path, never_built):
+def test_package_model_folder_is_never_deleted_blindly(tmp_path, never_built, stopped_with):
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "thesis.txt").write_text("keep")
@@ -406,7 +410,8 @@ def test_package_model_folder_is_never_deleted_blindly(tmp_path, never_built):
     ("{offset_min_tolerance: -0.05}", "--tolerances.offset_min_tolerance: -0.05 is out of "
                                       "range; it must be at least 0"),
 ])
-def test_nested_tolerances_are_range_checked(assets, tmp_path, never_built, value, expected):
+def test_nested_tolerances_are_range_checked(assets, tmp_path, never_built, value, expected,
+                                             stopped_with):
     assert stopped_with(mir_args(assets, tmp_path, "--tolerances", value)).startswith(expected)
 
 
@@ -416,12 +421,13 @@ def test_nested_tolerances_are_range_checked(assets, tmp_path, never_built, valu
                                 "(0, 1000.0]"),
 ])
 def test_sample_rate_and_huge_label_rate_refused(assets, tmp_path, never_built, option, value,
-                                                 expected):
+                                                 expected, stopped_with):
     assert stopped_with(mir_args(assets, tmp_path, **{option: value})).startswith(expected)
     assert not (tmp_path / "data").exists()
 
 
-def test_recorded_voices_missing_stop_the_recipe_before_anything(tmp_path, never_built):
+def test_recorded_voices_missing_stop_the_recipe_before_anything(tmp_path, never_built,
+                                                                  stopped_with):
     message = stopped_with([str(ST_YAML), "--output_folder", str(tmp_path / "run"),
                             "--voice_bank_share", "0.5", "--voice_bank_folder",
                             str(tmp_path / "nowhere")], recipe="SingingTranscriber")
@@ -432,14 +438,14 @@ def test_recorded_voices_missing_stop_the_recipe_before_anything(tmp_path, never
 
 
 @pytest.mark.parametrize("value", ["[30.0, 12.0]", "[0.0, 5.0]", "[5.0]", "[-3, 4]"])
-def test_song_seconds_must_be_a_range_of_song_lengths(tmp_path, never_built, value):
+def test_song_seconds_must_be_a_range_of_song_lengths(tmp_path, never_built, value, stopped_with):
     message = stopped_with([str(ST_YAML), "--output_folder", str(tmp_path / "run"),
                             "--song_seconds", value], recipe="SingingTranscriber")
     assert message.startswith("--song_seconds:") and "min <= max" in message
     assert not (tmp_path / "run").exists()
 
 
-def test_label_rate_that_the_encoder_does_not_produce(assets, tmp_path):
+def test_label_rate_that_the_encoder_does_not_produce(assets, tmp_path, stopped_with):
     # Training: checked once the encoder is built, before any preparation.
     message = stopped_with(mir_args(assets, tmp_path, label_frame_rate=100))
     assert message.startswith("--label_frame_rate: 100 label frames per second give 500 frames "
@@ -447,7 +453,7 @@ def test_label_rate_that_the_encoder_does_not_produce(assets, tmp_path):
     assert not (tmp_path / "data").exists()
 
 
-def test_evaluation_label_rate_must_match_the_bundle(trained, tmp_path):
+def test_evaluation_label_rate_must_match_the_bundle(trained, tmp_path, stopped_with):
     for recipe in ("TONAS", "SSVD"):
         message = stopped_with([str(ROOT / recipe / "hparams" / "evaluate.yaml"), "--data_folder",
                                 str(tmp_path), "--model", str(trained / "run"),
@@ -458,13 +464,13 @@ def test_evaluation_label_rate_must_match_the_bundle(trained, tmp_path):
         assert not (tmp_path / "data").exists()
 
 
-def test_split_without_songs_names_the_csv(assets, tmp_path, capsys):
+def test_split_without_songs_names_the_csv(assets, tmp_path, capsys, run_experiment):
     data = tmp_path / "mir"
     shutil.copytree(assets / "mir", data)
     shutil.rmtree(data / "wav16kHz" / "test")
     argv = mir_args(assets, tmp_path, "--skip_invalid")
     argv[argv.index("--data_folder") + 1] = str(data)
-    assert run_recipe(recipe_main("MIR-ST500"), "MIR-ST500", argv) == 2
+    assert run_recipe(run_experiment.main("MIR-ST500"), "MIR-ST500", argv) == 2
     err = capsys.readouterr().err.splitlines()[-1]
     csv_path = tmp_path / "data" / "dur_5s" / "mir_st500_test.csv"
     assert err.startswith(f"MIR-ST500: error: no test songs in {csv_path}; splits found: "

@@ -3,7 +3,6 @@ prepare -> train -> evaluate -> bundle; resuming; evaluation-only recipes on a b
 
 import json
 import os
-import runpy
 import shutil
 import subprocess
 import sys
@@ -22,11 +21,6 @@ from svt.synthetic.singing import make_corpus
 from svt.synthetic.tiny_models import build_tiny_ssl_model
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_experiment(recipe, yaml, *args):
-    main = runpy.run_path(str(ROOT / recipe / "experiment.py"), run_name="experiment")["main"]
-    return main([str(ROOT / recipe / "hparams" / yaml), *map(str, args)])
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +46,7 @@ def tiny_args(assets, out, epochs=2, **extra):
     return [x for k, v in args.items() for x in (f"--{k}", v)]
 
 
-def test_mir_st500_recipe_end_to_end_and_resume(assets, tmp_path):
+def test_mir_st500_recipe_end_to_end_and_resume(assets, tmp_path, run_experiment):
     results = run_experiment("MIR-ST500", "train_audio_ssl.yaml", "--data_folder",
                              assets / "mir", *tiny_args(assets, tmp_path, epochs=1))
     run = tmp_path / "run"
@@ -89,7 +83,7 @@ def test_mir_st500_recipe_end_to_end_and_resume(assets, tmp_path):
     assert len(frames[0]) == model.encoder.num_frames(len(wav))
 
 
-def test_selected_checkpoint_is_the_one_exported(assets, tmp_path):
+def test_selected_checkpoint_is_the_one_exported(assets, tmp_path, run_experiment):
     run_experiment("MIR-ST500", "train_audio_ssl.yaml", "--data_folder", assets / "mir",
                    *tiny_args(assets, tmp_path, epochs=2, selection_metric="COnPOff_f1"))
     from speechbrain.utils.checkpoints import Checkpointer
@@ -99,7 +93,7 @@ def test_selected_checkpoint_is_the_one_exported(assets, tmp_path):
     torch.testing.assert_close(bundle["head.w.weight"], head["w.weight"])
 
 
-def test_any_eval_batch_size_gives_the_same_scores(assets, tmp_path):
+def test_any_eval_batch_size_gives_the_same_scores(assets, tmp_path, run_experiment):
     # Same trained model, evaluated with batch size 1 and 3: identical song predictions.
     run_experiment("MIR-ST500", "train_audio_ssl.yaml", "--data_folder", assets / "mir",
                    *tiny_args(assets, tmp_path, epochs=1, eval_batch_size=1,
@@ -137,7 +131,7 @@ def write_ismir2014(folder, corpus, annotations):
         (folder / f"male{song}.GroundTruth.txt").write_text("\n".join(rows) + "\n")
 
 
-def test_evaluation_recipes_on_a_bundle(assets, tmp_path):
+def test_evaluation_recipes_on_a_bundle(assets, tmp_path, run_experiment):
     run_experiment("MIR-ST500", "train_audio_ssl.yaml", "--data_folder", assets / "mir",
                    *tiny_args(assets, tmp_path, epochs=1))
     bundle = tmp_path / "run"
@@ -159,7 +153,7 @@ def test_evaluation_recipes_on_a_bundle(assets, tmp_path):
         assert len(scores) == 1 + len(test_ids)
 
 
-def test_song_without_predicted_notes_scores_zero(assets, tmp_path):
+def test_song_without_predicted_notes_scores_zero(assets, tmp_path, run_experiment):
     run_experiment("MIR-ST500", "train_audio_ssl.yaml", "--data_folder", assets / "mir",
                    *tiny_args(assets, tmp_path, epochs=1))
     # A bundle whose onset output never fires.
@@ -179,7 +173,7 @@ def test_song_without_predicted_notes_scores_zero(assets, tmp_path):
                       "ismir2014__male5.json").shape == (0, 3)
 
 
-def test_n20emv2_audio_recipe_with_mix_train(assets, tmp_path):
+def test_n20emv2_audio_recipe_with_mix_train(assets, tmp_path, run_experiment):
     results = run_experiment("N20EMv2/audio_only", "train_audio_ssl.yaml", "--data_folder",
                              assets / "n20", "--mir_st500_folder", assets / "mir",
                              *tiny_args(assets, tmp_path, epochs=1))
@@ -224,7 +218,7 @@ def test_torchrun_two_processes_gloo(assets, tmp_path):
     assert (tmp_path / "run" / "model" / "weights.pt").is_file()
 
 
-def test_head_and_loss_weight_are_swapped_by_yaml_overrides_only(assets, tmp_path):
+def test_head_and_loss_weight_are_swapped_by_yaml_overrides_only(assets, tmp_path, run_experiment):
     """A different head (MLP instead of linear) and another loss weight, by overrides alone: the
     recipe trains it, the checkpoint and the bundle hold it, and the bundle reloads it."""
     # A sequence of constructor arguments: HyperPyYAML merges a mapping override into the

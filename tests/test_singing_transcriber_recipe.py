@@ -1,7 +1,5 @@
 """The shipped model's recipe end to end on a tiny generated corpus, the SSVD evaluation recipe on
 its bundle, and the shipped model itself behind `svt.transcribe` / `svt-transcribe`."""
-import runpy
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,15 +12,8 @@ from svt.notes.formats import read_notes
 from svt.notes.scoring import METRIC_KEYS
 from svt.synthetic.recorded_singing import make_recorded_corpus
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def run_experiment(recipe, yaml, *args):
-    main = runpy.run_path(str(ROOT / recipe / "experiment.py"), run_name="experiment")["main"]
-    return main([str(ROOT / recipe / "hparams" / yaml), *map(str, args)])
-
-
-def test_recipe_trains_exports_and_evaluates(tmp_path):
+def test_recipe_trains_exports_and_evaluates(tmp_path, run_experiment):
     real = make_recorded_corpus(tmp_path / "real_like", 2, seed=99, duration_range=(5.0, 6.0),
                                 progress=False)
     results = run_experiment(

@@ -11,10 +11,11 @@ import torch
 
 import svt
 from svt.cli.score import main as score_main
-from svt.cli.transcribe import RECORD_FILE
+from svt.audio import ArraySource
 from svt.cli.transcribe import main as transcribe_main
 from svt.inference.bundle import export_bundle, load_bundle
-from svt.inference.transcribe import ArraySource, SilentInputWarning, predict_frames
+from svt.inference.files import RECORD_FILE
+from svt.inference.transcribe import SilentInputWarning, predict_frames
 from svt.models.head import TranscriptionHead
 from svt.models.ssl import SSLEncoder
 from svt.notes.decoding import frames_to_notes
@@ -164,7 +165,7 @@ def test_long_input_is_read_chunk_by_chunk(local_bundle, tmp_path, monkeypatch):
     with sf.SoundFile(tmp_path / "long.wav", "w", SR, 1, subtype="PCM_16") as f:
         for _ in range(12):
             f.write(minute)
-    from svt.inference.transcribe import FileSource
+    from svt.audio import FileSource
     sizes = []
     original = FileSource.read
 
@@ -220,7 +221,7 @@ def test_cli_thresholds_and_saved_frames(local_bundle, song, tmp_path, capsys):
 
 
 def test_every_input_gets_its_own_output_name(tmp_path):
-    from svt.cli.transcribe import name_clashes, output_stems
+    from svt.inference.files import name_clashes, output_stems
 
     files = [tmp_path / "x" / "a" / "song.wav", tmp_path / "y" / "a" / "song.wav",
              tmp_path / "z" / "song.wav", tmp_path / "z" / "song.flac",
@@ -233,11 +234,11 @@ def test_every_input_gets_its_own_output_name(tmp_path):
 
 def test_clashing_names_or_a_bad_out_dir_stop_the_run_before_any_work(tmp_path, capsys,
                                                                         monkeypatch):
-    from svt.cli import transcribe as cli
+    from svt.inference import files as library
 
-    monkeypatch.setattr(cli, "resolve_model", lambda *a, **k: pytest.fail("model loaded"))
+    monkeypatch.setattr(library, "resolve_model", lambda *a, **k: pytest.fail("model loaded"))
     sf.write(tmp_path / "s.wav", np.zeros(SR), SR)
-    monkeypatch.setattr(cli, "output_stems", lambda files: ["same"] * len(files))
+    monkeypatch.setattr(library, "output_stems", lambda files: ["same"] * len(files))
     sf.write(tmp_path / "t.wav", np.zeros(SR), SR)
     assert transcribe_main([str(tmp_path / "s.wav"), str(tmp_path / "t.wav"),
                             "--out-dir", str(tmp_path / "out")]) == 2
@@ -245,7 +246,7 @@ def test_clashing_names_or_a_bad_out_dir_stop_the_run_before_any_work(tmp_path, 
     assert "would all be written as same.*" in err and "nothing was written" in err
     assert not (tmp_path / "out").exists()
     monkeypatch.undo()
-    monkeypatch.setattr(cli, "resolve_model", lambda *a, **k: pytest.fail("model loaded"))
+    monkeypatch.setattr(library, "resolve_model", lambda *a, **k: pytest.fail("model loaded"))
     (tmp_path / "a_file").write_text("x")
     assert transcribe_main([str(tmp_path / "s.wav"), "--out-dir", str(tmp_path / "a_file")]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
@@ -278,3 +279,68 @@ def test_score_refuses_out_of_range_tolerances(tmp_path, capsys, argv, message):
         score_main(["a.json", "b.json", *argv])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_transcribe_files_from_python(local_bundle, song, tmp_path):
+    """`svt.transcribe_files`: the call svt-transcribe makes, with its results and messages."""
+    _, wav = song
+    sf.write(tmp_path / "s.wav", wav[: SR * 6], SR)
+    messages = []
+    results = svt.transcribe_files([tmp_path / "s.wav", tmp_path / "gone.wav"], tmp_path / "o",
+                                   model=local_bundle, formats=("mid",), device="cpu",
+                                   report=lambda level, text: messages.append((level, text)))
+    missing, written = results
+    assert (missing.status, missing.name) == ("missing", None)
+    assert written.status == "written" and written.name == "s" and len(written.notes) > 0
+    assert written.outputs == [tmp_path / "o" / "s.json", tmp_path / "o" / "s.mid"]
+    np.testing.assert_allclose(read_notes(tmp_path / "o" / "s.json"), written.notes)
+    assert ("error", f"{tmp_path / 'gone.wav'}: no such file or folder") in messages
+    assert ("info", f"{tmp_path / 's.wav'}: {len(written.notes)} notes -> "
+                    f"{tmp_path / 'o' / 's'}.json") in messages
+    [again] = svt.transcribe_files(tmp_path / "s.wav", tmp_path / "o", model=local_bundle,
+                                   formats="mid", skip_existing=True, report=lambda *a: None)
+    assert again.status == "skipped"
+    # Refusals come before any work, as one exception naming every problem.
+    from svt.inference.files import TranscribeFilesError
+
+    with pytest.raises(TranscribeFilesError, match="unknown --format"):
+        svt.transcribe_files(tmp_path / "s.wav", tmp_path / "o", formats=("pdf",))
+    with pytest.raises(TranscribeFilesError, match="batch_size must be a whole number"):
+        svt.transcribe_files(tmp_path / "s.wav", tmp_path / "o", batch_size=0)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "s.json").write_text("[]")
+    with pytest.raises(TranscribeFilesError, match="1 output.s. would replace files") as info:
+        svt.transcribe_files(tmp_path / "s.wav", tmp_path / "mine", formats=())
+    assert info.value.errors == [str(info.value)] and info.value.advice is None
+
+
+def test_plot_pitch_axis_fits_the_notes(tmp_path):
+    """The piano roll shows the notes' range with a margin, not C2-C7 whatever the song."""
+    from mir_eval.util import hz_to_midi
+
+    from svt.inference.plot import DEFAULT_PITCH_RANGE, piano_roll_figure, plot_piano_roll
+
+    def midi_limits(*args, **kwargs):
+        import matplotlib.pyplot as plt
+
+        fig = piano_roll_figure(*args, **kwargs)
+        ax = fig.axes[0]
+        limits = tuple(float(hz_to_midi(f)) for f in ax.get_ylim())
+        labels = [t.get_text() for t in ax.get_yticklabels()]
+        plt.close(fig)
+        return limits, labels
+
+    melody = np.array([[0.0, 0.5, 60], [0.5, 1.0, 64], [1.0, 1.5, 67], [1.5, 2.0, 62.3]])
+    (low, high), labels = midi_limits(melody)
+    assert 55 <= low <= 58.5 and 68.5 <= high <= 72 and high - low >= 12 - 1e-9
+    assert "C4" in labels and "G4" in labels and "C2" not in labels
+    # The reference widens the axis to hold its notes too.
+    (low, high), _ = midi_limits(melody, reference=[[0.0, 1.0, 48], [1.0, 2.0, 79]])
+    assert 44 <= low <= 46.5 and 80.5 <= high <= 83
+    # A single note still gets an octave; no notes at all: the singing range.
+    (low, high), _ = midi_limits([[0.0, 1.0, 70]])
+    assert low < 70 < high and high - low == pytest.approx(12)
+    assert midi_limits(np.zeros((0, 3)))[0] == pytest.approx(DEFAULT_PITCH_RANGE)
+    audio = np.sin(2 * np.pi * 261.6 * np.arange(SR * 2) / SR).astype(np.float32)
+    plot_piano_roll(tmp_path / "roll.png", melody, audio, SR, title="melody")
+    assert (tmp_path / "roll.png").stat().st_size > 1000 and not list(tmp_path.glob(".*tmp"))

@@ -2,8 +2,6 @@
 checkpoint), bundle export/reload, and video feature extraction for all splits."""
 
 import json
-import runpy
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,18 +14,9 @@ from svt.synthetic.fairseq_checkpoints import save_fairseq_style_checkpoint
 from svt.synthetic.singing import make_corpus
 from svt.synthetic.tiny_models import tiny_config
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(*args):
-    main = runpy.run_path(str(ROOT / "N20EMv2" / "video_only" / "experiment.py"),
-                          run_name="experiment")["main"]
-    return main([str(ROOT / "N20EMv2" / "video_only" / "hparams" / "train_video_ssl.yaml"),
-                 *map(str, args)])
-
 
 @pytest.fixture(scope="module")
-def video_run(tmp_path_factory):
+def video_run(tmp_path_factory, run_experiment):
     root = tmp_path_factory.mktemp("video")
     make_corpus(root / "n20", layout="n20emv2", num_train=2, num_valid=1, num_test=1,
                 song_duration_s=7, seed=6, with_video=True)
@@ -38,7 +27,7 @@ def video_run(tmp_path_factory):
             "--batch_size", 2, "--eval_batch_size", 2, "--output_folder", root / "run",
             "--prepare_folder", root / "data", "--bundle_folder", root / "run" / "model",
             "--device", "cpu"]
-    results = run(*args)
+    results = run_experiment("N20EMv2/video_only", "train_video_ssl.yaml", *args)
     return root, args, results
 
 
@@ -55,9 +44,10 @@ def test_video_recipe_end_to_end(video_run):
         load_bundle(root / "run" / "model", modality="audio")
 
 
-def test_video_features_for_every_split(video_run):
+def test_video_features_for_every_split(video_run, run_experiment):
     root, args, _ = video_run
-    run(*args, "--extract_features", "True")
+    run_experiment("N20EMv2/video_only", "train_video_ssl.yaml", *args, "--extract_features",
+                   "True")
     annotations = json.loads((root / "n20" / "annotations.json").read_text())
     for song in annotations:
         # named after the video model (the checkpoint tiny.pt)

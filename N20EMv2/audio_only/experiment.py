@@ -11,8 +11,6 @@ with --noise_type/--snr_db from the noisy mixtures) for the audio-visual stage.
 """
 import sys
 
-import speechbrain as sb
-
 from svt.data.utterances import audio_dataset
 from svt.datasets.ismir2014 import prepare_ismir2014
 from svt.datasets.mir_st500 import prepare_mir_st500
@@ -34,24 +32,14 @@ from svt.training.experiment import (
 
 
 class AudioTranscriptionBrain(TranscriptionBrain):
-    """Waveform (clean vocals or a noisy mixture) -> SSL encoder -> head -> 20 frame outputs."""
+    """Waveform (clean vocals or a noisy mixture) -> SSL encoder -> head -> 20 frame outputs. The
+    forward pass and the objectives are TranscriptionBrain's: the task only says what the encoder
+    reads."""
 
     def encoder_inputs(self, batch):
-        wavs, wav_lens = batch.sig
-        return wavs, wav_lens, wavs.shape[1]
-
-    def compute_forward(self, batch, stage):
-        batch = batch.to(self.device)
-        wavs, wav_lens, _ = self.encoder_inputs(batch)
-        with self.encoder_context(stage):
-            features = self.modules.encoder(wavs, wav_lens)
-        return self.modules.head(features), wav_lens
-
-    def compute_objectives(self, predictions, batch, stage):
-        logits, wav_lens = predictions
-        if stage == sb.Stage.TRAIN:
-            return self.training_loss(logits, batch)
-        return self.evaluation_loss(logits, batch, wav_lens, batch.sig[0].shape[1])
+        """The utterances' waveforms (16 kHz, padded) and their relative lengths: the clean vocals,
+        or with `noise_type` / `snr_db` the noisy mixtures (chosen in `dataio_prepare`)."""
+        return batch.sig
 
 
 def dataio_prepare(hparams):

@@ -13,11 +13,10 @@ Needs the features of the trained audio model for this condition and of the trai
 import sys
 from pathlib import Path
 
-import speechbrain as sb
-
 from svt.data.features import av_dataset, prepare_av_csvs
 from svt.data.utterances import csv_folder, require_songs
 from svt.datasets.n20emv2 import N20EMV2_SPLITS, prepare_n20emv2_audio
+from svt.training.brain import Predictions
 from svt.training.experiment import (
     evaluate_test_sets,
     load_experiment,
@@ -29,23 +28,15 @@ from svt.training.fusion import FusionBrain
 
 
 class RCABrain(FusionBrain):
-    """Audio features + video features -> RCA fusion -> head (the video zeroed for system A)."""
-
-    def encoder_inputs(self, batch):
-        audio, lens = batch.audio_feats
-        return audio, lens, audio.shape[1]
+    """Audio features + video features -> RCA fusion -> head (the video zeroed for system A). The
+    objectives are TranscriptionBrain's."""
 
     def compute_forward(self, batch, stage):
         batch = batch.to(self.device)
         audio, lens = batch.audio_feats
         video, _ = batch.video_feats
-        return self.modules.head(self.modules.fusion(audio, video, lens)), lens
-
-    def compute_objectives(self, predictions, batch, stage):
-        logits, lens = predictions
-        if stage == sb.Stage.TRAIN:
-            return self.training_loss(logits, batch)
-        return self.evaluation_loss(logits, batch, lens, batch.audio_feats[0].shape[1])
+        return Predictions(self.modules.head(self.modules.fusion(audio, video, lens)), lens,
+                           audio.shape[1])
 
 
 def dataio_prepare(hparams):

@@ -8,8 +8,6 @@ features of the trained model for the audio-visual stage instead (train, valid a
 """
 import sys
 
-import speechbrain as sb
-
 from svt.data.utterances import require_songs
 from svt.data.video import video_dataset
 from svt.datasets.n20emv2 import prepare_n20emv2_video
@@ -27,24 +25,14 @@ from svt.training.experiment import (
 
 
 class VideoTranscriptionBrain(TranscriptionBrain):
-    """Lip clips (B, T, 88, 88) -> AV-HuBERT visual encoder -> head, one output per video frame."""
+    """Lip clips (B, T, 88, 88) -> AV-HuBERT visual encoder -> head, one output per video frame.
+    The forward pass and the objectives are TranscriptionBrain's: the task only says what the
+    encoder reads."""
 
     def encoder_inputs(self, batch):
-        videos, lens = batch.video
-        return videos.unsqueeze(1), lens, videos.shape[1]  # the encoder takes (B, 1, T, H, W)
-
-    def compute_forward(self, batch, stage):
-        batch = batch.to(self.device)
-        videos, lens, _ = self.encoder_inputs(batch)
-        with self.encoder_context(stage):
-            features = self.modules.encoder(videos, lens)
-        return self.modules.head(features), lens
-
-    def compute_objectives(self, predictions, batch, stage):
-        logits, lens = predictions
-        if stage == sb.Stage.TRAIN:
-            return self.training_loss(logits, batch)
-        return self.evaluation_loss(logits, batch, lens, batch.video[0].shape[1])
+        """The utterances' lip clips `(B, T, 88, 88)` (padded along T) and their relative
+        lengths."""
+        return batch.video
 
 
 def dataio_prepare(hparams):

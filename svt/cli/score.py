@@ -15,36 +15,8 @@ import warnings
 from pathlib import Path
 
 from svt.cli.argtypes import non_negative_float, positive_float
-from svt.notes.formats import (
-    NoteFileError,
-    NoteFileWarning,
-    detect_format,
-    read_note_collection,
-    read_note_folder,
-    read_notes,
-    song_id,
-)
+from svt.notes.formats import NoteFileError, NoteFileWarning, read_note_source
 from svt.notes.scoring import DEFAULT_TOLERANCES, format_table, score_songs
-
-
-def load_side(path, fmt=None, split=None, midi_track=None, midi_channel=None) -> dict:
-    """`{song: notes}` from a file, a folder or a dict file; `midi_track` / `midi_channel` choose
-    the part of every MIDI file read (see `read_midi`)."""
-    path = Path(path)
-    if path.is_dir():
-        songs = read_note_folder(path, fmt, midi_track, midi_channel)
-        if not songs:
-            raise NoteFileError(f"{path}: the folder holds no note files (.json, .csv, .mid, .txt, "
-                                ".notes.Corrected)")
-        return songs
-    if not path.exists():
-        raise NoteFileError(f"{path}: no such file or folder")
-    # Detect once and hand the result on: read_notes would otherwise parse the file and warn about
-    # an ambiguous guess a second time.
-    fmt = fmt or detect_format(path)
-    if fmt == "json-dict":
-        return read_note_collection(path, split=split)
-    return {song_id(path): read_notes(path, fmt, midi_track, midi_channel)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,8 +94,8 @@ def main(argv=None) -> int:
         warnings.simplefilter("always", NoteFileWarning)
         try:
             midi = {"midi_track": args.midi_track, "midi_channel": args.midi_channel}
-            ref = load_side(args.reference, args.fmt, args.split, **midi)
-            est = load_side(args.estimate, args.fmt, args.split, **midi)
+            ref = read_note_source(args.reference, args.fmt, args.split, **midi)
+            est = read_note_source(args.estimate, args.fmt, args.split, **midi)
             if len(ref) == 1 and len(est) == 1 and not Path(args.reference).is_dir() \
                     and not Path(args.estimate).is_dir():
                 # Two single files: compare them whatever their names.

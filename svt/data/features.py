@@ -24,6 +24,7 @@ from svt.data.utterances import (
     utterance_slice,
     with_song_items,
 )
+from svt.errors import SvtUserError
 from svt.fileio import atomic_path, write_text_atomic
 
 AUDIO_FEATURE_RATE = 49.8
@@ -34,7 +35,7 @@ AV_CSV_COLUMNS = ["ID", "song", "dataset", "duration", "features", "utter_id", "
 ALIGNMENT_TOLERANCE_FRAMES = 15
 
 
-class FeatureError(FileNotFoundError):
+class FeatureError(SvtUserError, FileNotFoundError):
     """Missing or inconsistent features for the audio-visual stage."""
 
 

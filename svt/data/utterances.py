@@ -22,13 +22,14 @@ from svt.audio import (
     audio_info,
     read_audio,
 )
+from svt.errors import SvtUserError
 from svt.fileio import write_text_atomic
 
 CSV_COLUMNS = ["ID", "song", "dataset", "duration", "wav", "utter_id", "utter_num", "frame_anno",
                "song_anno"]
 
 
-class PrepareError(ValueError):
+class PrepareError(SvtUserError, ValueError):
     """Input data that cannot be prepared; the message names the dataset, song and file."""
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from svt.data.utterances import utterance_slice
+from svt.errors import SvtUserError
 
 #: Frame rate of the N20EMv2 lip videos (and of the video recipe's labels).
 VIDEO_FPS = 50
@@ -53,7 +54,7 @@ _CONVERT_HINT = ("save the video as a uint8 array of shape (T, H, W): grayscale 
                  "(T, H, W, 3): convert each frame to grayscale first)")
 
 
-class VideoError(ValueError):
+class VideoError(SvtUserError, ValueError):
     """A video file that is missing, unreadable or not usable; the message names the file."""
 
 

@@ -10,12 +10,10 @@ import argparse
 import logging
 import sys
 
-from svt.audio import (
-    AudioError,
-)
 from svt.data.utterances import PrepareError, check_preparation_settings
 from svt.datasets.ismir2014 import prepare_ismir2014
 from svt.datasets.tonas import prepare_tonas
+from svt.errors import SvtUserError
 
 # ---------------------------------------------------------------------------- command lines
 
@@ -99,11 +97,12 @@ def prepare_test_sets(args, **kwargs) -> dict:
 
 
 def run_cli(run) -> int:
-    """Run `run() -> {csv_name: path}` with INFO logging; print the CSVs, or the error (exit 1)."""
+    """Run `run() -> {csv_name: path}` with INFO logging; print the CSVs, or an error about the
+    user's input (`svt.errors.SvtUserError`) as one line (exit 1)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         csvs = run()
-    except (PrepareError, AudioError) as err:
+    except SvtUserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     for name, path in csvs.items():

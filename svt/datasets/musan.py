@@ -93,6 +93,7 @@ import numpy as np
 from tqdm import tqdm
 
 from svt.audio import SAMPLE_RATE, audio_info, read_audio, write_audio
+from svt.errors import SvtUserError
 from svt.fileio import unsafe_name_reason, write_json_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ EPS = 1e-14
 FORMAT_VERSION = 1
 
 
-class NoiseError(ValueError):
+class NoiseError(SvtUserError, ValueError):
     """Bad input folders, empty noise pools or conflicting outputs; the message says what to do."""
 
 

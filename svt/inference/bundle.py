@@ -23,13 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from svt.errors import SvtUserError
 from svt.models.audio_visual import AV_BUNDLE_PARTS, AudioVisualModel
-from svt.models.avhubert import AVHubertVideoEncoder
 from svt.models.encoder import FrameEncoder
 from svt.models.fusion import FusionRCA
 from svt.models.head import FrameHead, TranscriptionHead, frame_predictions
-from svt.models.pitch_network import PitchNetworkEncoder  # noqa: F401 (registers its type)
-from svt.models.ssl import SSLEncoder
 from svt.notes.decoding import DECODERS, MAX_ONSET_DELAY, decode_frames
 
 BUNDLE_FILE = "svt_bundle.json"
@@ -39,7 +37,7 @@ FORMAT_VERSION = 1
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "pretrained" / "singing_transcriber"
 
 
-class BundleError(FileNotFoundError):
+class BundleError(SvtUserError, FileNotFoundError):
     """A model bundle that is missing or cannot be used; the message says what to do."""
 
 
@@ -73,12 +71,11 @@ class TranscriptionModel(torch.nn.Module):
     def frame_outputs(self, wavs, wav_lens=None) -> list:
         """Decoder inputs for a batch: `[onset_prob, offset_prob, octave, pitch_class]`, plus the
         per-frame sung pitch (fractional MIDI, NaN = unvoiced) when the encoder has a pitch
-        network (`sung_pitch`)."""
+        network (`FrameEncoder.sung_pitch`)."""
         features = self.encoder(wavs, wav_lens)
         outputs = list(frame_predictions(self.head(features)))
-        sung_pitch = getattr(self.encoder, "sung_pitch", None)
-        if sung_pitch is not None:
-            outputs.append(sung_pitch(features))
+        if self.encoder.sung_pitch is not None:
+            outputs.append(self.encoder.sung_pitch(features))
         return outputs
 
     @torch.no_grad()
@@ -269,14 +266,15 @@ def modality_mismatch(found: str, needed: str) -> str:
             f"model is needed here" + MODALITY_HINTS.get((found, needed), ""))
 
 
-#: Bundles written before the encoder interface named the class by its old import path.
-LEGACY_ENCODER_CLASSES = {"svt.encoders.SSLEncoder": SSLEncoder.encoder_type,
-                          "svt.avhubert.AVHubertVideoEncoder": AVHubertVideoEncoder.encoder_type}
+#: Bundles written before the encoder interface named the class by its old import path: the
+#: `encoder_type` of `svt.models.ssl.SSLEncoder` and `svt.models.avhubert.AVHubertVideoEncoder`.
+LEGACY_ENCODER_CLASSES = {"svt.encoders.SSLEncoder": "ssl",
+                          "svt.avhubert.AVHubertVideoEncoder": "av_hubert"}
 
 
 def _encoder_class(manifest: dict, folder) -> type[FrameEncoder]:
-    """The encoder class a manifest names: a registered `FrameEncoder.encoder_type`, never an
-    import path taken from the file."""
+    """The encoder class a manifest names: a registered `FrameEncoder.encoder_type` (the built-in
+    ones, and any other whose module was imported), never an import path taken from the file."""
     name = manifest.get("encoder_type") or LEGACY_ENCODER_CLASSES.get(
         manifest.get("encoder_class", "svt.encoders.SSLEncoder"))
     try:

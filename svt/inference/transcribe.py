@@ -12,7 +12,8 @@ so chunk frame k is exactly global frame `start / hop + k`: the kept frames of a
 file without gaps or overlaps, and the notes are decoded once from the stitched frame sequence, so
 notes crossing a chunk border are neither doubled nor cut. Memory is bounded by the chunk size:
 16 kHz mono files are read chunk by chunk; other files are first converted to a temporary 16 kHz
-mono file in blocks.
+mono file in blocks (the audio sources of `svt.audio.open_audio`). Folders of files, with every
+output written to disk, are `svt.transcribe_files` (`svt.inference.files`).
 
 An audio-visual bundle (`svt.models.audio_visual.AudioVisualModel`) also takes the lip video (uint8 `(T, H, W)` at
 50 fps, the audio encoder's frame rate): each chunk's frames, context included, are read from it
@@ -28,25 +29,17 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 import warnings
-from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 
 from svt.audio import (
     SAMPLE_RATE,
-    AudioError,
-    SampleRateError,
-    audio_info,
+    ArraySource,
     mono_waveform,
-    non_finite_spans,
-    read_audio,
-    report_non_finite,
+    open_audio,
     resample,
-    zero_non_finite,
 )
 from svt.inference.bundle import (
     DEFAULT_MODEL,
@@ -61,164 +54,14 @@ from svt.notes.decoding import decode_frames
 
 logger = logging.getLogger(__name__)
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aif", ".aiff",
-                  ".aifc", ".au", ".w64", ".caf")
 #: Chunks default to the bundle's training utterance length (5 s in the paper's recipes): models
 #: trained on 5-s utterances transcribe best when they see windows of about that size.
 DEFAULT_CHUNK_SECONDS = 5.0
 DEFAULT_CONTEXT_SECONDS = 0.5
-#: Block size for streaming conversion of non-16 kHz files.
-_CONVERT_BLOCK = 1 << 18
 
 
 class SilentInputWarning(UserWarning):
     """The input produced no notes (empty, silent, or no singing found)."""
-
-
-# ------------------------------------------------------------------------------ audio sources
-
-class ArraySource:
-    """A 16 kHz mono waveform in memory."""
-
-    def __init__(self, wav):
-        self.wav = np.asarray(wav, dtype=np.float32)
-        if self.wav.ndim != 1:
-            raise ValueError(f"expected a mono 1-D waveform, got shape {self.wav.shape}")
-        self.num_samples = len(self.wav)
-
-    def read(self, start, stop):
-        return self.wav[start:stop]
-
-    def close(self):
-        pass
-
-
-class FileSource:
-    """A 16 kHz mono audio file read slice by slice (only the requested samples are read).
-
-    NaN/inf samples read as zeros; `open_audio` has warned about them once for the whole file."""
-
-    def __init__(self, path):
-        self.path = str(path)
-        self.num_samples = sf.info(self.path).frames
-
-    def read(self, start, stop):
-        return read_audio(self.path, SAMPLE_RATE, start=start, stop=stop, warn_non_finite=False)
-
-    def close(self):
-        pass
-
-
-class ConvertedSource:
-    """A 16 kHz mono copy of another file, held in an anonymous temporary file (`open_audio`).
-
-    The copy has no name in the file system (POSIX), so nothing is left behind however the process
-    ends, SIGKILL included; where the OS cannot do that, it is deleted on close."""
-
-    def __init__(self, handle):
-        self.handle = handle
-        # Through the descriptor, not the file object: libsndfile then reads in C, without the
-        # Python callbacks in which a Ctrl-C would be swallowed.
-        os.lseek(handle.fileno(), 0, os.SEEK_SET)
-        self.reader = sf.SoundFile(handle.fileno(), closefd=False)
-        self.num_samples = self.reader.frames
-
-    def read(self, start, stop):
-        self.reader.seek(start)
-        return self.reader.read(max(stop - start, 0), dtype="float32")
-
-    def close(self):
-        self.reader.close()
-        self.handle.close()
-
-
-def _blocks(path):
-    """`(first_sample, block)` over an audio file, float32 `(n, channels)` blocks."""
-    first = 0
-    for block in sf.blocks(str(path), blocksize=_CONVERT_BLOCK, dtype="float32", always_2d=True):
-        yield first, block
-        first += len(block)
-
-
-def _merge_spans(spans):
-    """Join runs that continue across block borders."""
-    merged = []
-    for first, last in spans:
-        if merged and first == merged[-1][1] + 1:
-            merged[-1] = (merged[-1][0], last)
-        else:
-            merged.append((first, last))
-    return merged
-
-
-def _scan_non_finite(path, rate, total):
-    """Check a 16 kHz mono file for NaN/inf samples before transcribing it (float files only:
-    integer PCM cannot hold them)."""
-    if not sf.info(str(path)).subtype.startswith(("FLOAT", "DOUBLE")):
-        return
-    spans = []
-    for first, block in _blocks(path):
-        spans += non_finite_spans(~np.isfinite(block).all(axis=1), rate, first)
-    report_non_finite(path, _merge_spans(spans), rate, total)
-
-
-def _convert_to_temporary_16k(path, rate, channels):
-    """Stream-convert `path` to 16 kHz mono float samples in an anonymous temporary file (bounded
-    memory); returns the open file. NaN/inf samples are zeroed before resampling, which would
-    spread them."""
-    import soxr
-
-    handle = tempfile.TemporaryFile(prefix="svt-16k-", suffix=".wav")
-    spans, total = [], 0
-    try:
-        resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
-        with sf.SoundFile(handle.fileno(), "w", SAMPLE_RATE, 1, subtype="FLOAT", format="WAV",
-                          closefd=False) as out:
-            for first, block in _blocks(path):
-                bad = ~np.isfinite(block)
-                if bad.any():
-                    spans += non_finite_spans(bad.any(axis=1), rate, first)
-                    block = np.where(bad, np.float32(0), block)
-                total = first + len(block)
-                out.write(resampler.resample_chunk(block.mean(axis=1)))
-            out.write(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
-        report_non_finite(path, _merge_spans(spans), rate, total)
-    except BaseException:
-        handle.close()
-        raise
-    return handle
-
-
-def open_audio(path):
-    """A chunk-readable 16 kHz mono source for any audio file soundfile (or librosa) decodes."""
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: a folder, not an audio file; pass its files one by one "
-                         "(svt-transcribe takes folders)" if path.is_dir()
-                         else f"{path}: no such audio file")
-    try:
-        rate, _, channels = audio_info(path)
-    except SampleRateError:
-        raise  # read fine, but its rate is no audio rate: no other decoder will do better
-    except AudioError:
-        # Formats libsndfile cannot read (e.g. mp3/m4a without its MPEG support) go through
-        # librosa's decoders, whole file in memory.
-        try:
-            import librosa
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                wav, _ = librosa.load(str(path), sr=SAMPLE_RATE, mono=True)
-        except Exception as err:
-            detail = f" ({type(err).__name__}: {err})" if str(err) else ""
-            raise AudioError(f"{path}: not a readable audio file{detail}: neither libsndfile "
-                             "nor librosa's decoders can open it; convert it to WAV or FLAC, or "
-                             "install ffmpeg for other formats") from None
-        return ArraySource(zero_non_finite(wav, path, SAMPLE_RATE, whole_file=True))
-    if rate == SAMPLE_RATE and channels == 1:
-        _scan_non_finite(path, rate, sf.info(str(path)).frames)
-        return FileSource(path)
-    return ConvertedSource(_convert_to_temporary_16k(path, rate, channels))
 
 
 # ------------------------------------------------------------------------------ frame prediction
@@ -246,7 +89,7 @@ def predict_frames(model: TranscriptionModel, source, chunk_seconds=None,
     total_frames = max(int(encoder.num_frames(source.num_samples)), 0)
     empty = (np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
              np.zeros(0, np.int64))
-    if getattr(encoder, "sung_pitch", None) is not None:
+    if encoder.sung_pitch is not None:
         empty += (np.zeros(0, np.float32),)
     if total_frames == 0 or source.num_samples == 0:
         return empty
@@ -355,9 +198,10 @@ def resolve_device(device="auto") -> str:
     return device
 
 
-def _check_arguments(onset_threshold, offset_threshold, chunk_seconds, context_seconds,
-                     batch_size) -> None:
-    """`transcribe`'s numbers, before the model loads (the CLI's argparse types check the same)."""
+def check_arguments(onset_threshold, offset_threshold, chunk_seconds, context_seconds,
+                    batch_size) -> None:
+    """Refuse (ValueError) `transcribe`'s numbers before the model loads (the CLI's argparse types
+    check the same)."""
     for name, value in (("onset_threshold", onset_threshold),
                         ("offset_threshold", offset_threshold)):
         if value is not None and not (is_finite_number(value) and 0 < value < 1):
@@ -398,7 +242,7 @@ def transcribe(audio, sample_rate=None, model=None, *, video=None, chunk_seconds
             frame grid (`model.frame_rate` frames per second).
         onset_threshold, offset_threshold: decoding thresholds (None: the bundle's own).
     """
-    _check_arguments(onset_threshold=onset_threshold, offset_threshold=offset_threshold,
+    check_arguments(onset_threshold=onset_threshold, offset_threshold=offset_threshold,
                      chunk_seconds=chunk_seconds, context_seconds=context_seconds,
                      batch_size=batch_size)
     if not isinstance(audio, (str, os.PathLike)) and sample_rate is None:

@@ -79,6 +79,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from svt.errors import SvtUserError
 from svt.models.encoder import (
     EncoderNotAvailableError,
     FrameEncoder,
@@ -112,7 +113,7 @@ _SIZE_FIELDS = ("encoder_layers", "encoder_embed_dim", "encoder_ffn_embed_dim",
                 "audio_feat_dim", "final_dim", "untie_final_proj")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(SvtUserError, ValueError):
     """A checkpoint that cannot be loaded into the AV-HuBERT video encoder; the message says why.
 
     `missing`, `unexpected` and `mismatched` (name -> (expected shape, found shape)) hold the

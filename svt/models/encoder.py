@@ -1,9 +1,11 @@
 """The encoder interface: what every encoder (audio or video) gives the rest of the toolkit.
 
-An encoder maps a padded batch of inputs (waveforms `(B, N)` or lip clips `(B, 1, T, H, W)`) and
-their relative lengths to features `(B, T', D)` whose padded frames are zero. The Brain, the
-inference bundles and `svt.transcribe` use only the members declared here, so a new encoder (say a
-pitch network) is one subclass: set `encoder_type` and implement the abstract members.
+An encoder maps a padded batch of inputs (waveforms `(B, N)` or lip clips `(B, T, H, W)`, padded
+along dim 1 as SpeechBrain batches them) and their relative lengths to features `(B, T', D)`
+whose padded frames are zero. The Brain, the inference bundles and `svt.transcribe` use only the
+members declared here, so a new encoder is one subclass, in any module: set `encoder_type` (which
+registers the class under that name, the name bundles record) and implement the abstract members
+(docs/architecture.md, "Adding an encoder or a head").
 
 Two frame rates are kept apart everywhere:
 
@@ -21,40 +23,49 @@ from __future__ import annotations
 import abc
 import os
 from pathlib import Path
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from svt.errors import SvtUserError
+from svt.models import Registry
+
 #: Variance floor of the per-utterance normalisation (as `layer_norm`'s default).
 NORM_EPS = 1e-5
 
 
-class EncoderNotAvailableError(FileNotFoundError):
+class EncoderNotAvailableError(SvtUserError, FileNotFoundError):
     """An encoder's weights or config cannot be found locally (and cannot be downloaded)."""
 
 
 class FrameEncoder(nn.Module, abc.ABC):
-    """Base class of every encoder; subclasses register themselves under `encoder_type`."""
+    """Base class of every encoder; a subclass setting `encoder_type` registers itself under it."""
 
     #: Name stored in bundle manifests; `FrameEncoder.for_type(name)` finds the class again.
     encoder_type: ClassVar[str | None] = None
-    _registry: ClassVar[dict[str, type["FrameEncoder"]]] = {}
+    registry: ClassVar[Registry] = Registry("encoder", "encoder_type")
+
+    #: Encoders with a pitch network define `sung_pitch(features) -> (B, T)`: the per-frame sung
+    #: pitch in fractional MIDI (NaN where unvoiced), read from their own output features; the
+    #: Brain scores notes with it and transcription gives each note its sung pitch. None (the
+    #: default) for encoders without one.
+    sung_pitch: ClassVar[Callable[[torch.Tensor], torch.Tensor] | None] = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if cls.encoder_type:
-            FrameEncoder._registry[cls.encoder_type] = cls
+        FrameEncoder.registry.register(cls)
 
     @classmethod
     def for_type(cls, encoder_type: str) -> type["FrameEncoder"]:
         """The registered class for a bundle's `encoder_type` (KeyError when there is none)."""
-        return cls._registry[encoder_type]
+        return FrameEncoder.registry.get(encoder_type)
 
     @classmethod
     def registered_types(cls) -> list[str]:
-        return sorted(cls._registry)
+        """The names of every encoder registered (the built-in ones included)."""
+        return FrameEncoder.registry.names()
 
     # ------------------------------------------------------------------ geometry
     @property

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from speechbrain.nnet import losses as sb_losses
 
+from svt.models import Registry
 from svt.notes.labels import NUM_FRAME_OUTPUTS, NUM_OCTAVE_CLASSES
 
 ONSET, OFFSET = 0, 1
@@ -34,22 +35,22 @@ LOSS_NAMES = ("onset", "offset", "octave", "pitch")
 class FrameHead(torch.nn.Module):
     """Base of the heads: features `(B, T, input_size)` -> `(B, T, 20)` frame outputs.
 
-    Subclasses register under `head_type`, and `head_config()` gives the constructor arguments, so
-    a bundle records `head_type` + `head_config` and `FrameHead.build(...)` rebuilds any head."""
+    A subclass setting `head_type` registers itself under it, and `head_config()` gives the
+    constructor arguments, so a bundle records `head_type` + `head_config` and
+    `FrameHead.build(...)` rebuilds any head."""
 
     head_type: ClassVar[str | None] = None
-    _registry: ClassVar[dict[str, type["FrameHead"]]] = {}
+    registry: ClassVar[Registry] = Registry("head", "head_type")
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if cls.head_type:
-            FrameHead._registry[cls.head_type] = cls
+        FrameHead.registry.register(cls)
 
     @classmethod
     def build(cls, head_type: str, config: dict) -> "FrameHead":
-        if head_type not in cls._registry:
-            raise KeyError(f"unknown head type {head_type!r}; known: {sorted(cls._registry)}")
-        return cls._registry[head_type](**config)
+        """A new head of the registered `head_type` from its `head_config` (KeyError when no head
+        is registered under that name)."""
+        return FrameHead.registry.get(head_type)(**config)
 
     def head_config(self) -> dict:
         raise NotImplementedError(f"{type(self).__name__} must define head_config()")

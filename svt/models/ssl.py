@@ -51,6 +51,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from svt.errors import SvtUserError
 from svt.models.encoder import (
     EncoderNotAvailableError,
     FrameEncoder,
@@ -78,7 +79,7 @@ warnings.filterwarnings("ignore", message="Support for mismatched key_padding_ma
 
 
 
-class UnsupportedEncoderError(ValueError):
+class UnsupportedEncoderError(SvtUserError, ValueError):
     """The source holds a model that is not one of the supported SSL families."""
 
 

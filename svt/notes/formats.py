@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 from mir_eval.util import hz_to_midi, midi_to_hz
 
+from svt.errors import SvtUserError
 from svt.fileio import atomic_path, no_duplicate_keys, write_text_atomic
 from svt.notes.labels import validate_notes
 from svt.notes.scoring import MAX_NOTE_TIME_S
@@ -59,7 +60,7 @@ _OFFSET_NAMES = ("offset", "offset_s", "offset_time", "end", "end_s", "stop")
 _PITCH_NAMES = ("pitch", "midi", "midi_pitch", "note", "pitch_midi")
 
 
-class NoteFileError(ValueError):
+class NoteFileError(SvtUserError, ValueError):
     """A note file that cannot be read; the message names the file and what is wrong."""
 
 
@@ -596,6 +597,28 @@ def read_note_folder(folder, fmt=None, midi_track=None, midi_channel=None):
             chosen[song] = (rank, path)
     return {song: read_notes(path, fmt, midi_track, midi_channel)
             for song, (_, path) in sorted(chosen.items())}
+
+
+def read_note_source(path, fmt=None, split=None, midi_track=None, midi_channel=None) -> dict:
+    """`{song: notes}` from whatever names notes: a note file (`{song_id: notes}`), a folder of
+    them (`read_note_folder`) or a dict file (`read_note_collection`, `split` choosing N20EMv2
+    songs); `midi_track` / `midi_channel` choose the part of every MIDI file read (see
+    `read_midi`). What svt-score reads on each side and svt-transcribe --reference reads."""
+    path = Path(path)
+    if path.is_dir():
+        songs = read_note_folder(path, fmt, midi_track, midi_channel)
+        if not songs:
+            raise NoteFileError(f"{path}: the folder holds no note files (.json, .csv, .mid, .txt, "
+                                ".notes.Corrected)")
+        return songs
+    if not path.exists():
+        raise NoteFileError(f"{path}: no such file or folder")
+    # Detect once and hand the result on: read_notes would otherwise parse the file and warn about
+    # an ambiguous guess a second time.
+    fmt = fmt or detect_format(path)
+    if fmt == "json-dict":
+        return read_note_collection(path, split=split)
+    return {song_id(path): read_notes(path, fmt, midi_track, midi_channel)}
 
 
 # --------------------------------------------------------------------------------------- writers

@@ -49,6 +49,7 @@ import numpy as np
 from scipy import signal
 
 from svt.audio import write_audio
+from svt.errors import SvtUserError
 from svt.fileio import write_text_atomic
 from svt.synthetic.singing import (
     VOICE_RANGES,
@@ -374,7 +375,7 @@ def make_recorded_corpus(out_dir, num_songs: int, seed: int = 0, duration_range=
     return out
 
 
-class CorpusMismatchError(ValueError):
+class CorpusMismatchError(SvtUserError, ValueError):
     """A corpus folder holds songs made with other settings."""
 
 
@@ -388,8 +389,10 @@ def _check_same_corpus(out: Path, description: dict) -> None:
         previous = json.loads(path.read_text())
     except (OSError, ValueError):
         return  # unreadable: rewritten at the end; the songs' own files decide what is kept
-    if isinstance(previous.get("style"), dict):  # corpora made before articulations existed
-        previous["style"] = {"articulations": [], **previous["style"]}
+    if isinstance(previous.get("style"), dict):
+        # Settings added since a corpus was made default to what it was made with.
+        defaults = json.loads(json.dumps(dataclasses.asdict(CorpusStyle())))
+        previous["style"] = {**defaults, **previous["style"]}
     differing = sorted(key for key in ("seed", "duration_range", "style", "sample_rate")
                        if previous.get(key) != description[key])
     if differing:

@@ -77,6 +77,8 @@ import numpy as np
 import soundfile as sf
 from scipy import signal
 
+from svt.errors import SvtUserError
+
 #: Where Debian's gcin-voice installs the syllables (the other two are alternatives links to it).
 DEFAULT_BANK_DIRS: Tuple[str, ...] = (
     "/usr/share/gcin-voice/ogg",
@@ -109,7 +111,7 @@ _VOICED_INITIALS = set("ㄇㄋㄌㄖ")
 _BOPOMOFO = set(chr(c) for c in range(0x3105, 0x312A))
 
 
-class VoiceBankNotFoundError(FileNotFoundError):
+class VoiceBankNotFoundError(SvtUserError, FileNotFoundError):
     """No gcin-voice syllables where they were looked for."""
 
 

@@ -9,9 +9,14 @@ validation loss or validation COnPOff F1 (`selection_metric` in the YAML).
 Evaluation stitches utterance predictions into songs (any batch size), decodes them with
 `frames_to_notes`, scores every song, and writes per-song notes (JSON and MIDI) and metrics (CSV).
 
-A recipe subclasses `TranscriptionBrain` and defines what is specific to its task: `encoder_inputs`
-(the batch fields the encoder reads), `compute_forward` and `compute_objectives` (using
-`encoder_context`, `training_loss` and `evaluation_loss` from here).
+The forward pass and the objectives are here too: `compute_forward` runs the encoder (`encode`)
+and the head on what `encoder_inputs` takes from the batch, and returns `Predictions` (the logits,
+the input lengths and, for encoders with a pitch network, the sung pitch); `compute_objectives`
+is the YAML's `loss` in training, and the per-utterance losses plus the song scores otherwise. A
+recipe subclasses `TranscriptionBrain` and defines only what is specific to its task:
+`encoder_inputs` (which batch field the encoder reads: `batch.sig` for audio, `batch.video` for
+lip video), and `encode` where the encoder takes more than its inputs (the feature cache of
+SingingTranscriber) or `compute_forward` where there is no single encoder (the fusion recipe).
 
 The hyperparameters a recipe YAML must define: `modules` (`encoder`, `head`), `encoder`, `head`,
 `loss`, `label_frame_rate`, `onset_threshold`, `offset_threshold`, `linear_prob_epochs`,
@@ -26,6 +31,7 @@ import csv
 import io
 import logging
 from pathlib import Path
+from typing import NamedTuple
 
 import speechbrain as sb
 import torch
@@ -43,6 +49,20 @@ from svt.notes.scoring import METRIC_KEYS, aggregate, match_counts
 logger = logging.getLogger(__name__)
 
 SELECTION_KEYS = {"loss": "min", "COnPOff_f1": "max"}
+
+
+class Predictions(NamedTuple):
+    """What `compute_forward` hands to `compute_objectives` for a batch of utterances."""
+
+    #: `(B, T, 20)` head outputs.
+    logits: torch.Tensor
+    #: `(B,)` relative lengths of the encoder's inputs.
+    lens: torch.Tensor
+    #: The padded input length (samples or video frames) `lens` is relative to.
+    num_inputs: int
+    #: `(B, T)` sung pitch in fractional MIDI (NaN = unvoiced), from encoders with a pitch network
+    #: (`FrameEncoder.sung_pitch`); None for the others.
+    sung_pitch: torch.Tensor | None = None
 
 
 class TranscriptionBrain(sb.Brain):
@@ -97,9 +117,37 @@ class TranscriptionBrain(sb.Brain):
         for opt in (self.optimizers_dict or {}).values():
             opt.zero_grad(set_to_none=set_to_none)
 
-    # ------------------------------------------------------------------ what subclasses use
-    # A recipe's Brain defines `compute_forward(batch, stage) -> (logits, input_lens)` and
-    # `compute_objectives(predictions, batch, stage)`; these helpers keep the shared parts here.
+    # ------------------------------------------------------------------ forward and objectives
+    def encoder_inputs(self, batch):
+        """The encoder's inputs in `batch`: a padded batch field `(data, relative lengths)`, padded
+        along dim 1 as SpeechBrain's `PaddedBatch` gives it (`batch.sig` for audio recipes,
+        `batch.video` for lip video). Each recipe's Brain says which field it reads."""
+        raise NotImplementedError(f"{type(self).__name__} must define encoder_inputs(batch): which "
+                                  "padded batch field the encoder reads, e.g. `return batch.sig`")
+
+    def encode(self, inputs, lens, batch, stage):
+        """Features `(B, T, D)` of the encoder for `encoder_inputs(batch)` (run inside
+        `encoder_context(stage)`); a recipe whose encoder takes more than its inputs overrides
+        this."""
+        return self.modules.encoder(inputs, lens)
+
+    def compute_forward(self, batch, stage) -> Predictions:
+        """Inputs -> encoder -> head, with the sung pitch where the encoder reports one."""
+        batch = batch.to(self.device)
+        inputs, lens = self.encoder_inputs(batch)
+        with self.encoder_context(stage):
+            features = self.encode(inputs, lens, batch, stage)
+        encoder = self.hparams.encoder
+        sung_pitch = encoder.sung_pitch(features) if encoder.sung_pitch is not None else None
+        return Predictions(self.modules.head(features), lens, inputs.shape[1], sung_pitch)
+
+    def compute_objectives(self, predictions: Predictions, batch, stage):
+        """The training loss at TRAIN; at VALID and TEST, the evaluation loss, with the
+        utterances' frame predictions handed to the song stitcher and scorer."""
+        if stage == sb.Stage.TRAIN:
+            return self.training_loss(predictions.logits, batch)
+        return self.evaluation_loss(predictions, batch)
+
     def encoder_context(self, stage):
         """No encoder gradient outside training and during linear probing (the original ran the
         frozen encoder with gradients and dropped them; here it costs nothing and is DDP-safe)."""
@@ -113,18 +161,18 @@ class TranscriptionBrain(sb.Brain):
         loss, _ = self.hparams.loss(logits, labels, label_lens)
         return loss
 
-    def evaluation_loss(self, logits, batch, input_lens, padded_length, sung_pitch=None):
+    def evaluation_loss(self, predictions: Predictions, batch):
         """Valid/test stages: per-utterance losses for the statistics, and the utterance's frame
-        predictions (with `sung_pitch`, the encoder's per-frame fractional MIDI) handed to the song
-        stitcher (songs are decoded and scored once complete)."""
+        predictions (with the sung pitch, where there is one) handed to the song stitcher (songs
+        are decoded and scored once complete)."""
         labels, label_lens = batch.labels
-        totals, parts = self.hparams.loss(logits, labels, label_lens, reduction="batch")
+        totals, parts = self.hparams.loss(predictions.logits, labels, label_lens,
+                                          reduction="batch")
         self.utterance_losses.append(totals.detach().cpu())
         for name in LOSS_NAMES:
             self.utterance_parts[name].append(parts[name].detach().cpu())
         label_frames = torch.round(label_lens.float() * labels.shape[1]).long()
-        self.collect_song_predictions(batch, logits, input_lens, padded_length, sung_pitch,
-                                      label_frames)
+        self.collect_song_predictions(batch, predictions, label_frames)
         return totals.mean()
 
     # ------------------------------------------------------------------------------- evaluation
@@ -132,17 +180,17 @@ class TranscriptionBrain(sb.Brain):
         """Output frames of an utterance of `num_inputs` samples (audio) or frames (video)."""
         return min(int(self.hparams.encoder.num_frames(num_inputs)), num_output_frames)
 
-    def collect_song_predictions(self, batch, logits, lens, padded_length, sung_pitch=None,
-                                 label_frames=None):
+    def collect_song_predictions(self, batch, predictions: Predictions, label_frames=None):
         """Hand each utterance's valid frames to the song stitcher. With `label_frames`, an
         utterance keeps no more frames than it has labels, so stitched songs stay on the label
         grid (an encoder with centred frames gives 501 for a 5-s utterance at 100 frames/s;
         keeping the extra frame would shift each later utterance by one frame)."""
+        logits = predictions.logits
         outputs = [t.cpu().numpy() for t in frame_predictions(logits)]
-        if sung_pitch is not None:
-            outputs.append(sung_pitch.detach().float().cpu().numpy())
+        if predictions.sung_pitch is not None:
+            outputs.append(predictions.sung_pitch.detach().float().cpu().numpy())
         for b in range(logits.shape[0]):
-            num_inputs = int(round(float(lens[b]) * padded_length))
+            num_inputs = int(round(float(predictions.lens[b]) * predictions.num_inputs))
             n = self.valid_frame_count(num_inputs, logits.shape[1])
             if label_frames is not None:
                 n = min(n, int(label_frames[b]))

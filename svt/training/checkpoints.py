@@ -37,6 +37,8 @@ from speechbrain.utils.checkpoints import (
 )
 from speechbrain.utils.distributed import ddp_barrier, ddp_broadcast, if_main_process
 
+from svt.errors import SvtUserError
+
 logger = logging.getLogger(__name__)
 
 #: Prefix of the folder a checkpoint is written in before it is renamed into place.
@@ -44,7 +46,7 @@ STAGING_PREFIX = ".saving-"
 _ZIP_MAGIC = b"PK\x03\x04"
 
 
-class CheckpointLoadError(RuntimeError):
+class CheckpointLoadError(SvtUserError, RuntimeError):
     """A listed checkpoint that cannot be loaded; the message names its folder."""
 
 

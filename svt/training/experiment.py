@@ -14,24 +14,16 @@ import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
-from svt.audio import SAMPLE_RATE, AudioError
-from svt.data.features import FeatureError
-from svt.data.utterances import PrepareError, audio_dataset, csv_folder, read_csv
-from svt.data.video import VideoError
-from svt.fileio import Terminated, stop_signals_raise
+from svt.audio import SAMPLE_RATE
+from svt.data.utterances import audio_dataset, csv_folder, read_csv
 from svt.datasets.musan import NoiseError, noisy_wav_path
-from svt.inference.bundle import DEFAULT_MODEL, BundleError, load_bundle
-from svt.models.avhubert import CheckpointError
-from svt.models.encoder import EncoderNotAvailableError
+from svt.errors import SvtUserError
+from svt.fileio import Terminated, stop_signals_raise
+from svt.inference.bundle import DEFAULT_MODEL, load_bundle
 from svt.models.head import ALLOWED_LENGTH_DIFFERENCE
-from svt.models.ssl import UnsupportedEncoderError
-from svt.notes.formats import NoteFileError
 from svt.notes.labels import num_label_frames
-from svt.synthetic.recorded_singing import CorpusMismatchError
-from svt.synthetic.recorded_voices import VoiceBankNotFoundError
 from svt.training.brain import TranscriptionBrain
-from svt.training.checkpoints import CheckpointLoadError
-from svt.training.features import NoTrainedModelError, extract_song_features, recover_trained_model
+from svt.training.features import extract_song_features, recover_trained_model
 from svt.training.options import OptionError, check_choices, check_options
 
 logger = logging.getLogger(__name__)
@@ -88,18 +80,11 @@ def check_label_frame_rate(encoder, label_frame_rate, dur_threshold, option: str
                           f"use the model's rate ({suggested:.4g}), or leave it unset")
 
 
-#: Errors about the user's input (options, data, models, checkpoints): their messages name the
-#: option or file and the remedy, so `run_recipe` prints them without a traceback.
-USER_ERRORS = (OptionError, PrepareError, AudioError, VideoError, NoteFileError, NoiseError,
-               FeatureError, BundleError, NoTrainedModelError, EncoderNotAvailableError,
-               UnsupportedEncoderError, CheckpointError, CheckpointLoadError,
-               CorpusMismatchError, VoiceBankNotFoundError)
-
-
 def run_recipe(main, recipe: str, argv=None) -> int:
-    """Run a recipe's `main(argv)` as a command: an error about the user's input (USER_ERRORS, or
-    a file the system cannot find or open) is printed as `<recipe>: error: ...` on stderr with
-    exit status 2, like argparse's; anything else (a bug) keeps its traceback."""
+    """Run a recipe's `main(argv)` as a command: an error about the user's input (any
+    `svt.errors.SvtUserError`, whatever module raised it, or a file the system cannot find or
+    open) is printed as `<recipe>: error: ...` on stderr with exit status 2, like argparse's;
+    anything else (a bug) keeps its traceback."""
     try:
         with stop_signals_raise():  # a scheduler's SIGTERM runs the clean-up of temporary files too
             main(sys.argv[1:] if argv is None else argv)
@@ -107,7 +92,7 @@ def run_recipe(main, recipe: str, argv=None) -> int:
         print(f"{recipe}: interrupted; outputs and checkpoints written so far are complete: run "
               "the same command again to resume", file=sys.stderr)
         return getattr(stop, "exit_status", 130)
-    except USER_ERRORS as err:
+    except SvtUserError as err:
         print(f"{recipe}: error: {user_message(err)}", file=sys.stderr)
         return 2
     except OSError as err:
@@ -234,25 +219,13 @@ def extract_features(brain, hparams, datasets: dict, name: str) -> list:
 
 # -------------------------------------------------------------- evaluation of an exported model
 class BundleEvaluationBrain(TranscriptionBrain):
-    """Evaluates an audio bundle's encoder + head on prepared utterance CSVs (no training)."""
+    """Evaluates an audio bundle's encoder + head on prepared utterance CSVs (no training): the
+    forward pass and the scoring (with the sung pitch, for encoders with a pitch network) are
+    TranscriptionBrain's."""
 
     def encoder_inputs(self, batch):
-        wavs, lens = batch.sig
-        return wavs, lens, wavs.shape[1]
-
-    def compute_forward(self, batch, stage):
-        batch = batch.to(self.device)
-        wavs, lens, _ = self.encoder_inputs(batch)
-        with self.encoder_context(stage):
-            features = self.modules.encoder(wavs, lens)
-        # Encoders with a pitch network report the sung pitch: notes are scored with it.
-        sung_pitch = getattr(self.hparams.encoder, "sung_pitch", None)
-        return (self.modules.head(features), lens,
-                None if sung_pitch is None else sung_pitch(features))
-
-    def compute_objectives(self, predictions, batch, stage):
-        logits, lens, sung_pitch = predictions
-        return self.evaluation_loss(logits, batch, lens, batch.sig[0].shape[1], sung_pitch)
+        """The utterances' waveforms (16 kHz) and their relative lengths."""
+        return batch.sig
 
 
 def evaluate_dataset(prepare_function, argv=None):

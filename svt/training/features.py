@@ -17,9 +17,10 @@ from tqdm import tqdm
 
 from svt.data.features import feature_path, save_features
 from svt.data.utterances import SongStitcher
+from svt.errors import SvtUserError
 
 
-class NoTrainedModelError(FileNotFoundError):
+class NoTrainedModelError(SvtUserError, FileNotFoundError):
     """Feature extraction was asked of a recipe that has no trained checkpoint."""
 
 
@@ -48,10 +49,10 @@ def extract_song_features(brain, dataset, loader_kwargs, features_folder, name) 
     written = []
     for batch in tqdm(loader, desc=f"extracting {name}", unit="utterance batch"):
         batch = batch.to(brain.device)
-        inputs, lens, padded_length = brain.encoder_inputs(batch)
-        features = brain.modules.encoder(inputs, lens).float().cpu().numpy()
+        inputs, lens = brain.encoder_inputs(batch)
+        features = brain.encode(inputs, lens, batch, sb.Stage.TEST).float().cpu().numpy()
         for b in range(features.shape[0]):
-            n = brain.valid_frame_count(int(round(float(lens[b]) * padded_length)),
+            n = brain.valid_frame_count(int(round(float(lens[b]) * inputs.shape[1])),
                                         features.shape[1])
             done = stitcher.add(batch.song_key[b], int(batch.utter_index[b]),
                                 int(batch.utter_count[b]), (features[b, :n],))

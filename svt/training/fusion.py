@@ -5,7 +5,8 @@ fused by residual cross-attention (`svt.models.fusion.FusionRCA`) and classified
 `FusionBrain` is the `TranscriptionBrain` with the fusion network in place of an encoder: one
 optimiser over fusion + head, no linear probing, and the export of the selected checkpoint as an
 audio-visual bundle. The recipe (N20EMv2/audio_visual/experiment.py) subclasses it with its
-forward pass and objectives.
+forward pass (fusion + head, returning `svt.training.brain.Predictions`); the objectives are
+`TranscriptionBrain`'s.
 """
 from __future__ import annotations
 

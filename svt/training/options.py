@@ -32,6 +32,7 @@ from speechbrain.utils.run_opts import HELP_TEXTS
 
 from svt.data.utterances import MAX_DUR_THRESHOLD, MAX_FRAME_RATE
 from svt.datasets.musan import NOISE_TYPES
+from svt.errors import SvtUserError
 from svt.inference.bundle import BundleError, check_bundle_target, find_bundle
 from svt.inference.transcribe import resolve_device
 from svt.notes.decoding import DECODERS, MAX_ONSET_DELAY
@@ -39,7 +40,7 @@ from svt.training.brain import SELECTION_KEYS
 from svt.training.fusion import SYSTEMS
 
 
-class OptionError(ValueError):
+class OptionError(SvtUserError, ValueError):
     """A recipe option (an hparams YAML key or a command-line override) that cannot work; the
     message names the option and what to give instead."""
 

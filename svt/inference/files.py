@@ -1,0 +1,498 @@
+"""Transcribing files to files: audio files and folders in, note files out (`transcribe_files`,
+what `svt-transcribe` runs).
+
+    import svt
+    results = svt.transcribe_files(["take1.wav", "MIR-ST500/wav16kHz/test"], "notes",
+                                   formats=("json", "mid"), plot=True)
+    failed = [r for r in results if r.status in ("failed", "missing")]
+
+Inputs: audio files (`AUDIO_SUFFIXES`) and folders searched recursively. Where song folders hold
+`vocals.<ext>` (MIR-ST500 `wav16kHz/test/<id>/vocals.wav`, N20EMv2 `data/<id>/vocals.wav`) each
+song's vocals are transcribed and named after the song folder (`<id>.json`, the key of the
+dataset's annotation file); the other audio in song folders is skipped (`find_inputs`).
+
+Outputs: `<name>.json` (`[[onset_s, offset_s, midi], ...]`) for every input and, as asked,
+`<name>.csv`, `<name>.mid`, `<name>.npz` (frame posteriors) and `<name>.png` (piano roll); names
+never clash (`output_stems`, checked case-insensitively where the folder ignores case). Every file
+is written atomically, the `.json` last, so a JSON means the input's outputs are complete. The
+files written are listed in `RECORD_FILE` in the output folder: only those are replaced without
+`overwrite`, and only those count as done for `skip_existing`.
+
+Every check that needs no model (inputs, names, the output folder, files that would be replaced,
+lip videos, the device, reference notes, the options) runs before the model loads, and refuses
+the run with a `TranscribeFilesError` before anything is written; after that, a file that fails is
+reported and the others go on.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from svt.audio import AUDIO_SUFFIXES, SAMPLE_RATE, NonFiniteAudioWarning, read_audio
+from svt.errors import SvtUserError
+from svt.fileio import atomic_path, raise_if_stopped, write_json_atomic
+from svt.inference.bundle import BundleError
+from svt.inference.transcribe import (
+    DEFAULT_CONTEXT_SECONDS,
+    DEFAULT_MODEL,
+    SilentInputWarning,
+    check_arguments,
+    resolve_device,
+    resolve_model,
+    transcribe,
+)
+from svt.notes.formats import (
+    NoteFileError,
+    detect_format,
+    read_note_source,
+    write_notes_csv,
+    write_notes_json,
+    write_notes_midi,
+)
+
+logger = logging.getLogger(__name__)
+
+#: The note files `transcribe_files` can write; the JSON is always written.
+FORMATS = ("json", "csv", "mid")
+#: In the dataset layouts (MIR-ST500 `wav16kHz/<split>/<id>/vocals.wav`, N20EMv2
+#: `data/<id>/vocals.wav`) a song is a folder holding `vocals.<ext>`: the folder's name is the
+#: song id its annotations use.
+VOCALS_STEM = "vocals"
+#: The list of the files `transcribe_files` wrote in an output folder: only those it replaces
+#: without `overwrite`, and only those count as done for `skip_existing`.
+RECORD_FILE = ".svt-transcribe.json"
+
+
+class TranscribeFilesError(SvtUserError, ValueError):
+    """The run was refused before any work and nothing was written. `errors`: one line per
+    problem; `advice`: what to do about them together (or None)."""
+
+    def __init__(self, errors, advice=None):
+        self.errors = [errors] if isinstance(errors, str) else list(errors)
+        self.advice = advice
+        super().__init__("\n".join([*self.errors, *([advice] if advice else [])]))
+
+
+@dataclass
+class FileResult:
+    """What `transcribe_files` did with one input.
+
+    status: "written" (every output written), "skipped" (`skip_existing`: its outputs were
+    there), "failed" (`error` says why; the other inputs went on) or "missing" (no such file or
+    folder; `name` is None)."""
+
+    input: Path
+    name: str | None
+    status: str
+    outputs: list = field(default_factory=list)
+    notes: np.ndarray | None = None
+    scores: dict | None = None
+    error: str | None = None
+    warnings: list = field(default_factory=list)
+    seconds: float = 0.0
+
+
+# ---------------------------------------------------------------------------- finding the inputs
+
+def is_vocals(path) -> bool:
+    return Path(path).stem.lower() == VOCALS_STEM
+
+
+def song_name(path) -> str:
+    """The name a file's notes are written under: its stem, or for `<song>/vocals.<ext>` the song
+    folder's name (so outputs match `Annotations.json` / `annotations.json` keys)."""
+    path = Path(os.path.abspath(path))
+    return path.parent.name if is_vocals(path) and path.parent.name else path.stem
+
+
+def _audio_in(folder):
+    return sorted(p for p in Path(folder).rglob("*")
+                  if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+
+
+def _dataset_songs(files):
+    """`(kept, skipped)` for the audio found under one folder. Where song folders hold
+    `vocals.<ext>` (a dataset tree), only their vocals are the singing to transcribe: the other
+    audio inside a song folder (accompaniment, mixtures, N20EMv2's `noise_data/` mixtures) is
+    skipped; files outside song folders are kept."""
+    song_folders = {f.parent for f in files if is_vocals(f)}
+    if not song_folders:
+        return files, []
+    kept, skipped = [], []
+    for f in files:
+        inside = any(folder == f.parent or folder in f.parents for folder in song_folders)
+        (skipped if inside and not is_vocals(f) else kept).append(f)
+    return kept, skipped
+
+
+def find_inputs(inputs):
+    """`(files, missing, skipped)`: audio files named directly or found (recursively) in folders,
+    in a stable order; inputs that do not exist; `{folder: [files]}` left out of dataset trees
+    (`_dataset_songs`). A file named directly is always kept."""
+    files, missing, skipped = [], [], {}
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            kept, left_out = _dataset_songs(_audio_in(path))
+            files += kept
+            if left_out:
+                skipped[path] = left_out
+        elif path.is_file():
+            files.append(path)
+        else:
+            missing.append(path)
+    # A file named twice (directly and through its folder) is transcribed once.
+    unique = {}
+    for f in files:
+        unique.setdefault(os.path.abspath(f), f)
+    return list(unique.values()), missing, skipped
+
+
+def find_videos(video, files):
+    """`{audio file: its lip video or None}` from `video` (None: audio only): a `.npy` file for a
+    single input, or a folder where a file's video is `<name>.npy` (`song_name`) or, in the
+    N20EMv2 layout, `<song>/video_50fps.npy`."""
+    if video is None:
+        return {}
+    video = Path(video)
+    if video.is_dir():
+        from svt.datasets.n20emv2 import N20EMV2_VIDEO_FILE
+
+        def video_of(f):
+            name = song_name(f)
+            candidates = [video / f"{name}.npy", video / name / N20EMV2_VIDEO_FILE]
+            return next((c for c in candidates if c.is_file()), None)
+
+        return {f: video_of(f) for f in files}
+    if not video.is_file():
+        raise ValueError(f"{video}: no such file or folder")
+    if len(files) != 1:
+        raise ValueError(f"one video file was given for {len(files)} audio inputs; pass a folder "
+                         "of <stem>.npy videos instead")
+    return {files[0]: video}
+
+
+def read_references(path, stems) -> dict:
+    """`{output name: reference notes}` from a note file, a folder of them (matched by name) or
+    a dict file. One note file for one input goes with it whatever the names; songs from a
+    folder or a dict file are matched by name, so a reference of another song is never scored."""
+    references = read_note_source(path)
+    single_file = Path(path).is_file() and detect_format(path) != "json-dict"
+    if single_file and len(stems) == 1:
+        return {stems[0]: next(iter(references.values()))}
+    return references
+
+
+# ---------------------------------------------------------------------------- naming the outputs
+
+def output_stems(files):
+    """Output names, one per input and never two alike: `song_name` (the file stem, or the song
+    folder of a `vocals.<ext>`); where several inputs share one, their folders below the folder
+    they have in common joined with "__" (`x/a/song.wav` -> `x__a__song`, `x/1/vocals.wav` ->
+    `x__1`), plus the extension where they differ only by it (`song__wav`, `song__flac`)."""
+    resolved = [Path(os.path.abspath(f)) for f in files]
+    bases = [song_name(f) for f in resolved]
+    # The folder a name is made relative to: a song's vocals stand for their song folder.
+    homes = [f.parent.parent if is_vocals(f) and f.parent.name else f.parent for f in resolved]
+    names = []
+    for f, base, home in zip(resolved, bases, homes):
+        group = [i for i, b in enumerate(bases) if b == base]
+        if len(group) == 1:
+            names.append(base)
+            continue
+        root = Path(os.path.commonpath([homes[i] for i in group]))
+        name = "__".join([*home.relative_to(root).parts, base])
+        if sum(homes[i] == home for i in group) > 1:
+            name += "__" + f.suffix.lstrip(".").lower()
+        names.append(name)
+    return names
+
+
+def name_clashes(files, names) -> dict:
+    """`{output name: [inputs]}` for every name more than one input would be written to."""
+    by_name = {}
+    for f, name in zip(files, names):
+        by_name.setdefault(name, []).append(f)
+    return {name: group for name, group in by_name.items() if len(group) > 1}
+
+
+def folds_case(folder: Path) -> bool:
+    """Whether file names in `folder` ignore case (macOS's and Windows' usual file systems), where
+    `Song.json` and `song.json` are one file."""
+    fd, probe = tempfile.mkstemp(prefix=".svt-case-probe-", dir=folder)
+    os.close(fd)
+    try:
+        return os.path.exists(os.path.join(folder, os.path.basename(probe).upper()))
+    finally:
+        os.remove(probe)
+
+
+def _refuse_clashes(clashes: dict) -> None:
+    if clashes:
+        raise TranscribeFilesError(
+            [f"{', '.join(map(str, group))} would all be written as {name}.*"
+             for name, group in clashes.items()],
+            "nothing was written; rename the inputs or run them separately")
+
+
+def parse_formats(formats) -> set:
+    """The note formats asked for (`"csv,mid"` or `("csv", "mid")`; `midi` and `.mid` are `mid`),
+    "json" included or not; a TranscribeFilesError for any other."""
+    if isinstance(formats, str):
+        formats = formats.split(",")
+    formats = {str(f).strip().lower().lstrip(".") for f in formats if str(f).strip()}
+    formats = {"mid" if f == "midi" else f for f in formats}
+    unknown = formats - set(FORMATS)
+    if unknown:
+        raise TranscribeFilesError(f"unknown --format {sorted(unknown)}; choose from csv, mid")
+    return formats
+
+
+def output_suffixes(formats, save_frames=False, plot=False) -> list:
+    """The files each input gets, the `.json` first."""
+    return [".json", *(f".{f}" for f in sorted(set(formats) - {"json"})),
+            *([".npz"] if save_frames else []), *([".png"] if plot else [])]
+
+
+# ---------------------------------------------------------------------------- the output folder
+
+def check_out_dir(out_dir: Path) -> str | None:
+    """Why outputs cannot be written to `out_dir` (None when they can); creates it."""
+    if out_dir.exists() and not out_dir.is_dir():
+        return f"--out-dir {out_dir} is a file, not a folder; give a folder for the outputs"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return f"--out-dir {out_dir} cannot be created ({err.strerror or err})"
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        return f"--out-dir {out_dir} is not writable; choose another folder"
+    return None
+
+
+def read_record(out_dir: Path) -> set:
+    """Names of the files svt-transcribe wrote in `out_dir` (empty if it never did)."""
+    try:
+        names = json.loads((Path(out_dir) / RECORD_FILE).read_text()).get("written", [])
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return {str(name) for name in names if isinstance(name, str)}
+
+
+def add_to_record(out_dir: Path, names) -> None:
+    record = read_record(out_dir) | set(names)
+    write_json_atomic(Path(out_dir) / RECORD_FILE, {"written": sorted(record)}, indent=0)
+
+
+def write_frames(path, frames, frame_rate: float) -> None:
+    """The frame posteriors as `.npz` (atomically); frame i is at i / frame_rate seconds."""
+    names = ("onset", "offset", "octave", "pitch_class", "sung_pitch")
+    arrays = {name: np.asarray(f) for name, f in zip(names, frames)}
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays, frame_rate=np.float64(frame_rate))
+
+
+def _plan_outputs(files, out_dir: Path, suffixes, overwrite, skip_existing, report):
+    """`(names, todo, done_before)`: each file's output name, the `(file, name)` pairs to
+    transcribe and those `skip_existing` leaves out; a TranscribeFilesError where names clash,
+    `out_dir` cannot take the outputs, or they would replace files svt-transcribe did not write
+    (without `overwrite`)."""
+    stems = output_stems(files)
+    _refuse_clashes(name_clashes(files, stems))
+    problem = check_out_dir(out_dir)
+    if problem:
+        raise TranscribeFilesError(problem)
+    if folds_case(out_dir):  # `Song.wav` and `song.wav` would share `song.json`
+        _refuse_clashes(name_clashes(files, [stem.casefold() for stem in stems]))
+    recorded = read_record(out_dir)
+    todo = list(zip(files, stems))
+    done_before = []
+    if skip_existing:
+        done_before = [(path, stem) for path, stem in todo
+                       if all(f"{stem}{suffix}" in recorded and (out_dir / f"{stem}{suffix}")
+                              .is_file() for suffix in suffixes)]
+        todo = [item for item in todo if item not in done_before]
+        if done_before:
+            report("info", f"--skip-existing: {len(done_before)} of {len(files)} file(s) already "
+                           f"have their outputs in {out_dir}; {len(todo)} to transcribe")
+    foreign = [out_dir / f"{stem}{suffix}" for _, stem in todo for suffix in suffixes
+               if f"{stem}{suffix}" not in recorded and (out_dir / f"{stem}{suffix}").exists()]
+    if foreign and not overwrite:
+        shown = ", ".join(str(f) for f in foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+        raise TranscribeFilesError(
+            f"{len(foreign)} output(s) would replace files that svt-transcribe did not write: "
+            f"{shown}. Nothing was written; choose another --out-dir, or pass --overwrite to "
+            "replace them")
+    return stems, todo, done_before
+
+
+def _log(level: str, message: str) -> None:
+    """The default `report`: Python's logging."""
+    {"error": logger.error, "warning": logger.warning}.get(level, logger.info)(message)
+
+
+# ---------------------------------------------------------------------------- the call
+
+def transcribe_files(inputs, out_dir, *, model=None, formats=FORMATS, plot=False,
+                     save_frames=False, reference=None, video=None, overwrite=False,
+                     skip_existing=False, device="auto", chunk_seconds=None,
+                     context_seconds=DEFAULT_CONTEXT_SECONDS, batch_size=4,
+                     onset_threshold=None, offset_threshold=None, progress=None,
+                     report=None) -> list[FileResult]:
+    """Transcribe audio files and folders into note files in `out_dir`; one `FileResult` per
+    input (inputs that do not exist first, then the audio files in the order found).
+
+    Args:
+        inputs: an audio file or folder, or a list of them (see the module docstring).
+        out_dir: the folder for the outputs (created).
+        model: a loaded model or a bundle / recipe output folder (None: the shipped model).
+        formats: note files besides the JSON, which is always written: "csv", "mid".
+        plot: also write `<name>.png`, the notes over the spectrogram (with the reference).
+        save_frames: also write `<name>.npz`: frame posteriors onset, offset, octave,
+            pitch_class, sung_pitch (models with a pitch network) and frame_rate.
+        reference: reference notes (a note file, a folder matched by name, or a dict file):
+            scored (`FileResult.scores`) and drawn in the plots.
+        video: lip videos for an audio-visual model (`find_videos`).
+        overwrite: replace files in `out_dir` that `transcribe_files` did not write (otherwise
+            the run is refused before any work).
+        skip_existing: leave out inputs whose outputs are all there (resumes a stopped run).
+        device, chunk_seconds, context_seconds, batch_size, onset_threshold, offset_threshold:
+            as for `svt.transcribe` (`device`: "auto" takes a GPU when there is one).
+        progress: a tqdm-like class for progress bars (None: none).
+        report: `report(level, message)` is called with what happens, as it happens; levels
+            "error" (a missing input, a file that failed), "warning" (a silent input, damaged
+            samples, references not found), "notice" (files skipped in dataset folders), "info"
+            (a file done, inputs left out by `skip_existing`). None: Python's logging.
+
+    Raises:
+        TranscribeFilesError: before any work, with nothing written (see the module docstring);
+        a stop (KeyboardInterrupt) leaves the outputs written so far, nothing half-written.
+    """
+    report = report or _log
+    inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    formats = parse_formats(formats)
+    try:
+        check_arguments(onset_threshold, offset_threshold, chunk_seconds, context_seconds,
+                        batch_size)
+    except ValueError as err:
+        raise TranscribeFilesError(str(err)) from None
+    if any(not str(item).strip() for item in inputs):
+        # An unset shell variable ("$SONG") would otherwise mean the current folder, recursively.
+        raise TranscribeFilesError("an input is an empty string (an unset shell variable?); name "
+                                   "the files or folders to transcribe")
+    files, missing, skipped = find_inputs(inputs)
+    results = []
+    for path in missing:
+        results.append(FileResult(path, None, "missing", error=f"{path}: no such file or folder"))
+        report("error", results[-1].error)
+    for folder, left_out in skipped.items():
+        kinds = sorted({f.name for f in left_out})
+        shown = ", ".join(kinds[:4]) + (", ..." if len(kinds) > 4 else "")
+        report("notice", f"{folder}: song folders with vocals.* (a dataset layout): their vocals "
+                         f"are transcribed and named after the song folders; {len(left_out)} "
+                         f"other audio file(s) in them skipped ({shown}); name a file directly to "
+                         "transcribe it")
+    if not files:
+        raise TranscribeFilesError("no audio files to transcribe")
+    out_dir = Path(out_dir)
+    suffixes = output_suffixes(formats, save_frames, plot)
+    stems, todo, done_before = _plan_outputs(files, out_dir, suffixes, overwrite, skip_existing,
+                                             report)
+    try:
+        videos = find_videos(video, files)
+    except ValueError as err:
+        raise TranscribeFilesError(f"--video: {err}") from None
+    lacking = [path for path, _ in todo if video is not None and videos[path] is None]
+    if lacking:
+        raise TranscribeFilesError(
+            [f"{path}: no lip video for it in {video} (expected {song_name(path)}.npy or "
+             f"{song_name(path)}/video_50fps.npy)" for path in lacking],
+            "nothing was written; add the videos or leave those inputs out")
+    try:
+        if model is None and video is not None:
+            raise ValueError("--video needs --model (an audio-visual bundle); the shipped model "
+                             "is audio-only")
+        device = resolve_device(device)
+    except ValueError as err:
+        raise TranscribeFilesError(str(err)) from None
+    references = {}
+    if reference:  # not None, nor an empty --reference ""
+        try:
+            references = read_references(reference, stems)
+        except (NoteFileError, ValueError) as err:
+            raise TranscribeFilesError(f"--reference: {err}") from None
+    try:
+        model = resolve_model(DEFAULT_MODEL if model is None else model, device,
+                              "audio" if video is None else "audio_visual")
+    except (BundleError, ValueError, OSError) as err:
+        raise TranscribeFilesError(f"cannot load the model: {err}") from None
+
+    by_input = {path: FileResult(path, stem, "skipped",
+                                 outputs=[out_dir / f"{stem}{suffix}" for suffix in suffixes])
+                for path, stem in done_before}
+    options = dict(chunk_seconds=chunk_seconds, context_seconds=context_seconds,
+                   batch_size=batch_size, onset_threshold=onset_threshold,
+                   offset_threshold=offset_threshold)
+    for path, stem in (progress(todo, unit="file", desc="transcribing")
+                       if progress is not None and len(todo) > 1 else todo):
+        by_input[path] = _transcribe_one(path, stem, out_dir, suffixes, model, videos.get(path),
+                                         references.get(stem), options, progress, report)
+    unmatched = [s for s in stems if s not in references]
+    if references and unmatched:
+        report("warning", f"no reference notes for: {', '.join(unmatched)} (references are "
+                          "matched by file name)")
+    return results + [by_input[path] for path in files]
+
+
+def _transcribe_one(path, stem, out_dir, suffixes, model, video, reference, options, progress,
+                    report) -> FileResult:
+    """One input's transcription and outputs; a failure is reported and returned, not raised."""
+    result = FileResult(path, stem, "failed")
+    start = time.perf_counter()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SilentInputWarning)
+            warnings.simplefilter("always", NonFiniteAudioWarning)
+            notes, frames = transcribe(path, model=model, video=video, progress=progress,
+                                       return_frames=True, **options)
+        for warning in caught:
+            if issubclass(warning.category, (SilentInputWarning, NonFiniteAudioWarning)):
+                result.warnings.append(str(warning.message))
+                report("warning", str(warning.message))
+        # Recorded before they are written: a run stopped between two of them leaves only files
+        # svt-transcribe may replace.
+        add_to_record(out_dir, [f"{stem}{suffix}" for suffix in suffixes])
+        if ".npz" in suffixes:
+            write_frames(out_dir / f"{stem}.npz", frames, model.encoder.frame_rate)
+        if ".csv" in suffixes:
+            write_notes_csv(out_dir / f"{stem}.csv", notes)
+        if ".mid" in suffixes:
+            write_notes_midi(out_dir / f"{stem}.mid", notes)
+        if reference is not None:
+            from svt.notes.scoring import score_song
+
+            result.scores = score_song(reference, notes)
+        if ".png" in suffixes:
+            from svt.inference.plot import plot_piano_roll
+
+            plot_piano_roll(out_dir / f"{stem}.png", notes, read_audio(path), SAMPLE_RATE,
+                            reference=reference, title=stem, scores=result.scores)
+        # Last: a JSON file means every output of its input is complete (skip_existing).
+        write_notes_json(out_dir / f"{stem}.json", notes)
+        result.status, result.notes = "written", notes
+        result.outputs = [out_dir / f"{stem}{suffix}" for suffix in suffixes]
+        report("info", f"{path}: {len(notes)} notes -> {out_dir / stem}.json")
+    except Exception as err:  # one bad file must not stop a folder run
+        raise_if_stopped()  # ... but Ctrl-C / SIGTERM must, even when a library caught it
+        result.error = str(err) if str(path) in str(err) else f"{path}: {err}"
+        report("error", result.error)
+    result.seconds = time.perf_counter() - start
+    return result
