@@ -43,7 +43,8 @@ setup(
     install_requires=requirements,
     extras_require={
         "slurm": ["submitit>=1.4"],        # MUSAN preparation / noise synthesis on a cluster
-        "separation": ["demucs>=4.0"],     # vocals from MIR-ST500 mixtures (--separate)
+        # vocals of full songs: svt-transcribe --separate, MIR-ST500 preparation --separate
+        "separation": ["demucs>=4.0,<5"],
         # Recorded voices in the generated training corpus (WORLD; pyworld imports pkg_resources).
         "corpus": ["pyworld>=0.3.5", "setuptools<81"],
         "test": ["pytest>=7"],
