@@ -60,8 +60,6 @@ from pathlib import Path
 
 import numpy as np
 
-from svt.errors import SvtUserError
-
 from svt.audio import (
     MAX_CHANNELS,
     MIN_SAMPLE_RATE,
@@ -72,6 +70,7 @@ from svt.audio import (
     write_audio,
     zero_non_finite,
 )
+from svt.errors import SvtUserError
 
 logger = logging.getLogger(__name__)
 
