@@ -411,3 +411,301 @@ def test_missing_path_unknown_name_and_no_demucs(tmp_path, monkeypatch):
     with pytest.raises(SeparationNotInstalled, match="pip install demucs") as err:
         check_separation_available()
     assert isinstance(err.value, ImportError)
+
+
+# ------------------------------------------------------------------------------ transcription
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def transcriber(tmp_path_factory):
+    """A tiny transcription bundle (conv front-end, random head)."""
+    from svt.inference.bundle import export_bundle
+    from svt.models.head import TranscriptionHead
+    from svt.models.ssl import SSLEncoder
+    from svt.synthetic.tiny_models import build_tiny_ssl_model
+
+    root = tmp_path_factory.mktemp("transcriber")
+    source = build_tiny_ssl_model(root / "hf", num_layers=0, feat_extract_norm="layer",
+                                  do_normalize=False)
+    encoder = SSLEncoder(source=source, output_norm=False)
+    torch.manual_seed(0)
+    head = TranscriptionHead(encoder.output_size)
+    with torch.no_grad():
+        head.w.weight.mul_(4.0)
+    settings = {"frame_rate": 49.8, "sample_rate": SR, "dur_threshold": 5,
+                "onset_threshold": 0.4, "offset_threshold": 0.5}
+    return export_bundle(root / "model", encoder, head, settings)
+
+
+@pytest.fixture(scope="module")
+def model_file(model, tmp_path_factory):
+    """The tiny separator saved as a demucs `.th` package (`--separation-model PATH`)."""
+    path, _ = save_th(model, tmp_path_factory.mktemp("separator"))
+    return path
+
+
+def sung_mix(path, seconds=4.0, rate=22050, seed=0):
+    """A stereo mix: synthetic singing plus noise, written to `path`; returns `(n, 2)`."""
+    from svt.synthetic.singing import generate_melody, render_singing
+
+    rng = np.random.default_rng(seed)
+    voice = render_singing(generate_melody(rng, seconds), rate, rng=rng, duration_s=seconds)
+    mix = np.stack([voice, voice], 1) + 0.05 * rng.standard_normal((len(voice), 2))
+    mix = mix.astype(np.float32)
+    sf.write(path, mix, rate, subtype="FLOAT")
+    return mix
+
+
+def test_transcribe_separate_is_transcribing_the_separated_vocals(model, transcriber, tmp_path,
+                                                                   monkeypatch):
+    """`svt.transcribe(..., separate=True)`: the notes and frames of the separated vocals, for a
+    file and for an array; a loaded separator is used as it is (not loaded again)."""
+    import svt
+    from svt.inference.transcribe import SilentInputWarning
+
+    mix = sung_mix(tmp_path / "mix.wav")
+    vocals = separate_file(tmp_path / "mix.wav", model)
+    assert vocals.dtype == np.float32 and len(vocals) == round(len(mix) * SR / 22050)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SilentInputWarning)
+        expected = svt.transcribe(vocals, SR, transcriber, return_frames=True)
+        assert len(expected[0]) > 0
+        loads = []
+        monkeypatch.setattr(sep, "_load_local", lambda path: loads.append(path))
+        got = svt.transcribe(tmp_path / "mix.wav", model=transcriber, separate=True,
+                             separation_model=model, return_frames=True)
+        from_array = svt.transcribe(mix, 22050, transcriber, separate=True,
+                                    separation_model=model, return_frames=True)
+    assert not loads
+    for result in (got, from_array):
+        np.testing.assert_array_equal(result[0], expected[0])
+        for a, b in zip(result[1], expected[1]):
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(separate_vocals(mix, 22050, model), vocals)
+    with pytest.raises(ValueError, match="separation_model is only used with separate=True"):
+        svt.transcribe(vocals, SR, transcriber, separation_model=model)
+
+
+def test_separation_with_an_audio_visual_model_keeps_the_video(model, transcriber, tmp_path):
+    """Video + separate: the audio is separated, the lip video goes with it untouched."""
+    import svt
+    from svt.inference.bundle import load_bundle
+    from svt.inference.transcribe import SilentInputWarning
+    from svt.models.audio_visual import AudioVisualModel
+    from svt.models.fusion import FusionRCA
+    from svt.models.head import TranscriptionHead
+
+    class MeanBrightness(torch.nn.Module):
+        """A stand-in lip encoder: one feature per frame, its mean brightness."""
+        def forward(self, videos, lens=None):
+            return videos.mean(dim=(1, 3, 4))[..., None]
+
+    audio = load_bundle(transcriber)
+    size = audio.encoder.output_size
+    torch.manual_seed(1)
+    av = AudioVisualModel(audio.encoder, MeanBrightness(),
+                          FusionRCA(d_model=size, nhead=1, d_ffn=16, video_size=1),
+                          TranscriptionHead(size), dict(audio.settings)).eval()
+    sung_mix(tmp_path / "mix.wav", seconds=3.0)
+    vocals = separate_file(tmp_path / "mix.wav", model)
+    frames = audio.encoder.num_frames(len(vocals))
+    lips = np.random.default_rng(0).integers(0, 255, (frames, 96, 96), dtype=np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SilentInputWarning)
+        expected = svt.transcribe(vocals, SR, av, video=lips, return_frames=True)
+        got = svt.transcribe(tmp_path / "mix.wav", model=av, video=lips, separate=True,
+                             separation_model=model, return_frames=True)
+        no_video = svt.transcribe(vocals, SR, av, video=np.zeros_like(lips), return_frames=True)
+    for a, b in zip(got[1], expected[1]):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(no_video[1][0], expected[1][0])  # the video was used
+
+
+def test_cli_separate_writes_notes_and_vocals(model_file, transcriber, tmp_path, capsys):
+    """`svt-transcribe mix.wav --separate --separation-model FILE --save-vocals`: the notes of the
+    separated vocals and `mix.vocals.wav` (16 kHz mono, as long as the mix), both recorded as
+    written; `mix.vocals.wav` follows the other outputs' overwrite and skip rules."""
+    import svt
+    from svt.cli.transcribe import main
+    from svt.inference.files import RECORD_FILE, read_record
+    from svt.inference.transcribe import SilentInputWarning
+    from svt.notes.formats import read_notes
+
+    mix = sung_mix(tmp_path / "mix.wav")
+    out = tmp_path / "out"
+    args = [str(tmp_path / "mix.wav"), "--model", str(transcriber), "--separate",
+            "--separation-model", str(model_file), "--device", "cpu"]
+    assert main([*args, "--save-vocals", "--out-dir", str(out), "--plot"]) == 0
+    captured = capsys.readouterr()
+    assert f"vocal separation: Demucs model from {model_file}" in captured.out
+    assert "1 of 1 file(s) transcribed" in captured.out
+    info = sf.info(out / "mix.vocals.wav")
+    assert (info.samplerate, info.channels, info.subtype) == (SR, 1, "PCM_16")
+    assert info.frames == round(len(mix) * SR / 22050)
+    assert {"mix.json", "mix.csv", "mix.mid", "mix.png", "mix.vocals.wav"} <= read_record(out)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [RECORD_FILE, "mix.json", "mix.csv", "mix.mid", "mix.png", "mix.vocals.wav"])
+    vocals = separate_file(tmp_path / "mix.wav", load_separation_model(model_file))
+    written, _ = sf.read(out / "mix.vocals.wav", dtype="float32")
+    np.testing.assert_allclose(written, vocals, atol=1 / 32768 + 1e-7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SilentInputWarning)
+        expected = svt.transcribe(vocals, SR, transcriber)
+    assert len(expected) > 0
+    np.testing.assert_allclose(read_notes(out / "mix.json"), expected, atol=1e-6)
+
+    # --skip-existing counts the vocals among the outputs; a vocals file svt did not write is
+    # not replaced without --overwrite (refused before any work).
+    assert main([*args, "--save-vocals", "--out-dir", str(out), "--plot",
+                 "--skip-existing"]) == 0
+    assert "1 of 1 file(s) already have their outputs" in capsys.readouterr().out
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "mix.vocals.wav").write_bytes(b"my own take")
+    assert main([*args, "--save-vocals", "--out-dir", str(mine)]) == 2
+    assert "would replace files that svt-transcribe did not write" in capsys.readouterr().err
+    assert (mine / "mix.vocals.wav").read_bytes() == b"my own take"
+    assert not (mine / "mix.json").exists()
+    # Without --save-vocals no vocals are written.
+    assert main([*args, "--out-dir", str(tmp_path / "plain")]) == 0
+    assert not (tmp_path / "plain" / "mix.vocals.wav").exists()
+
+
+def test_transcribe_files_loads_the_separator_once(model_file, transcriber, tmp_path,
+                                                   monkeypatch):
+    import svt
+
+    (tmp_path / "in").mkdir()
+    for name in ("a", "b", "c"):
+        sung_mix(tmp_path / "in" / f"{name}.wav", seconds=1.5, seed=ord(name))
+    loads = []
+    original = sep.load_separation_model
+
+    def counting(*args, **kwargs):
+        loads.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(sep, "load_separation_model", counting)
+    results = svt.transcribe_files(tmp_path / "in", tmp_path / "out", model=transcriber,
+                                   separate=True, separation_model=model_file, save_vocals=True,
+                                   device="cpu", report=lambda *a: None)
+    assert [r.status for r in results] == ["written"] * 3
+    assert len(loads) == 1
+    assert results[0].outputs[-1] == tmp_path / "out" / "a.vocals.wav"
+    from svt.inference.files import TranscribeFilesError
+
+    with pytest.raises(TranscribeFilesError, match="save_vocals .* pass separate=True"):
+        svt.transcribe_files(tmp_path / "in", tmp_path / "o2", save_vocals=True)
+
+
+def test_offline_cli_stops_before_any_work(empty_caches, tmp_path, capsys, monkeypatch):
+    """Offline, no cached weights: exit 2 with the one message naming the URL and where to put
+    the file, before the transcriber or the separator loads or any input is read, nothing
+    written. `svt.transcribe(separate=True)` raises the same before loading its model."""
+    import svt
+    from svt.cli.transcribe import main
+    from svt.inference import files, transcribe
+
+    torch_home, _ = empty_caches
+    sf.write(tmp_path / "song.wav", noise(1.0, rate=16000).T, 16000)
+
+    def never(what):
+        def fail(*args, **kwargs):
+            raise AssertionError(f"{what} must not happen")
+        return fail
+
+    monkeypatch.setattr(files, "resolve_model", never("loading the transcriber"))
+    monkeypatch.setattr(transcribe, "resolve_model", never("loading the transcriber"))
+    monkeypatch.setattr(sep, "load_separation_model", never("loading the separator"))
+    monkeypatch.setattr(sep, "separate_file", never("separating"))
+    monkeypatch.setattr(files, "find_inputs", never("looking at the inputs"))
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "song.wav"), "--separate", "--out-dir", str(out)]) == 2
+    captured = capsys.readouterr()
+    err = captured.err
+    assert err.count("svt-transcribe: error:") == 1 and "Traceback" not in err
+    assert HTDEMUCS_URL in err
+    assert str(torch_home / "hub" / "checkpoints" / "955717e8-8726e21a.th") in err
+    assert "--separation-model PATH" in err and "HF_HUB_OFFLINE" in err
+    assert not out.exists() and not torch_home.exists()
+    with pytest.raises(SeparationModelUnavailable, match="955717e8-8726e21a.th"):
+        svt.transcribe(tmp_path / "song.wav", separate=True)
+
+
+# ------------------------------------------------------------------------------ dataset preparation
+
+@pytest.fixture
+def cached_htdemucs(empty_caches, model, monkeypatch):
+    """The tiny model where demucs caches `htdemucs` (torch hub checkpoints), found offline."""
+    torch_home, _ = empty_caches
+    checkpoints = torch_home / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    path, checksum = save_th(model, checkpoints, sig="955717e8")
+    monkeypatch.setattr(sep, "_remote_files",
+                        lambda: {"955717e8": (f"hybrid_transformer/{path.name}", checksum)})
+    from svt.datasets import separation as prep_separation
+
+    prep_separation.release_separator()
+    yield path
+    prep_separation.release_separator()
+
+
+def mir_with_mixtures(root, songs):
+    """MIR-ST500 layout whose song folders hold only `Mixture.wav` (stereo, 44.1 kHz)."""
+    import json
+
+    annotations = {}
+    for i, (song, split) in enumerate(songs.items()):
+        folder = root / "wav16kHz" / split / song
+        folder.mkdir(parents=True)
+        sung_mix(folder / "Mixture.wav", seconds=3.0, rate=44100, seed=i)
+        annotations[song] = [[0.2, 0.7, 60], [1.2, 1.7, 62]]
+    (root / "Annotations.json").write_text(json.dumps(annotations))
+    return root
+
+
+def test_preparation_separates_mixtures_deterministically_loading_once(cached_htdemucs,
+                                                                       tmp_path, monkeypatch):
+    """MIR-ST500 `--separate`: each mixture's vocals are `separate_file`'s, written at 16 kHz;
+    the model is loaded once for all songs; separating again gives the same file."""
+    from svt.datasets import separation as prep_separation
+    from svt.datasets.mir_st500 import prepare_mir_st500
+
+    data = mir_with_mixtures(tmp_path / "MIR", {"1": "train", "2": "train", "7": "test"})
+    loads = []
+    original = sep.load_separation_model
+    monkeypatch.setattr(sep, "load_separation_model",
+                        lambda *a, **k: loads.append(a) or original(*a, **k))
+    prepare_mir_st500(data, tmp_path / "prep", num_valid=1, separate=True, progress=False)
+    assert len(loads) == 1
+    separator = original(device="cpu")
+    for song, split in (("1", "train"), ("7", "test")):
+        written, rate = sf.read(tmp_path / "prep" / "audio16k" / "mir_st500" / f"{song}.wav",
+                                dtype="float32")
+        expected = separate_file(data / "wav16kHz" / split / song / "Mixture.wav", separator)
+        assert rate == SR and written.shape == expected.shape == (3 * SR,)
+        np.testing.assert_allclose(written, expected, atol=1 / 32768 + 1e-7)
+    mixture = data / "wav16kHz" / "test" / "7" / "Mixture.wav"
+    prep_separation.separate_vocals(mixture, tmp_path / "again1.wav")
+    prep_separation.separate_vocals(mixture, tmp_path / "again2.wav")
+    assert (tmp_path / "again1.wav").read_bytes() == (tmp_path / "again2.wav").read_bytes()
+    assert len(loads) == 1  # still the model loaded for the preparation
+    from svt.data.utterances import PrepareError
+
+    (tmp_path / "bad.wav").write_bytes(b"RIFF garbage")
+    with pytest.raises(PrepareError, match="cannot read the mixture: .*bad.wav"):
+        prep_separation.separate_vocals(tmp_path / "bad.wav", tmp_path / "v.wav", device="cpu")
+
+
+def test_preparation_offline_without_weights_stops_before_any_work(empty_caches, tmp_path):
+    from svt.data.utterances import PrepareError
+    from svt.datasets.mir_st500 import prepare_mir_st500
+
+    data = mir_with_mixtures(tmp_path / "MIR", {"1": "train", "2": "train", "7": "test"})
+    with pytest.raises(PrepareError, match=r"mir_st500: 3 song\(s\) have only a mixture "
+                                           r"\(1, 2, 7\) to separate, but .*HF_HUB_OFFLINE") as err:
+        prepare_mir_st500(data, tmp_path / "prep", num_valid=1, separate=True, progress=False)
+    assert HTDEMUCS_URL in str(err.value)
+    assert not (tmp_path / "prep").exists()

@@ -344,3 +344,41 @@ def test_plot_pitch_axis_fits_the_notes(tmp_path):
     audio = np.sin(2 * np.pi * 261.6 * np.arange(SR * 2) / SR).astype(np.float32)
     plot_piano_roll(tmp_path / "roll.png", melody, audio, SR, title="melody")
     assert (tmp_path / "roll.png").stat().st_size > 1000 and not list(tmp_path.glob(".*tmp"))
+
+
+@pytest.mark.parametrize("argv", [["--save-vocals"], ["--separation-model", "htdemucs"]])
+def test_separation_options_need_separate(tmp_path, capsys, argv):
+    """--save-vocals / --separation-model without --separate: an argument error, nothing run."""
+    with pytest.raises(SystemExit) as exit_info:
+        transcribe_main([str(tmp_path / "s.wav"), "--out-dir", str(tmp_path / "o"), *argv])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{argv[0]} is for vocal separation: add --separate" in err
+    assert not (tmp_path / "o").exists()
+    from svt.inference.files import TranscribeFilesError
+
+    with pytest.raises(TranscribeFilesError, match="save_vocals .* pass separate=True"):
+        svt.transcribe_files(tmp_path / "s.wav", tmp_path / "o", save_vocals=True)
+    with pytest.raises(TranscribeFilesError, match="separation_model is only used with separate"):
+        svt.transcribe_files(tmp_path / "s.wav", tmp_path / "o", separation_model="htdemucs")
+    with pytest.raises(ValueError, match="separation_model is only used with separate=True"):
+        svt.transcribe(np.zeros(SR), SR, separation_model="htdemucs")
+    assert not (tmp_path / "o").exists()
+
+
+def test_separate_without_demucs_says_how_to_install_it(tmp_path, capsys, monkeypatch):
+    """--separate where demucs is not installed: one error naming the install command, before the
+    transcriber loads, nothing written."""
+    from svt.inference import files as library
+    from svt.inference import separation
+
+    monkeypatch.setattr(separation, "demucs_available", lambda: False)
+    monkeypatch.setattr(library, "resolve_model", lambda *a, **k: pytest.fail("model loaded"))
+    sf.write(tmp_path / "s.wav", np.zeros(SR), SR)
+    assert transcribe_main([str(tmp_path / "s.wav"), "--separate", "--out-dir",
+                            str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("svt-transcribe: error:") == 1 and "pip install demucs" in err
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(separation.SeparationNotInstalled, match="pip install demucs"):
+        svt.transcribe(tmp_path / "s.wav", separate=True)

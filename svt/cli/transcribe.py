@@ -16,9 +16,18 @@ N20EMv2 `data/<id>/vocals.wav`), each song's vocals are transcribed and named af
 (`<id>.json`, the key of the dataset's annotation file, so `svt-score Annotations.json DIR` matches
 them); the other audio in song folders (accompaniment, mixtures, noisy mixtures) is skipped.
 
+Whole songs: with --separate the vocals of each input (a mix) are first separated with Demucs
+(htdemucs; needs `pip install demucs`), window by window so memory stays bounded on long files,
+and the notes are transcribed from them; --save-vocals also writes DIR/<name>.vocals.wav (16 kHz
+mono). The Demucs weights are downloaded by demucs on first use and cached; offline with nothing
+cached the run stops before any work, saying what to download and where to put it (or pass
+--separation-model PATH, a Demucs .th/.safetensors file or a folder of them). Cost on a 2-core
+CPU: about 2 CPU-seconds per second of audio, and about 1.8 GB of memory whatever the length.
+
 With an audio-visual model (the N20EMv2/audio_visual recipe's bundle), --video gives each input's
 lip video: a .npy file of uint8 (T, H, W) lip regions at 50 fps for a single input, or a folder
-holding <stem>.npy for each input's file stem.
+holding <stem>.npy for each input's file stem. With --separate the audio is separated and the
+video used as it is.
 
 The work is `svt.transcribe_files` (svt/inference/files.py), callable from Python the same way.
 """
@@ -83,11 +92,34 @@ def build_parser():
                              "(probabilities), octave, pitch_class (class indices), sung_pitch "
                              "(fractional MIDI, NaN = unvoiced; models with a pitch network) and "
                              "frame_rate")
+    parser.add_argument("--separate", action="store_true",
+                        help="the inputs are whole songs (mixes): separate the vocals with Demucs "
+                             "first (needs demucs; its weights, about 80 MB, are downloaded on "
+                             "first use and cached)")
+    parser.add_argument("--separation-model", default=None, metavar="PATH",
+                        help="with --separate: the Demucs model, a .th or .safetensors file, a "
+                             "folder of them with their bag .yaml, or a pretrained name "
+                             "(default: htdemucs)")
+    parser.add_argument("--save-vocals", action="store_true",
+                        help="with --separate: also write the separated vocals as "
+                             "<name>.vocals.wav (16 kHz mono)")
     return parser
 
 
+def parse_args(parser, argv=None):
+    """Parsed `argv`; an argparse error (exit 2) for options that need --separate without it."""
+    args = parser.parse_args(argv)
+    if not args.separate:
+        for option, given in (("--save-vocals", args.save_vocals),
+                              ("--separation-model", args.separation_model is not None)):
+            if given:
+                parser.error(f"{option} is for vocal separation: add --separate (the inputs are "
+                             "then separated into vocals before they are transcribed)")
+    return args
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
     try:
         with stop_signals_raise():
             return run(args)
@@ -118,7 +150,9 @@ def run(args) -> int:
             overwrite=args.overwrite, skip_existing=args.skip_existing, device=args.device,
             chunk_seconds=args.chunk_seconds, context_seconds=args.context_seconds,
             batch_size=args.batch_size, onset_threshold=args.onset_threshold,
-            offset_threshold=args.offset_threshold, progress=tqdm, report=report)
+            offset_threshold=args.offset_threshold, separate=args.separate,
+            separation_model=args.separation_model, save_vocals=args.save_vocals,
+            progress=tqdm, report=report)
     except TranscribeFilesError as err:
         for line in err.errors:
             print(f"{PROG}: error: {line}", file=sys.stderr)

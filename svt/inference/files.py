@@ -5,6 +5,7 @@ what `svt-transcribe` runs).
     results = svt.transcribe_files(["take1.wav", "MIR-ST500/wav16kHz/test"], "notes",
                                    formats=("json", "mid"), plot=True)
     failed = [r for r in results if r.status in ("failed", "missing")]
+    svt.transcribe_files("song.mp3", "notes", separate=True, save_vocals=True)  # whole songs
 
 Inputs: audio files (`AUDIO_SUFFIXES`) and folders searched recursively. Where song folders hold
 `vocals.<ext>` (MIR-ST500 `wav16kHz/test/<id>/vocals.wav`, N20EMv2 `data/<id>/vocals.wav`) each
@@ -12,16 +13,23 @@ song's vocals are transcribed and named after the song folder (`<id>.json`, the 
 dataset's annotation file); the other audio in song folders is skipped (`find_inputs`).
 
 Outputs: `<name>.json` (`[[onset_s, offset_s, midi], ...]`) for every input and, as asked,
-`<name>.csv`, `<name>.mid`, `<name>.npz` (frame posteriors) and `<name>.png` (piano roll); names
-never clash (`output_stems`, checked case-insensitively where the folder ignores case). Every file
-is written atomically, the `.json` last, so a JSON means the input's outputs are complete. The
-files written are listed in `RECORD_FILE` in the output folder: only those are replaced without
-`overwrite`, and only those count as done for `skip_existing`.
+`<name>.csv`, `<name>.mid`, `<name>.npz` (frame posteriors), `<name>.png` (piano roll) and
+`<name>.vocals.wav` (the separated vocals, `save_vocals`); names never clash (`output_stems`,
+checked case-insensitively where the folder ignores case). Every file is written atomically, the
+`.json` last, so a JSON means the input's outputs are complete. The files written are listed in
+`RECORD_FILE` in the output folder: only those are replaced without `overwrite`, and only those
+count as done for `skip_existing`.
 
-Every check that needs no model (inputs, names, the output folder, files that would be replaced,
-lip videos, the device, reference notes, the options) runs before the model loads, and refuses
-the run with a `TranscribeFilesError` before anything is written; after that, a file that fails is
-reported and the others go on.
+Whole songs (`separate=True`): each input's vocals are separated from the mix with Demucs
+(`svt.inference.separation`, in bounded memory) and transcribed; the separator is loaded once for
+all inputs, and the piano roll shows the separated vocals. Whether its weights can be had (cached,
+or downloadable now) is checked first of all, without downloading anything: offline with nothing
+cached, the run is refused with the message saying what to download and where to put it.
+
+Every check that needs no model (separation weights, inputs, names, the output folder, files that
+would be replaced, lip videos, the device, reference notes, the options) runs before the models
+load, and refuses the run with a `TranscribeFilesError` before anything is written; after that, a
+file that fails is reported and the others go on.
 """
 from __future__ import annotations
 
@@ -36,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from svt.audio import AUDIO_SUFFIXES, SAMPLE_RATE, NonFiniteAudioWarning, read_audio
+from svt.audio import AUDIO_SUFFIXES, SAMPLE_RATE, ArraySource, NonFiniteAudioWarning, read_audio
 from svt.errors import SvtUserError
 from svt.fileio import atomic_path, raise_if_stopped, write_json_atomic
 from svt.inference.bundle import BundleError
@@ -45,9 +53,12 @@ from svt.inference.transcribe import (
     DEFAULT_MODEL,
     SilentInputWarning,
     check_arguments,
+    check_separation_arguments,
     resolve_device,
     resolve_model,
+    separation_model_for,
     transcribe,
+    transcribe_source,
 )
 from svt.notes.formats import (
     NoteFileError,
@@ -69,6 +80,8 @@ VOCALS_STEM = "vocals"
 #: The list of the files `transcribe_files` wrote in an output folder: only those it replaces
 #: without `overwrite`, and only those count as done for `skip_existing`.
 RECORD_FILE = ".svt-transcribe.json"
+#: The separated vocals' file (`save_vocals`): `<name>.vocals.wav`, 16-bit 16 kHz mono.
+VOCALS_SUFFIX = ".vocals.wav"
 
 
 class TranscribeFilesError(SvtUserError, ValueError):
@@ -256,10 +269,11 @@ def parse_formats(formats) -> set:
     return formats
 
 
-def output_suffixes(formats, save_frames=False, plot=False) -> list:
+def output_suffixes(formats, save_frames=False, plot=False, save_vocals=False) -> list:
     """The files each input gets, the `.json` first."""
     return [".json", *(f".{f}" for f in sorted(set(formats) - {"json"})),
-            *([".npz"] if save_frames else []), *([".png"] if plot else [])]
+            *([".npz"] if save_frames else []), *([".png"] if plot else []),
+            *([VOCALS_SUFFIX] if save_vocals else [])]
 
 
 # ---------------------------------------------------------------------------- the output folder
@@ -345,7 +359,8 @@ def transcribe_files(inputs, out_dir, *, model=None, formats=FORMATS, plot=False
                      save_frames=False, reference=None, video=None, overwrite=False,
                      skip_existing=False, device="auto", chunk_seconds=None,
                      context_seconds=DEFAULT_CONTEXT_SECONDS, batch_size=4,
-                     onset_threshold=None, offset_threshold=None, progress=None,
+                     onset_threshold=None, offset_threshold=None, separate=False,
+                     separation_model=None, save_vocals=False, progress=None,
                      report=None) -> list[FileResult]:
     """Transcribe audio files and folders into note files in `out_dir`; one `FileResult` per
     input (inputs that do not exist first, then the audio files in the order found).
@@ -366,6 +381,13 @@ def transcribe_files(inputs, out_dir, *, model=None, formats=FORMATS, plot=False
         skip_existing: leave out inputs whose outputs are all there (resumes a stopped run).
         device, chunk_seconds, context_seconds, batch_size, onset_threshold, offset_threshold:
             as for `svt.transcribe` (`device`: "auto" takes a GPU when there is one).
+        separate: the inputs are whole songs (mixes): separate their vocals with Demucs first
+            (needs demucs; see the module docstring).
+        separation_model: with `separate`, the Demucs model: None (`htdemucs`, downloaded by
+            demucs on first use and cached), a pretrained name, a local model file or folder, or
+            a model loaded with `svt.inference.separation.load_separation_model`.
+        save_vocals: with `separate`, also write the separated vocals as `<name>.vocals.wav`
+            (16 kHz mono, 16-bit; listed in the record like the other outputs).
         progress: a tqdm-like class for progress bars (None: none).
         report: `report(level, message)` is called with what happens, as it happens; levels
             "error" (a missing input, a file that failed), "warning" (a silent input, damaged
@@ -382,8 +404,13 @@ def transcribe_files(inputs, out_dir, *, model=None, formats=FORMATS, plot=False
     try:
         check_arguments(onset_threshold, offset_threshold, chunk_seconds, context_seconds,
                         batch_size)
+        check_separation_arguments(separate, separation_model)
     except ValueError as err:
         raise TranscribeFilesError(str(err)) from None
+    if save_vocals and not separate:
+        raise TranscribeFilesError("save_vocals (--save-vocals) writes the vocals that vocal "
+                                   "separation makes; pass separate=True (--separate) too")
+    separation = _check_separation(separation_model) if separate else None
     if any(not str(item).strip() for item in inputs):
         # An unset shell variable ("$SONG") would otherwise mean the current folder, recursively.
         raise TranscribeFilesError("an input is an empty string (an unset shell variable?); name "
@@ -403,7 +430,7 @@ def transcribe_files(inputs, out_dir, *, model=None, formats=FORMATS, plot=False
     if not files:
         raise TranscribeFilesError("no audio files to transcribe")
     out_dir = Path(out_dir)
-    suffixes = output_suffixes(formats, save_frames, plot)
+    suffixes = output_suffixes(formats, save_frames, plot, save_vocals)
     stems, todo, done_before = _plan_outputs(files, out_dir, suffixes, overwrite, skip_existing,
                                              report)
     try:
@@ -429,6 +456,15 @@ def transcribe_files(inputs, out_dir, *, model=None, formats=FORMATS, plot=False
             references = read_references(reference, stems)
         except (NoteFileError, ValueError) as err:
             raise TranscribeFilesError(f"--reference: {err}") from None
+    separator = None
+    if separate and todo:
+        from svt.inference.separation import SeparationError
+
+        report("info", f"vocal separation: {separation}")
+        try:
+            separator = separation_model_for(separation_model, device, check=False)
+        except SeparationError as err:
+            raise TranscribeFilesError(f"cannot load the separation model: {err}") from None
     try:
         model = resolve_model(DEFAULT_MODEL if model is None else model, device,
                               "audio" if video is None else "audio_visual")
@@ -443,8 +479,9 @@ def transcribe_files(inputs, out_dir, *, model=None, formats=FORMATS, plot=False
                    offset_threshold=offset_threshold)
     for path, stem in (progress(todo, unit="file", desc="transcribing")
                        if progress is not None and len(todo) > 1 else todo):
-        by_input[path] = _transcribe_one(path, stem, out_dir, suffixes, model, videos.get(path),
-                                         references.get(stem), options, progress, report)
+        by_input[path] = _transcribe_one(path, stem, out_dir, suffixes, model, separator,
+                                         videos.get(path), references.get(stem), options,
+                                         progress, report)
     unmatched = [s for s in stems if s not in references]
     if references and unmatched:
         report("warning", f"no reference notes for: {', '.join(unmatched)} (references are "
@@ -452,17 +489,40 @@ def transcribe_files(inputs, out_dir, *, model=None, formats=FORMATS, plot=False
     return results + [by_input[path] for path in files]
 
 
-def _transcribe_one(path, stem, out_dir, suffixes, model, video, reference, options, progress,
-                    report) -> FileResult:
-    """One input's transcription and outputs; a failure is reported and returned, not raised."""
+def _check_separation(separation_model) -> str:
+    """Where the separator comes from (one line), checked without downloading anything; a
+    TranscribeFilesError (the separation module's message) when it cannot be had."""
+    from svt.inference.separation import SeparationError, check_separation_available
+
+    if separation_model is not None and not isinstance(separation_model, (str, os.PathLike)):
+        return "the Demucs model given"
+    try:
+        return check_separation_available(separation_model)
+    except SeparationError as err:
+        raise TranscribeFilesError(str(err)) from None
+
+
+def _transcribe_one(path, stem, out_dir, suffixes, model, separator, video, reference, options,
+                    progress, report) -> FileResult:
+    """One input's transcription and outputs (its vocals separated first when there is a
+    `separator`); a failure is reported and returned, not raised."""
     result = FileResult(path, stem, "failed")
     start = time.perf_counter()
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SilentInputWarning)
             warnings.simplefilter("always", NonFiniteAudioWarning)
-            notes, frames = transcribe(path, model=model, video=video, progress=progress,
-                                       return_frames=True, **options)
+            vocals = None
+            if separator is None:
+                notes, frames = transcribe(path, model=model, video=video, progress=progress,
+                                           return_frames=True, **options)
+            else:
+                from svt.inference.separation import separate_file
+
+                vocals = separate_file(path, separator, progress=progress)
+                notes, frames = transcribe_source(
+                    ArraySource(vocals), model, name=f"the vocals separated from {path}",
+                    video=video, progress=progress, **options)
         for warning in caught:
             if issubclass(warning.category, (SilentInputWarning, NonFiniteAudioWarning)):
                 result.warnings.append(str(warning.message))
@@ -470,6 +530,10 @@ def _transcribe_one(path, stem, out_dir, suffixes, model, video, reference, opti
         # Recorded before they are written: a run stopped between two of them leaves only files
         # svt-transcribe may replace.
         add_to_record(out_dir, [f"{stem}{suffix}" for suffix in suffixes])
+        if VOCALS_SUFFIX in suffixes:
+            from svt.inference.separation import save_vocals
+
+            save_vocals(out_dir / f"{stem}{VOCALS_SUFFIX}", vocals, SAMPLE_RATE)
         if ".npz" in suffixes:
             write_frames(out_dir / f"{stem}.npz", frames, model.encoder.frame_rate)
         if ".csv" in suffixes:
@@ -483,7 +547,8 @@ def _transcribe_one(path, stem, out_dir, suffixes, model, video, reference, opti
         if ".png" in suffixes:
             from svt.inference.plot import plot_piano_roll
 
-            plot_piano_roll(out_dir / f"{stem}.png", notes, read_audio(path), SAMPLE_RATE,
+            audio = read_audio(path) if vocals is None else vocals
+            plot_piano_roll(out_dir / f"{stem}.png", notes, audio, SAMPLE_RATE,
                             reference=reference, title=stem, scores=result.scores)
         # Last: a JSON file means every output of its input is complete (skip_existing).
         write_notes_json(out_dir / f"{stem}.json", notes)

@@ -20,6 +20,13 @@ An audio-visual bundle (`svt.models.audio_visual.AudioVisualModel`) also takes t
 (memory-mapped), preprocessed as the video model was trained, encoded and fused with the chunk's
 audio features.
 
+Whole songs (`separate=True`): the vocals are first separated from the mix with Demucs
+(`svt.inference.separation`, window by window so memory does not grow with the song beyond the
+16 kHz vocals themselves), then transcribed as a 16 kHz array. The separator's weights are fetched
+by demucs on first use and cached; offline with nothing cached the call stops, before the
+transcriber loads, with a message naming what to download and where to put it. With an
+audio-visual model the audio is separated and the lip video is used as it is.
+
 Frame times use the encoder's true frame rate (50 frames/s for wav2vec2-style encoders: one frame
 every 320 samples). The recipes' 49.8 frames/s is a property of their 5-s utterances (249 frames
 each) and only applies to that evaluation protocol.
@@ -218,10 +225,35 @@ def check_arguments(onset_threshold, offset_threshold, chunk_seconds, context_se
                          f"{batch_size!r}")
 
 
+def check_separation_arguments(separate, separation_model) -> None:
+    """Refuse (ValueError) a separation model given without `separate`."""
+    if separation_model is not None and not separate:
+        raise ValueError("transcribe: separation_model is only used with separate=True (vocal "
+                         "separation); pass separate=True or leave separation_model out")
+
+
+def separation_model_for(separation_model, device, check=True):
+    """A loaded Demucs separator (`svt.inference.separation.load_separation_model`) from a name, a
+    path or an already loaded model (used as it is, on its own device). `check`: first make sure,
+    without downloading anything, that its weights can be had
+    (`svt.inference.separation.check_separation_available`)."""
+    from svt.inference.separation import check_separation_available, load_separation_model
+
+    if separation_model is None or isinstance(separation_model, (str, os.PathLike)):
+        if check:
+            check_separation_available(separation_model)
+        return load_separation_model(separation_model, device=resolve_device(device))
+    try:  # already loaded: kept where it is
+        device = next(separation_model.parameters()).device
+    except (AttributeError, StopIteration, TypeError):
+        device = resolve_device(device)
+    return load_separation_model(separation_model, device=device)
+
+
 def transcribe(audio, sample_rate=None, model=None, *, video=None, chunk_seconds=None,
                context_seconds=DEFAULT_CONTEXT_SECONDS, batch_size=4, device="cpu",
                progress=None, return_frames=False, onset_threshold=None,
-               offset_threshold=None):
+               offset_threshold=None, separate=False, separation_model=None):
     """Transcribe singing into notes `(N, 3)` float64 `[onset_s, offset_s, midi]`.
 
     Args:
@@ -235,29 +267,67 @@ def transcribe(audio, sample_rate=None, model=None, *, video=None, chunk_seconds
         chunk_seconds, context_seconds: kept audio per chunk (default: the bundle's training
             utterance length) and extra audio read on each side of it.
         batch_size: chunks per forward pass.
-        progress: a tqdm-like class for a chunk progress bar (None: no bar).
+        progress: a tqdm-like class for the progress bars (None: no bar).
         return_frames: also return the frame predictions `(onset, offset, octave, pitch_class)`
             (onset/offset probabilities, octave/pitch-class indices; plus the sung pitch in
             fractional MIDI, NaN where unvoiced, for models with a pitch network) on the encoder
             frame grid (`model.frame_rate` frames per second).
         onset_threshold, offset_threshold: decoding thresholds (None: the bundle's own).
+        separate: a whole song (a mix): separate the vocals with Demucs first
+            (`svt.inference.separation`; needs demucs) and transcribe them. With `video`, the
+            audio is separated and the video used as it is.
+        separation_model: with `separate`, the Demucs model: None (`htdemucs`, downloaded by
+            demucs on first use and cached), a pretrained name, a local model file or folder, or
+            a model loaded once with `load_separation_model` (reused over many calls).
+
+    Raises ValueError for bad arguments (before anything loads); with `separate`,
+    `svt.inference.separation.SeparationError`s (demucs missing, weights not on this machine and
+    not downloadable: the message says what to download and where; an unusable model file),
+    raised before the transcriber loads.
     """
     check_arguments(onset_threshold=onset_threshold, offset_threshold=offset_threshold,
                      chunk_seconds=chunk_seconds, context_seconds=context_seconds,
                      batch_size=batch_size)
-    if not isinstance(audio, (str, os.PathLike)) and sample_rate is None:
+    check_separation_arguments(separate, separation_model)
+    is_path = isinstance(audio, (str, os.PathLike))
+    if not is_path and sample_rate is None:
         raise ValueError("transcribe: sample_rate is required for a waveform array")
     if model is None:
         if video is not None:
             raise ValueError("transcribe: the default model is audio-only; pass model= (an "
                              "audio-visual bundle) to use the video")
         model = DEFAULT_MODEL
+    separator = separation_model_for(separation_model, device) if separate else None
     model = resolve_model(model, device, "audio" if video is None else "audio_visual")
-    if isinstance(audio, (str, os.PathLike)):
+    name = audio if is_path else "the waveform"
+    if separator is not None:
+        from svt.inference.separation import separate_file, separate_vocals
+
+        if is_path:
+            vocals = separate_file(audio, separator, progress=progress)
+        else:
+            vocals = separate_vocals(audio, sample_rate, separator, progress=progress)
+        source = ArraySource(vocals)
+        name = f"the vocals separated from {name}"
+    elif is_path:
         source = open_audio(audio)
     else:
         wav, rate = mono_waveform(audio, sample_rate)
         source = ArraySource(resample(wav, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else wav)
+    notes, frames = transcribe_source(
+        source, model, name=name, video=video, chunk_seconds=chunk_seconds,
+        context_seconds=context_seconds, batch_size=batch_size, progress=progress,
+        onset_threshold=onset_threshold, offset_threshold=offset_threshold)
+    return (notes, frames) if return_frames else notes
+
+
+def transcribe_source(source, model, *, name="the waveform", video=None, chunk_seconds=None,
+                      context_seconds=DEFAULT_CONTEXT_SECONDS, batch_size=4, progress=None,
+                      onset_threshold=None, offset_threshold=None):
+    """`(notes, frames)` of an opened 16 kHz mono source (`svt.audio.ArraySource`,
+    `svt.audio.open_audio`) with a loaded model: what `transcribe` runs once its arguments are
+    checked, its model loaded and its audio opened (or separated). The source is closed; `name`
+    is how the SilentInputWarning calls the input. Arguments as `transcribe`'s."""
     try:
         if video is not None:
             from svt.data.video import VIDEO_FPS, open_video
@@ -283,7 +353,6 @@ def transcribe(audio, sample_rate=None, model=None, *, video=None, chunk_seconds
     notes = notes[notes[:, 0] < duration]
     notes[:, 1] = np.minimum(notes[:, 1], duration)
     if len(notes) == 0:
-        name = audio if isinstance(audio, (str, os.PathLike)) else "the waveform"
         warnings.warn(f"no notes found in {name} (empty, silent, or no singing?)",
-                      SilentInputWarning, stacklevel=2)
-    return (notes, frames) if return_frames else notes
+                      SilentInputWarning, stacklevel=3)
+    return notes, frames
