@@ -263,10 +263,18 @@ def test_resumable(tmp_path, caplog, monkeypatch):
             os.utime(p, (now - 1000, now - 1000) if p.is_relative_to(data) else (now - 500,) * 2)
         os.utime(path, (now - 100, now - 100))
 
-    touch(data / "Annotations.json")  # newer annotations: every song's labels are redone
+    # Freshness comes from content, not times: a newer file with the same content changes
+    # nothing; changed notes redo that song only, changed audio that song's audio and labels.
+    touch(data / "Annotations.json")
+    touch(data / "wav16kHz/train/2/vocals.wav")
     run(label_frame_rate=50)
-    assert sorted(written) == ["1.npy", "2.npy", "3.npy"]
-    touch(data / "wav16kHz/train/2/vocals.wav")  # newer audio: that song is redone
+    assert written == []
+    annotations = json.loads((data / "Annotations.json").read_text())
+    annotations["3"][0][2] += 1
+    (data / "Annotations.json").write_text(json.dumps(annotations))
+    run(label_frame_rate=50)
+    assert written == ["3.npy"]
+    write_wav(data / "wav16kHz/train/2/vocals.wav", 5.0, rate=22050, freq=330.0)
     run(label_frame_rate=50)
     assert sorted(written) == ["2.npy", "2.wav"]
 

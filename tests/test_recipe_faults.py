@@ -454,9 +454,10 @@ def test_label_rate_that_the_encoder_does_not_produce(assets, tmp_path, stopped_
 
 
 def test_evaluation_label_rate_must_match_the_bundle(trained, tmp_path, stopped_with):
+    (tmp_path / "dataset").mkdir()  # outputs may not lie inside the data folder
     for recipe in ("TONAS", "SSVD"):
         message = stopped_with([str(ROOT / recipe / "hparams" / "evaluate.yaml"), "--data_folder",
-                                str(tmp_path), "--model", str(trained / "run"),
+                                str(tmp_path / "dataset"), "--model", str(trained / "run"),
                                 "--label_frame_rate", "100", "--prepare_folder",
                                 str(tmp_path / "data"), "--output_folder",
                                 str(tmp_path / "eval")], recipe=recipe)

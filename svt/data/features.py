@@ -19,6 +19,7 @@ import torch
 
 from svt.data.utterances import (
     csv_folder,
+    dataset_from_csv,
     read_csv,
     split_utterances,
     utterance_slice,
@@ -88,7 +89,7 @@ def av_dataset(csv_path, dur_threshold, audio_name="clean_feats", video_name="vi
                zero_video=False, sorting=None):
     """Utterances of feature rows: items `audio_feats` (T, D), `video_feats` (T, D) aligned to
     the audio rows, `labels` (49.8 fps), and the song keys the Brain stitches with."""
-    dataset = sb.dataio.dataset.DynamicItemDataset.from_csv(csv_path)
+    dataset = dataset_from_csv(csv_path)
 
     @sb.utils.data_pipeline.takes("features", "dataset", "song", "utter_id", "utter_num")
     @sb.utils.data_pipeline.provides("audio_feats", "video_feats")
@@ -114,8 +115,12 @@ def av_dataset(csv_path, dur_threshold, audio_name="clean_feats", video_name="vi
 
 
 def feature_path(features_folder, song_key: str, name: str) -> Path:
+    """`<features_folder>/<dataset>/<song>/<name>.npy` (a song id too long for a file name is
+    shortened as the preparation shortens it, `svt.datasets.songs.file_stem`)."""
+    from svt.datasets.songs import file_stem
+
     dataset, song = song_key.split("/", 1)
-    return Path(features_folder) / dataset / song / f"{name}.npy"
+    return Path(features_folder) / dataset / file_stem(song) / f"{name}.npy"
 
 
 def save_features(path, features: np.ndarray) -> None:

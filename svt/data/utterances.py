@@ -183,6 +183,38 @@ def merge_csvs(out, inputs) -> Path:
 
 
 
+def load_prepared_csv(csv_path) -> dict:
+    """`{ID: row}` of a prepared CSV, as SpeechBrain's `load_data_csv` gives it (the `duration`
+    column as a float) but with every value kept as written: SpeechBrain substitutes `$name` in
+    every value (and fails with "requires replacements" on a `$` in a song id or a folder name,
+    e.g. `data$v2/MIR`) and strips leading spaces; a prepared CSV holds paths and ids, never
+    variables. PrepareError naming the file for a CSV without an ID column or with an ID twice."""
+    data = {}
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or "ID" not in reader.fieldnames:
+            raise PrepareError(f"{csv_path}: no ID column; prepare the data again")
+        for line, row in enumerate(reader, start=2):
+            item_id = row.pop("ID")
+            if item_id in data:
+                raise PrepareError(f"{csv_path}: line {line}: the ID {item_id!r} appears twice; "
+                                   "prepare the data again")
+            if "duration" in row:
+                try:
+                    row["duration"] = float(row["duration"])
+                except (TypeError, ValueError):
+                    raise PrepareError(f"{csv_path}: line {line}: duration {row['duration']!r} "
+                                       "is not a number; prepare the data again") from None
+            data[item_id] = row
+    return data
+
+
+def dataset_from_csv(csv_path):
+    """A SpeechBrain `DynamicItemDataset` of a prepared CSV (`load_prepared_csv`: values as
+    written, no `$` substitution)."""
+    return sb.dataio.dataset.DynamicItemDataset(load_prepared_csv(csv_path))
+
+
 def load_label_slice(path, utter_id, utter_num, frame_rate, dur_threshold) -> torch.Tensor:
     """Label frames of one utterance, read through a memory map (only the slice is touched)."""
     labels = np.load(path, mmap_mode="r")
@@ -211,7 +243,7 @@ def audio_dataset(csv_path, dur_threshold, frame_rate, sorting=None, wav_for_son
     mixture of the same length); None keeps the CSV's.
     """
     require_songs(csv_path)
-    dataset = sb.dataio.dataset.DynamicItemDataset.from_csv(csv_path)
+    dataset = dataset_from_csv(csv_path)
 
     @sb.utils.data_pipeline.takes("wav", "dataset", "song", "utter_id", "utter_num")
     @sb.utils.data_pipeline.provides("sig")

@@ -257,11 +257,9 @@ def video_dataset(csv_path, dur_threshold, frame_rate: float = VIDEO_FPS, train:
     """
     import speechbrain as sb
     import torch
-    from speechbrain.dataio.dataio import load_data_csv
+    from svt.data.utterances import load_prepared_csv, with_song_items
 
-    from svt.data.utterances import with_song_items
-
-    data = load_data_csv(csv_path)
+    data = load_prepared_csv(csv_path)
     for item_id, row in data.items():
         if "video" not in row:
             raise ValueError(f"{csv_path}: no 'video' column; is this a video CSV (made by "

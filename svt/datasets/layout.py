@@ -123,13 +123,30 @@ def check_dataset_folders(dataset: str, data_folder, prepare_folder, dur_thresho
     if not data.is_dir():
         raise PrepareError(f"{dataset}: data folder {data} does not exist; pass the dataset's root "
                            "folder")
-    data_abs, out_abs = Path(os.path.abspath(data)), Path(os.path.abspath(prepare_folder))
-    if out_abs == data_abs or data_abs in out_abs.parents:
-        raise PrepareError(f"{dataset}: prepare_folder {out_abs} is inside the data folder "
-                           f"{data_abs}; svt never writes into a dataset, choose a prepare_folder "
-                           "outside it")
+    inside = folder_inside(prepare_folder, data)
+    if inside:
+        raise PrepareError(f"{dataset}: prepare_folder {prepare_folder} {inside}; svt never writes "
+                           "into a dataset, choose a prepare_folder outside it")
     check_output_folder(prepare_folder)
     return data
+
+
+def folder_inside(folder, dataset_folder) -> str | None:
+    """How `folder` (an output folder, existing or not) lies in `dataset_folder`, for the message
+    of a refusal ("is inside the data folder X", naming the real paths when a symbolic link
+    leads there), or None when it does not. Real paths are compared (`Path.resolve`, which
+    follows every link of the part that exists), so `link/prep` with `link -> <data>/wav16kHz`
+    is inside the dataset."""
+    data_real = Path(dataset_folder).resolve()
+    out_real = Path(folder).resolve()
+    if out_real != data_real and data_real not in out_real.parents:
+        return None
+    data_abs, out_abs = Path(os.path.abspath(dataset_folder)), Path(os.path.abspath(folder))
+    linked = out_abs != out_real or data_abs != data_real
+    where = f"is inside the data folder {data_abs}"
+    if linked:
+        where += f" (through a symbolic link: it is {out_real}, inside {data_real})"
+    return where
 
 
 def find_audio_files(folder: Path) -> list[Path]:

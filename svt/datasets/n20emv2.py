@@ -193,8 +193,8 @@ def prepare_n20emv2_video(data_folder, prepare_folder, dur_threshold: float = 5,
     `label_frame_rate`, one per video frame: `L = T` as in the original) and
     `<prepare_folder>/notes/n20emv2_video/<song>.json` (kept apart from the audio preparation's
     files so the two can run independently). Resumable like the audio preparation: a song whose
-    outputs are newer than its video and `annotations.json` and have T label frames is skipped;
-    `overwrite=True` or a new frame rate redoes every song. Problems (missing or invalid videos,
+    outputs were made from the same notes, video content and frame rate (its
+    `svt.datasets.songs.SongRecord`) is skipped; `overwrite=True` or a new frame rate redoes every song. Problems (missing or invalid videos,
     unreadable vocals, length mismatches, invalid notes) are reported together with the song and
     file (`strict=True`) or skipped with a warning (`strict=False`).
 
@@ -262,7 +262,7 @@ def prepare_n20emv2_video(data_folder, prepare_folder, dur_threshold: float = 5,
     for src, video, num_frames, wav in tqdm(found, desc=f"preparing {dataset} videos",
                                             unit="song", disable=not progress):
         out = song_outputs(prepare_folder, N20EMV2_VIDEO_LABELS, src.song)
-        write_song_labels(out, src.notes, num_frames, label_frame_rate, [video, ann_path],
+        write_song_labels(out, src.notes, num_frames, label_frame_rate, [video],
                           relabel, counts, source=f"{dataset} song {src.song!r} ({ann_path})")
         prepared.append(PreparedVideo(src.song, src.split, video, num_frames, wav,
                                       out["labels"], out["notes"]))

@@ -16,12 +16,23 @@ then writes `<prepare_folder>/dur_<D>s/<name>.csv` with one row per utterance of
 seconds (`utterance_rows`, columns `svt.data.utterances.CSV_COLUMNS`). `prepare_evaluation_set`
 does all of it for a dataset with a single CSV `<dataset>.csv` (TONAS, ISMIR2014, SSVD).
 
-Writes are atomic and preparation resumes: a song whose outputs exist, are newer than its inputs
-(audio and annotation file) and have the right label length is skipped; `overwrite=True` redoes
-everything, and so does a changed label frame rate (`labels_outdated`).
+Writes are atomic and preparation resumes: a song whose outputs exist and were made from the same
+inputs is skipped; `overwrite=True` redoes everything, and so does a changed label frame rate
+(`labels_outdated`). "The same inputs" is decided from content, never from modification times
+(a `tar`, `cp -p` or `rsync -t` copy gives a changed annotation file an older time than the
+labels made from the old one): each song's `<prepare_folder>/labels/<dataset>/<song>.inputs.json`
+(`SongRecord`) holds a digest of what its labels were made from (the song's notes, a SHA-256 of
+its audio file, the label frame rate and frame count) and of what its converted audio was made
+from. A file's SHA-256 is computed again only when its size or modification time differ from the
+recorded ones (so an unchanged dataset is not read twice). Songs prepared before these records
+existed are prepared again once.
+
+Song ids become file names; one too long for the file system (more than MAX_NAME_BYTES bytes of
+UTF-8) is shortened with a hash (`file_stem`) while the CSVs keep the full id.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -70,29 +81,113 @@ class PreparedSong:
         return self.num_samples / SAMPLE_RATE
 
 
+#: The longest file-name stem (UTF-8 bytes) a song id is used as unchanged: file systems allow
+#: 255 bytes per name, and the atomic writes add a `.` prefix and a `.<random>.tmp` suffix.
+MAX_NAME_BYTES = 200
+
+
+def file_stem(name: str) -> str:
+    """The file-name stem of a song id (or song key): the id itself when it fits MAX_NAME_BYTES,
+    else its first characters, `~` and 16 hex digits of its SHA-256 (distinct ids keep distinct
+    names; the CSVs and predictions keep the full id)."""
+    name = str(name)
+    encoded = name.encode("utf-8", "surrogateescape")
+    if len(encoded) <= MAX_NAME_BYTES:
+        return name
+    digest = hashlib.sha256(encoded).hexdigest()[:16]
+    head = encoded[:MAX_NAME_BYTES - 17].decode("utf-8", "ignore")  # whole characters only
+    return f"{head}~{digest}"
+
+
 def song_outputs(prepare_folder, dataset: str, song: str) -> dict:
-    """Where a song's prepared files go: `labels`, `notes` and (when converted) `audio16k`."""
+    """Where a song's prepared files go: `labels`, `notes`, (when converted) `audio16k`, and the
+    `record` of the inputs they were made from (`SongRecord`)."""
     reason = unsafe_name_reason(song)
     if reason:
         raise PrepareError(f"{dataset}: song id {song!r} {reason}; it would name files outside "
                            f"{prepare_folder}")
     root = Path(os.path.abspath(prepare_folder))
+    stem = file_stem(song)
     return {
-        "labels": root / "labels" / dataset / f"{song}.npy",
-        "notes": root / "notes" / dataset / f"{song}.json",
-        "audio16k": root / "audio16k" / dataset / f"{song}.wav",
+        "labels": root / "labels" / dataset / f"{stem}.npy",
+        "notes": root / "notes" / dataset / f"{stem}.json",
+        "audio16k": root / "audio16k" / dataset / f"{stem}.wav",
+        "record": root / "labels" / dataset / f"{stem}.inputs.json",
     }
 
 
-# ---------------------------------------------------------------------------- labels and notes
+# ---------------------------------------------------------------------------- freshness
 
-def _is_fresh(outputs, inputs) -> bool:
-    try:
-        newest_input = max(Path(p).stat().st_mtime_ns for p in inputs)
-        return all(Path(p).is_file() for p in outputs) and \
-            min(Path(p).stat().st_mtime_ns for p in outputs) >= newest_input
-    except OSError:
-        return False
+#: Version of the `.inputs.json` records: a record of another version counts as absent.
+RECORD_VERSION = 1
+
+
+def digest(*parts) -> str:
+    """SHA-256 (hex) of JSON-serialisable parts."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def notes_digest(notes) -> str:
+    """SHA-256 of a note array's values (the annotation entry a song's labels are made from)."""
+    array = np.ascontiguousarray(np.asarray(notes, dtype=np.float64))
+    return hashlib.sha256(repr(array.shape).encode() + array.tobytes()).hexdigest()
+
+
+class SongRecord:
+    """What a song's outputs were made from, kept in its `.inputs.json` beside the labels:
+    `{"version", "outputs": {output: input digest}, "files": {path: [size, mtime_ns, sha256]}}`.
+    `files` caches the content hashes of the input files, so that a file whose size and time are
+    unchanged is not read again; any change of either (older or newer) rehashes it."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            data = None
+        if not isinstance(data, dict) or data.get("version") != RECORD_VERSION:
+            data = {}
+        self.outputs = dict(data.get("outputs") or {})
+        self.cached = dict(data.get("files") or {})
+        self.files: dict = {}
+
+    def file_hash(self, path) -> str:
+        """SHA-256 of the file's content (from the record when its size and time match)."""
+        path = Path(path)
+        real = os.path.realpath(path)
+        stat = path.stat()
+        cached = self.cached.get(real)
+        if isinstance(cached, list) and len(cached) == 3 and cached[:2] == [stat.st_size,
+                                                                            stat.st_mtime_ns]:
+            sha = cached[2]
+        else:
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            sha = h.hexdigest()
+        self.files[real] = [stat.st_size, stat.st_mtime_ns, sha]
+        return sha
+
+    def fresh(self, output: str, paths, made_from: str) -> bool:
+        """`output` (a key of `outputs`) was made from `made_from` and its files `paths` exist."""
+        return self.outputs.get(output) == made_from and all(Path(p).is_file() for p in paths)
+
+    def made(self, output: str, made_from: str) -> None:
+        self.outputs[output] = made_from
+
+    def forget(self) -> None:
+        """Remove the record before an output is rewritten: a crash half-way then leaves no
+        record vouching for a half-updated song."""
+        if self.path.exists():
+            self.path.unlink()
+
+    def save(self) -> None:
+        write_json_atomic(self.path, {"version": RECORD_VERSION, "outputs": self.outputs,
+                                      "files": self.files})
+
+
+# ---------------------------------------------------------------------------- labels and notes
 
 
 def _label_length(path) -> int | None:
@@ -111,18 +206,32 @@ def save_labels(path, labels) -> None:
 
 
 def write_song_labels(out: dict, notes, num_frames: int, label_frame_rate: float, inputs,
-                      relabel: bool, counts: dict, source: str) -> None:
+                      relabel: bool, counts: dict, source: str, record: SongRecord | None = None) \
+        -> None:
     """The frame labels (`num_frames` at `label_frame_rate`, `notes_to_frames`) and the note JSON
-    of one song, at its `song_outputs` paths `out`, unless they are newer than every file in
-    `inputs` and of the right length (and `relabel` is false); adds 1 to `counts["prepared"]` or
-    `counts["up to date"]`. `source` names the song in the errors of invalid notes."""
-    if (not relabel and _is_fresh([out["labels"], out["notes"]], inputs)
+    of one song, at its `song_outputs` paths `out`, unless the song's record says they were made
+    from the same notes, the same content of the files in `inputs` (the audio or video) and the
+    same frame rate and count (and `relabel` is false); adds 1 to `counts["prepared"]` or
+    `counts["up to date"]`. `source` names the song in the errors of invalid notes. `record`:
+    the song's `SongRecord` when the caller records more outputs in it (saved by the caller),
+    else it is read and saved here."""
+    own = record is None
+    if own:
+        record = SongRecord(out["record"])
+    made_from = digest("labels", notes_digest(notes), [record.file_hash(p) for p in inputs],
+                       float(label_frame_rate), int(num_frames))
+    if (not relabel and record.fresh("labels", [out["labels"], out["notes"]], made_from)
             and _label_length(out["labels"]) == num_frames):
         counts["up to date"] += 1
-        return
-    save_labels(out["labels"], notes_to_frames(notes, num_frames, label_frame_rate, source=source))
-    write_notes_json(out["notes"], notes)
-    counts["prepared"] += 1
+    else:
+        record.forget()
+        save_labels(out["labels"], notes_to_frames(notes, num_frames, label_frame_rate,
+                                                   source=source))
+        write_notes_json(out["notes"], notes)
+        record.made("labels", made_from)
+        counts["prepared"] += 1
+    if own:
+        record.save()
 
 
 def labels_outdated(settings_path: Path, settings: dict, dataset: str) -> bool:
@@ -168,11 +277,16 @@ def prepare_songs(sources, prepare_folder, dataset: str, label_frame_rate: float
 def _prepare_song(src: SongSource, prepare_folder, label_frame_rate, overwrite, relabel, counts) \
         -> PreparedSong:
     out = song_outputs(prepare_folder, src.dataset, src.song)
+    record = SongRecord(out["record"])
     source_file = src.mixture if src.mixture is not None else src.audio
+    source_hash = record.file_hash(source_file)
     if src.mixture is not None:
         wav = out["audio16k"]
-        if overwrite or not _is_fresh([wav], [source_file]):
+        made_from = digest("separated", source_hash, SAMPLE_RATE)
+        if overwrite or not record.fresh("audio16k", [wav], made_from):
+            record.forget()
             separate_vocals(src.mixture, wav)
+            record.made("audio16k", made_from)
             counts["separated"] += 1
         message = annotation_mismatch(src, audio_info(wav)[1] / SAMPLE_RATE, wav)
         if message:
@@ -181,14 +295,18 @@ def _prepare_song(src: SongSource, prepare_folder, label_frame_rate, overwrite, 
         wav = src.audio
     else:
         wav = out["audio16k"]
-        if overwrite or not _is_fresh([wav], [source_file]):
+        made_from = digest("converted", source_hash, SAMPLE_RATE)
+        if overwrite or not record.fresh("audio16k", [wav], made_from):
+            record.forget()
             to_16k_mono(src.audio, wav)
+            record.made("audio16k", made_from)
             counts["converted"] += 1
     num_samples = audio_info(wav)[1]
     num_frames = num_label_frames(num_samples, SAMPLE_RATE, label_frame_rate)
-    write_song_labels(out, src.notes, num_frames, label_frame_rate,
-                      [source_file, src.anno_file, wav], relabel, counts,
-                      source=f"{src.dataset} song {src.song!r} ({src.anno_file})")
+    write_song_labels(out, src.notes, num_frames, label_frame_rate, [source_file], relabel,
+                      counts, source=f"{src.dataset} song {src.song!r} ({src.anno_file})",
+                      record=record)
+    record.save()
     return PreparedSong(src.dataset, src.song, Path(os.path.abspath(wav)), num_samples,
                         out["labels"], out["notes"], src.split)
 

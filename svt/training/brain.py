@@ -39,6 +39,8 @@ from speechbrain.nnet.schedulers import update_learning_rate
 from speechbrain.utils.distributed import if_main_process
 
 from svt.data.utterances import SongStitcher
+from svt.datasets.songs import file_stem
+from svt.errors import SvtUserError
 from svt.fileio import write_json_atomic, write_text_atomic
 from svt.inference.bundle import export_bundle
 from svt.models.head import LOSS_NAMES, frame_predictions
@@ -49,6 +51,13 @@ from svt.notes.scoring import METRIC_KEYS, aggregate, match_counts
 logger = logging.getLogger(__name__)
 
 SELECTION_KEYS = {"loss": "min", "COnPOff_f1": "max"}
+#: Learning-rate options named in the advice of a diverged run (those the recipe has).
+LR_OPTIONS = ("lr", "lr_ssl", "lr_encoder")
+
+
+class TrainingDivergedError(SvtUserError, FloatingPointError):
+    """Training produced a non-finite loss, gradient or parameter; the message names the epoch and
+    step and the likely cause. Nothing non-finite is saved as a checkpoint or exported."""
 
 
 class Predictions(NamedTuple):
@@ -103,14 +112,70 @@ class TranscriptionBrain(sb.Brain):
         for opt in optimizers.values():
             self.scaler.unscale_(opt)
         params = [p for opt in optimizers.values() for g in opt.param_groups for p in g["params"]]
-        torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
-        if not self.scaler.is_enabled() and self.skip_nonfinite_grads:
-            self.check_gradients()
+        total_norm = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
+        if not self.scaler.is_enabled():  # with fp16 the GradScaler skips non-finite steps
+            if self.skip_nonfinite_grads:
+                self.check_gradients()
+            elif not torch.isfinite(total_norm):
+                # Stepping would write NaN into every parameter, which no later step undoes.
+                raise self.diverged(f"the gradient norm is {float(total_norm)}")
         for opt in optimizers.values():
             self.scaler.step(opt)
         self.scaler.update()
         self.zero_grad(set_to_none=True)
         self.optimizer_step += 1
+
+    # ------------------------------------------------------------------ non-finite training
+    def check_loss_isfinite(self, loss):
+        """Stop at the first non-finite training loss (SpeechBrain only counts them per epoch and
+        goes on, so a diverged run trained to NaN, exited 0 and exported NaN weights). With
+        `--skip_nonfinite_grads` the batch's gradients are dropped instead, and SpeechBrain's
+        `--nonfinite_patience` bad batches per epoch are allowed while the parameters stay
+        finite."""
+        if torch.isfinite(loss):
+            return
+        if not self.skip_nonfinite_grads or self.nonfinite_parameters():
+            raise self.diverged(f"the training loss is {float(loss.detach())}")
+        self.nonfinite_count += 1
+        if self.nonfinite_count > self.nonfinite_patience:
+            raise self.diverged(f"the training loss was not finite in {self.nonfinite_count} "
+                                f"batches of this epoch (--nonfinite_patience "
+                                f"{self.nonfinite_patience})")
+        logger.warning("non-finite training loss at %s: its gradients are dropped "
+                       "(--skip_nonfinite_grads)", self._training_position())
+
+    def nonfinite_parameters(self, modules=None) -> list[str]:
+        """Names of the trainable modules' parameters holding NaN or infinite values."""
+        modules = self.modules if modules is None else modules
+        return [name for name, p in modules.named_parameters() if not torch.isfinite(p).all()]
+
+    def _training_position(self) -> str:
+        counter = getattr(self.hparams, "epoch_counter", None)
+        epoch = counter.current if counter is not None else "?"
+        return f"epoch {epoch}, step {self.step}"
+
+    def diverged(self, what: str) -> TrainingDivergedError:
+        """The error stopping a run whose training became non-finite (`what`), naming where and
+        the likely causes."""
+        rates = ", ".join(f"--{k} {getattr(self.hparams, k)}" for k in LR_OPTIONS
+                          if getattr(self.hparams, k, None) is not None)
+        return TrainingDivergedError(
+            f"training diverged at {self._training_position()}: {what}. Likely cause: a "
+            f"learning rate too high ({rates or 'the learning rates'}), or a too large "
+            f"--max_grad_norm ({self.max_grad_norm}); with --precision fp16, try bf16 or fp32. "
+            "Checkpoints saved so far are unaffected; lower the learning rate and train into a "
+            "new --output_folder (a resume keeps the recorded learning rates)")
+
+    def check_finite_model(self, modules, where: str) -> None:
+        """TrainingDivergedError when a parameter of `modules` (a ModuleDict or module) is not
+        finite (`where`: what holds them, for the message)."""
+        bad = self.nonfinite_parameters(modules)
+        if bad:
+            shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+            raise TrainingDivergedError(
+                f"{where} has non-finite (NaN or infinite) parameters ({shown}); nothing was "
+                "exported. Training diverged: lower the learning rate (or --max_grad_norm) and "
+                "train into a new --output_folder")
 
     def zero_grad(self, set_to_none=False):
         # Clear every optimiser (also the encoder's during probing, whose grads stay None).
@@ -234,6 +299,11 @@ class TranscriptionBrain(sb.Brain):
     def on_stage_end(self, stage, stage_loss, epoch=None):
         if stage == sb.Stage.TRAIN:
             self.train_loss = stage_loss
+            # Before validation saves a checkpoint: the last step may have left NaN weights.
+            bad = self.nonfinite_parameters()
+            if bad:
+                raise self.diverged(f"the parameters {', '.join(bad[:3])}"
+                                    f"{' ...' if len(bad) > 3 else ''} are no longer finite")
             return
         stats = self.stage_statistics()
         if stage == sb.Stage.VALID:
@@ -280,6 +350,9 @@ class TranscriptionBrain(sb.Brain):
         """Write the selected checkpoint's encoder + head as an inference bundle (main process
         only); returns the folder, or None on the other processes."""
         self.select_checkpoint()
+        self.check_finite_model(torch.nn.ModuleDict({"encoder": self.hparams.encoder,
+                                                     "head": self.hparams.head}),
+                                "the selected checkpoint")
         if not if_main_process():
             return None
         export_bundle(folder, self.hparams.encoder, self.hparams.head, settings)
@@ -298,7 +371,7 @@ class TranscriptionBrain(sb.Brain):
         """Per-song notes (JSON + MIDI), per-song metric CSV and the summary JSON of a test set."""
         folder = Path(self.hparams.output_folder) / "predictions" / self.test_name
         for song_key, notes in self.song_notes.items():
-            stem = song_key.replace("/", "__")
+            stem = file_stem(song_key.replace("/", "__"))
             write_notes_json(folder / f"{stem}.json", notes)
             write_notes_midi(folder / f"{stem}.mid", notes)
         buffer = io.StringIO()

@@ -12,7 +12,8 @@ lists as the newest checkpoint, and resuming loads its missing or truncated file
   leaves at most a staging folder, removed by the next save;
 * skips, when listing, folders whose `CKPT.yaml` is unreadable or that lack a file of a
   recoverable or hold one that is empty or a truncated zip container (torch.save's format: its
-  directory is at the end, so opening it is a cheap check), with a warning naming the folder
+  directory is at the end, so opening it is a cheap check), or a `brain.ckpt` that is not the
+  YAML mapping SpeechBrain reads back (truncated), with a warning naming the folder
   (left in place: it may be a checkpoint of another configuration the user wants back);
 * turns a load that still fails into a `CheckpointLoadError` naming the folder and the remedy.
 """
@@ -131,7 +132,8 @@ class CompleteCheckpointer(Checkpointer):
             if (self.allow_partial_load or self.optional_recoverables.get(recoverable)
                     or "dataloader" in recoverable):
                 continue  # SpeechBrain loads these without their file
-            problem = _damage(folder / f"{recoverable}{PARAMFILE_EXT}")
+            problem = _damage(folder / f"{recoverable}{PARAMFILE_EXT}",
+                              BRAIN_KEYS if recoverable == "brain" else None)
             if problem:
                 return problem
         return None
@@ -141,8 +143,13 @@ class CompleteCheckpointer(Checkpointer):
         try:
             super().load_checkpoint(checkpoint)
         except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError,
-                zipfile.BadZipFile) as err:
+                zipfile.BadZipFile, yaml.YAMLError, KeyError, TypeError) as err:
+            # KeyError, TypeError: a text file (SpeechBrain's brain.ckpt, YAML) whose content is
+            # not the mapping its loader indexes.
             detail = " ".join(str(err).split()).rstrip(".")  # torch's are multi-line
+            damage = self.incompleteness(checkpoint.path)
+            if damage:  # names the file
+                detail = f"{damage}; {detail}"
             raise CheckpointLoadError(
                 f"cannot load the checkpoint {checkpoint.path} ({type(err).__name__}: {detail}). "
                 "If the folder is damaged, delete it to resume from the checkpoint before it; if "
@@ -150,8 +157,17 @@ class CompleteCheckpointer(Checkpointer):
                 "output_folder") from err
 
 
-def _damage(path: Path) -> str | None:
-    """Why the saved file `path` cannot be whole, or None (a cheap check, nothing is loaded)."""
+#: What SpeechBrain's Brain writes in its `brain.ckpt` (a small YAML mapping) and reads back.
+BRAIN_KEYS = ("step", "avg_train_loss")
+#: Text checkpoint files larger than this are not parsed by the cheap check.
+_MAX_TEXT_CHECK = 1 << 16
+
+
+def _damage(path: Path, required_keys=None) -> str | None:
+    """Why the saved file `path` cannot be whole, or None (a cheap check, nothing is loaded):
+    missing, empty, a truncated zip container (torch.save), or, with `required_keys`, a YAML
+    text file (SpeechBrain's `brain.ckpt`) that is not a mapping holding those keys (a truncated
+    one failed with a TypeError or KeyError inside SpeechBrain)."""
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -166,4 +182,13 @@ def _damage(path: Path) -> str | None:
                 pass
         except (zipfile.BadZipFile, OSError):
             return f"{path.name} is truncated or damaged"
+    elif required_keys and size <= _MAX_TEXT_CHECK:
+        try:
+            content = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+            return f"{path.name} is truncated or damaged ({type(err).__name__})"
+        missing = [k for k in required_keys
+                   if not isinstance(content, dict) or k not in content]
+        if missing:
+            return f"{path.name} is truncated or damaged (no {', '.join(missing)})"
     return None

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
-from speechbrain.utils.distributed import run_on_main
+from speechbrain.utils.distributed import if_main_process, run_on_main
 
 from svt.audio import SAMPLE_RATE
 from svt.data.utterances import audio_dataset, csv_folder, read_csv
+from svt.datasets.layout import folder_inside
 from svt.datasets.musan import NoiseError, noisy_wav_path
 from svt.errors import SvtUserError
 from svt.fileio import Terminated, stop_signals_raise
@@ -24,7 +25,15 @@ from svt.models.head import ALLOWED_LENGTH_DIFFERENCE
 from svt.notes.labels import num_label_frames
 from svt.training.brain import TranscriptionBrain
 from svt.training.features import extract_song_features, recover_trained_model
-from svt.training.options import OptionError, check_choices, check_options
+from svt.training.options import (
+    BUNDLE_TARGETS,
+    INPUT_FOLDERS,
+    RUN_FOLDERS,
+    OptionError,
+    check_choices,
+    check_options,
+)
+from svt.training.run_settings import check_run_settings
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +65,36 @@ def load_experiment(argv=None):
     if hparams.get("modality") == "audio" and hparams.get("encoder") is not None:
         check_label_frame_rate(hparams["encoder"], hparams["label_frame_rate"],
                                hparams["dur_threshold"], "--label_frame_rate")
+    check_outputs_outside_inputs(hparams)
+    # Before the output folder is written to (its hyperparams.yaml is replaced below): resuming
+    # with options the checkpoints were not made with stops here.
+    check_run_settings(hparams, write=if_main_process())
     sb.create_experiment_directory(experiment_directory=hparams["output_folder"],
                                    hyperparams_to_save=hparams_file, overrides=overrides)
     return hparams, run_opts
+
+
+def check_outputs_outside_inputs(hparams) -> None:
+    """No folder a run writes (RUN_FOLDERS, BUNDLE_TARGETS: `--output_folder`, `--prepare_folder`,
+    ...) lies in a dataset folder it reads (INPUT_FOLDERS), comparing real paths (a symbolic
+    link into the dataset is inside it): svt never writes into a dataset. OptionError naming
+    both options."""
+    def folder(key):
+        value = hparams.get(key)
+        return value if isinstance(value, (str, Path)) and str(value) else None
+
+    for out_key in (*RUN_FOLDERS, *BUNDLE_TARGETS):
+        out = folder(out_key)
+        if out is None:
+            continue
+        for data_key in INPUT_FOLDERS:
+            data = folder(data_key)
+            if data is None or not Path(data).is_dir():
+                continue
+            inside = folder_inside(out, data)
+            if inside:
+                raise OptionError(f"--{out_key} {out} {inside} (--{data_key}); svt never writes "
+                                  f"into a dataset, choose a --{out_key} outside it")
 
 
 def check_label_frame_rate(encoder, label_frame_rate, dur_threshold, option: str) -> None:

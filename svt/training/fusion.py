@@ -79,6 +79,9 @@ class FusionBrain(TranscriptionBrain):
                         "to export one")
             return None
         self.select_checkpoint()
+        self.check_finite_model(torch.nn.ModuleDict({"fusion": self.hparams.fusion,
+                                                     "head": self.hparams.head}),
+                                "the selected checkpoint")
         if not if_main_process():
             return None
         export_av_bundle(folder, audio_bundle, video_bundle, self.hparams.fusion,

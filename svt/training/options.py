@@ -82,6 +82,16 @@ RANGES = {
     "label_frame_rate": (0, MAX_FRAME_RATE, False, True),
     "dur_threshold": (0, MAX_DUR_THRESHOLD, False, True),
 }
+#: SpeechBrain run options given on the command line (`--max_grad_norm nan` is parsed by
+#: SpeechBrain, not read from the YAML) and their ranges, as RANGES. A NaN clipping norm turns
+#: every gradient into NaN; a negative one (SpeechBrain's "disabled") flips the gradients' sign.
+RUN_OPTION_RANGES = {
+    "max_grad_norm": (0, None, False, True),
+    "grad_accumulation_factor": (1, None, True, True),
+    "nonfinite_patience": (0, None, True, True),
+    "ckpt_interval_minutes": (0, None, True, True),
+    "ckpt_interval_steps": (0, None, True, True),
+}
 #: Entries of mapping options and their ranges (as RANGES): the scoring tolerances (a negative
 #: tolerance scores every note as missed, silently).
 NESTED_RANGES = {
@@ -130,6 +140,7 @@ def check_options(hparams_file, overrides: str, run_opts) -> str:
     check_song_seconds(values, origin)
     check_bundle_targets(values, origin)
     check_device(run_opts.get("device"))
+    check_run_option_ranges(run_opts)
     check_voice_bank(values, origin)
     return overrides
 
@@ -258,15 +269,28 @@ def check_ranges(values: Mapping, origin) -> None:
                          mapping.get(entry), bounds)
 
 
+def check_run_option_ranges(run_opts) -> None:
+    """SpeechBrain's own numeric options given on the command line (RUN_OPTION_RANGES) are
+    finite numbers in range (the YAML's values of the same keys are checked by `check_ranges`)."""
+    given = getattr(run_opts, "overridden_args", None) or ()
+    for key, bounds in RUN_OPTION_RANGES.items():
+        if key in given:
+            _check_range(f"--{key}", run_opts[key], bounds)
+
+
 def _check_range(name: str, value, bounds) -> None:
     low, high, low_in, high_in = bounds
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return
     below = low is not None and (value < low if low_in else value <= low)
     above = high is not None and (value > high if high_in else value >= high)
-    if below or above or value != value:  # NaN fits no range
+    # NaN fits no range; infinity is no meaningful value of any option (an infinite clipping
+    # norm or learning rate, infinitely many epochs).
+    if below or above or value != value or value in (float("inf"), float("-inf")):
         if high is None:
             wanted = f"{'at least' if low_in else 'greater than'} {low}"
+            if value in (float("inf"), float("-inf")):
+                wanted += " (and finite)"
         else:
             wanted = (f"in {'[' if low_in else '('}{low}, {high}{']' if high_in else ')'}")
         raise OptionError(f"{name}: {_shown(value)} is out of range; it must be {wanted}")
