@@ -151,6 +151,26 @@ def voiced_runs(voiced, bridge_frames: int = 1, min_frames: int = 5) -> np.ndarr
     return np.stack([starts[keep], stops[keep]], axis=1)
 
 
+def _runs_cut_at_onsets(caller, onset_prob, sung_pitch, onset_threshold, min_frames,
+                        bridge_frames):
+    """`(sung, [(start, stop, cuts), ...])`: the voiced runs of `sung_pitch` with the onset peaks
+    at least `min_frames` inside each (`cuts` includes the run's ends)."""
+    onset_prob = _as_1d("onset_prob", onset_prob, np.float64)
+    sung = _as_1d("sung_pitch", sung_pitch, np.float64)
+    if len(onset_prob) != len(sung):
+        raise ValueError(f"{caller}: onset_prob has {len(onset_prob)} frames but "
+                         f"sung_pitch {len(sung)}")
+    if len(sung) < 2:
+        return sung, []
+    is_peak = (onset_prob >= onset_threshold) & (onset_prob == _window_max(onset_prob))
+    peaks = np.flatnonzero(is_peak)
+    runs = []
+    for start, stop in voiced_runs(np.isfinite(sung), bridge_frames, min_frames):
+        inside = peaks[(peaks >= start + min_frames) & (peaks <= stop - min_frames)]
+        runs.append((start, stop, np.r_[start, inside, stop]))
+    return sung, runs
+
+
 def voiced_frames_to_notes(onset_prob, sung_pitch, onset_threshold: float = 0.2,
                            frame_rate: float = 100.0, min_frames: int = 5,
                            bridge_frames: int = 1) -> np.ndarray:
@@ -163,19 +183,10 @@ def voiced_frames_to_notes(onset_prob, sung_pitch, onset_threshold: float = 0.2,
     note inside a voiced stretch (legato, a glide, a repeated note on a breathless syllable) is
     what the learned onset marks. Each piece of at least `min_frames` frames is a note whose pitch
     is the median sung pitch over its frames."""
-    onset_prob = _as_1d("onset_prob", onset_prob, np.float64)
-    sung = _as_1d("sung_pitch", sung_pitch, np.float64)
-    if len(onset_prob) != len(sung):
-        raise ValueError(f"voiced_frames_to_notes: onset_prob has {len(onset_prob)} frames but "
-                         f"sung_pitch {len(sung)}")
-    if len(sung) < 2:
-        return np.zeros((0, 3), dtype=np.float64)
-    is_peak = (onset_prob >= onset_threshold) & (onset_prob == _window_max(onset_prob))
-    peaks = np.flatnonzero(is_peak)
+    sung, runs = _runs_cut_at_onsets("voiced_frames_to_notes", onset_prob, sung_pitch,
+                                     onset_threshold, min_frames, bridge_frames)
     notes = []
-    for start, stop in voiced_runs(np.isfinite(sung), bridge_frames, min_frames):
-        inside = peaks[(peaks >= start + min_frames) & (peaks <= stop - min_frames)]
-        cuts = np.r_[start, inside, stop]
+    for _, _, cuts in runs:
         for a, b in zip(cuts[:-1], cuts[1:]):
             pitch = _median_or_nan(sung[a:b])
             if b - a >= min_frames and np.isfinite(pitch):
@@ -255,19 +266,10 @@ def pitch_frames_to_notes(onset_prob, sung_pitch, onset_threshold: float = 0.4,
     `level_lead_frames` before the least-squares change point, which sits in the middle of the
     glide: a note begins where the voice starts to move to it. Each note's pitch is
     `stable_pitch` of its frames (not the transition into it)."""
-    onset_prob = _as_1d("onset_prob", onset_prob, np.float64)
-    sung = _as_1d("sung_pitch", sung_pitch, np.float64)
-    if len(onset_prob) != len(sung):
-        raise ValueError(f"pitch_frames_to_notes: onset_prob has {len(onset_prob)} frames but "
-                         f"sung_pitch {len(sung)}")
-    if len(sung) < 2:
-        return np.zeros((0, 3), dtype=np.float64)
-    is_peak = (onset_prob >= onset_threshold) & (onset_prob == _window_max(onset_prob))
-    peaks = np.flatnonzero(is_peak)
+    sung, runs = _runs_cut_at_onsets("pitch_frames_to_notes", onset_prob, sung_pitch,
+                                     onset_threshold, min_frames, bridge_frames)
     notes = []
-    for start, stop in voiced_runs(np.isfinite(sung), bridge_frames, min_frames):
-        inside = peaks[(peaks >= start + min_frames) & (peaks <= stop - min_frames)]
-        onset_cuts = np.r_[start, inside, stop]
+    for start, stop, onset_cuts in runs:
         run = sung[start:stop]
         finite = np.isfinite(run)  # bridged unvoiced frames: the neighbours' pitch
         run = np.interp(np.arange(len(run)), np.flatnonzero(finite), run[finite])
