@@ -21,8 +21,8 @@ Which options must match (RUN_SETTINGS_KEYS), and why:
   `song_seconds`, `voice_bank_share`, `voice_bank_speakers`);
 * the model the checkpoint's tensors belong to: the encoder (`ssl_source`, `output_layer`,
   `output_norm`, `weighted_layers`, `freeze_encoder`, `freeze_feature_extractor`,
-  `avhubert_checkpoint`, `feature_grad_mult`, `audio_model`, `video_model`, `audio_bundle`,
-  `video_bundle`, `init_head_from`) and the sizes of the networks (`hidden_size`, `num_layers`,
+  `avhubert_checkpoint`, `feature_grad_mult`, `audio_model`, `video_model`,
+  `init_head_from`) and the sizes of the networks (`hidden_size`, `num_layers`,
   `d_model`, `nhead`, `d_ffn`, `dropout`, `alpha`);
 * the objective whose validation loss selects checkpoints (`onset_pos_weight`,
   `offset_pos_weight`; losses of two objectives cannot be compared) and the selection itself
@@ -36,7 +36,9 @@ Which options must match (RUN_SETTINGS_KEYS), and why:
 What may change on resume: `number_of_epochs` (raising it is how a run is trained further),
 batch sizes, workers, paths of the data and of the outputs (a dataset may move), decoding
 thresholds and scoring tolerances (they do not change the weights), `max_grad_norm`, `precision`,
-checkpoint intervals, the test sets, `noise_type`/`snr_db` (the audio recipe's feature
+checkpoint intervals, the test sets, the audio-visual recipe's `audio_bundle`/`video_bundle`
+(given after training to export the fusion with the models its features came from),
+`noise_type`/`snr_db` (the audio recipe's feature
 extraction reads noisy mixtures through a trained run) and the like.
 """
 from __future__ import annotations
@@ -61,7 +63,7 @@ RUN_SETTINGS_KEYS = (
     "num_valid_songs", "song_seconds", "voice_bank_share", "voice_bank_speakers",
     "ssl_source", "output_layer", "output_norm", "weighted_layers", "freeze_encoder",
     "freeze_feature_extractor", "avhubert_checkpoint", "feature_grad_mult", "audio_model",
-    "video_model", "audio_bundle", "video_bundle", "init_head_from",
+    "video_model", "init_head_from",
     "hidden_size", "num_layers", "d_model", "nhead", "d_ffn", "dropout", "alpha",
     "onset_pos_weight", "offset_pos_weight", "selection_metric",
     "lr", "lr_ssl", "lr_encoder", "annealing_factor", "annealing_factor_ssl",
@@ -69,8 +71,7 @@ RUN_SETTINGS_KEYS = (
 )
 #: Of those, the options naming a file or folder: compared by real path (a relative and an
 #: absolute spelling of one folder are the same model).
-PATH_KEYS = ("ssl_source", "avhubert_checkpoint", "audio_bundle", "video_bundle",
-             "init_head_from")
+PATH_KEYS = ("ssl_source", "avhubert_checkpoint", "init_head_from")
 
 
 class RunSettingsError(SvtUserError, ValueError):
