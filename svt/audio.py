@@ -1,7 +1,8 @@
 """Reading, writing and converting audio files.
 
 `torchaudio.load/save` need TorchCodec in torchaudio >= 2.9, so files are read and written with
-`soundfile` (WAV, FLAC, OGG, ...) and resampled with `torchaudio.functional.resample`. Every model
+`soundfile` (WAV, FLAC, OGG, ...) and resampled with soxr (whose memory does not depend on the
+ratio of the rates, unlike a polyphase filter's at rates like 16,001 Hz). Every model
 in the toolkit takes 16 kHz mono float32 audio; `read_audio` delivers it from any file soundfile
 reads. For recordings of any length, `open_audio` gives a source read slice by slice
 (`read(start, stop)`, `num_samples`, `close()`): the file itself when it is 16 kHz mono
@@ -10,6 +11,12 @@ reads. For recordings of any length, `open_audio` gives a source read slice by s
 (`ArraySource`, also the source of a waveform already in memory).
 
 Errors are `AudioError` (a `ValueError`) whose message names the file and says what to do.
+Where audio enters (files, arrays) it is also checked for what would silently give wrong notes:
+sample rates outside MIN_SAMPLE_RATE..MAX_SAMPLE_RATE are refused; float samples above full scale
+are scaled down to it with an `AudioLevelWarning` (the pitch network clamps to [-1, 1]), and float
+samples far above it (unscaled integer PCM in a float array or file) are refused; a WAV whose
+header claims more frames than the file holds is read for the part that exists with a
+`TruncatedAudioWarning` naming both lengths.
 """
 from __future__ import annotations
 
@@ -37,6 +44,14 @@ _CONVERT_BLOCK = 1 << 18
 #: Below this a "sample rate" cannot carry a singing voice (its fundamentals reach 1 kHz): the
 #: header is wrong, or the numbers are not audio.
 MIN_SAMPLE_RATE = 4000
+#: Above this no recording's rate lies (768 kHz is the highest rate audio interfaces offer):
+#: the header or the argument is wrong.
+MAX_SAMPLE_RATE = 768000
+#: Float samples beyond full scale (1.0) up to this peak are scaled down to full scale with a
+#: warning (float exports of hot mixes reach a few times full scale, +12 dBFS); above it (+24
+#: dBFS) the numbers are taken for unscaled integer PCM (16-bit PCM of any audible singing peaks
+#: in the hundreds or thousands), which is refused with the remedy.
+PCM_LIKE_PEAK = 16.0
 
 
 class AudioError(SvtUserError, ValueError):
@@ -50,6 +65,106 @@ class SampleRateError(AudioError):
 class NonFiniteAudioWarning(UserWarning):
     """Some samples were NaN or infinite and were set to zero; the message names the file and
     where they were."""
+
+
+class AudioInputWarning(UserWarning):
+    """Audio that was used, but not as it came: the message names the file and what was done."""
+
+
+class AudioLevelWarning(AudioInputWarning):
+    """Float samples above full scale were scaled down to it; the message names the file and the
+    peak (dBFS)."""
+
+
+class TruncatedAudioWarning(AudioInputWarning):
+    """A file holds fewer samples than its header claims (a truncated copy or download); the part
+    that exists was used and the message names the file and both lengths."""
+
+
+def check_sample_rate(rate, where, what="sample_rate") -> None:
+    """Refuse (SampleRateError) a whole-number rate outside MIN_SAMPLE_RATE..MAX_SAMPLE_RATE."""
+    if rate < MIN_SAMPLE_RATE:
+        raise SampleRateError(f"{where}: {what} {rate} is too low to hold singing (at least "
+                              f"{MIN_SAMPLE_RATE} samples per second); pass the rate the samples "
+                              "were recorded at")
+    if rate > MAX_SAMPLE_RATE:
+        raise SampleRateError(f"{where}: {what} {rate:g} is above any recording's rate (at most "
+                              f"{MAX_SAMPLE_RATE} samples per second); pass the rate the samples "
+                              "were recorded at, or fix the file's header")
+
+
+def level_gain(peak: float, where) -> float:
+    """The factor float samples peaking at `peak` are multiplied by: 1 up to full scale; above it,
+    1 / peak with an AudioLevelWarning naming `where` and the peak in dBFS (the pitch network
+    clamps samples to [-1, 1], hard-clipping louder ones: a float WAV peaking at 1.5 lost 40 % of
+    its correct notes); an AudioError above PCM_LIKE_PEAK, where the numbers are integer PCM
+    that was never scaled."""
+    peak = float(peak)
+    if not peak > 1.0:
+        return 1.0
+    if peak > PCM_LIKE_PEAK:
+        raise AudioError(
+            f"{where}: float samples reach {peak:.6g}, but float audio lies within [-1, 1]: this "
+            "looks like unscaled integer PCM (16-bit values stored as floats); divide the "
+            "samples by 32768 (24-bit: 8388608, 32-bit: 2147483648), or pass the integer array "
+            "as it is")
+    warnings.warn(f"{where}: float samples peak at {peak:.4g} ({20 * np.log10(peak):+.1f} dBFS), "
+                  "above full scale; scaled down to full scale so that the model does not clip "
+                  "them (re-export the file at a lower level to silence this warning)",
+                  AudioLevelWarning, stacklevel=3)
+    return 1.0 / peak
+
+
+def _data_chunk_frames(path, block_align_fallback=None) -> int | None:
+    """The frames a RIFF/RIFX WAV header's `data` chunk claims (None for other files, streamed
+    files whose header leaves the length open, or headers that cannot be parsed)."""
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+                return None
+            endian = "<" if head[:4] == b"RIFF" else ">"
+            block_align = None
+            for _ in range(64):  # chunk headers before `data`
+                header = f.read(8)
+                if len(header) < 8:
+                    return None
+                chunk_id, size = header[:4], struct.unpack(endian + "I", header[4:])[0]
+                if chunk_id == b"fmt ":
+                    fmt = f.read(min(size, 16))
+                    if len(fmt) < 14:
+                        return None
+                    block_align = struct.unpack(endian + "H", fmt[12:14])[0]
+                    f.seek(size - len(fmt) + (size & 1), os.SEEK_CUR)
+                elif chunk_id == b"data":
+                    if not block_align or size in (0, 0xFFFFFFFF):
+                        return None
+                    return size // block_align
+                else:
+                    f.seek(size + (size & 1), os.SEEK_CUR)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def check_truncated(path, frames_read: int, header_frames: int | None = None,
+                    rate: int | None = None) -> None:
+    """Warn (TruncatedAudioWarning) when `path` holds fewer frames than its header claims: the
+    `data` chunk of a WAV (libsndfile quietly shortens it to what is there) or `header_frames`
+    (what the header reported before reading)."""
+    claimed = _data_chunk_frames(path)
+    if header_frames is not None and header_frames > (claimed or 0):
+        claimed = header_frames
+    if claimed is None or claimed <= frames_read:
+        return
+    seconds = "" if not rate else (f" ({frames_read / rate:.3f} s of the {claimed / rate:.3f} s "
+                                   "claimed)")
+    warnings.warn(f"{path}: the header claims {claimed} frames but the file holds {frames_read}"
+                  f"{seconds}: it is truncated (an interrupted copy, download or recording); the "
+                  "part that exists is transcribed. Get a complete copy of the file",
+                  TruncatedAudioWarning, stacklevel=3)
 
 
 def non_finite_spans(bad: np.ndarray, sample_rate: int, offset: int = 0) -> list:
@@ -126,12 +241,12 @@ def mono_waveform(audio, sample_rate, where="the waveform") -> tuple[np.ndarray,
     if not (np.isfinite(rate) and rate > 0 and rate == int(rate)):
         raise AudioError(f"{where}: sample_rate must be a positive whole number of samples per "
                          f"second, got {sample_rate!r}")
+    if rate > MAX_SAMPLE_RATE:
+        check_sample_rate(rate, where)
     rate = int(rate)
-    if rate < MIN_SAMPLE_RATE:
-        raise SampleRateError(f"{where}: sample_rate {rate} is too low to hold singing (at least "
-                         f"{MIN_SAMPLE_RATE} samples per second); pass the rate the samples were "
-                         "recorded at")
+    check_sample_rate(rate, where)
     array = np.asarray(audio)
+    is_float = array.dtype.kind == "f"
     if array.dtype.kind == "u":  # unsigned PCM (8-bit WAV) is centred on half its range
         half = 2.0 ** (8 * array.dtype.itemsize - 1)
         array = (array.astype(np.float64) - half) / half
@@ -156,6 +271,10 @@ def mono_waveform(audio, sample_rate, where="the waveform") -> tuple[np.ndarray,
         raise AudioError(f"{where}: expected a 1-D mono or 2-D multichannel array, got shape "
                          f"{array.shape}")
     wav = zero_non_finite(array.astype(np.float32), where, rate, whole_file=True)
+    if is_float and len(wav):
+        gain = level_gain(np.max(np.abs(wav)), where)
+        if gain != 1.0:
+            wav = wav * np.float32(gain)
     return wav, rate
 
 
@@ -174,26 +293,35 @@ def audio_info(path) -> tuple[int, int, int]:
         info = sf.info(str(path))
     except (RuntimeError, sf.LibsndfileError) as err:
         raise _unreadable(path, err) from None
-    if info.samplerate < MIN_SAMPLE_RATE:
-        raise SampleRateError(f"{path}: its header says {info.samplerate} samples per second, too few "
-                         f"to hold singing (at least {MIN_SAMPLE_RATE}); the header is wrong or "
-                         "the file is not audio: re-export it")
+    if not MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE:
+        raise SampleRateError(f"{path}: its header says {info.samplerate} samples per second, "
+                              f"outside the rates of recorded singing ({MIN_SAMPLE_RATE} to "
+                              f"{MAX_SAMPLE_RATE}); the header is wrong or the file is not audio: "
+                              "re-export it")
     return int(info.samplerate), int(info.frames), int(info.channels)
 
 
 def resample(wav: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
-    """Resample a 1-D (or `(channels, n)`) float array with torchaudio's windowed-sinc filter."""
-    if int(orig_rate) == int(new_rate):
+    """Resample a 1-D (or `(channels, n)`) float array with soxr (high quality), in memory that
+    does not grow with the ratio of the rates (a polyphase or sinc-table resampler needs tables of
+    size ~ the reduced rates: 4.9 GiB for 16,001 -> 16,000 Hz). Both rates must lie within
+    MIN_SAMPLE_RATE..MAX_SAMPLE_RATE."""
+    orig_rate, new_rate = int(orig_rate), int(new_rate)
+    if orig_rate == new_rate:
         return np.asarray(wav, dtype=np.float32)
-    import torch
-    import torchaudio.functional as F
+    for rate in (orig_rate, new_rate):
+        check_sample_rate(rate, "resample")
+    import soxr
 
-    tensor = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
-    return F.resample(tensor, int(orig_rate), int(new_rate)).numpy()
+    array = np.ascontiguousarray(wav, dtype=np.float32)
+    if array.ndim == 2:  # (channels, n) -> soxr's (n, channels) and back
+        return np.ascontiguousarray(soxr.resample(array.T, orig_rate, new_rate).T)
+    return soxr.resample(array, orig_rate, new_rate)
 
 
 def read_audio(path, sample_rate: int | None = SAMPLE_RATE, start: int | None = None,
-               stop: int | None = None, warn_non_finite: bool = True) -> np.ndarray:
+               stop: int | None = None, warn_non_finite: bool = True,
+               check_level: bool = True) -> np.ndarray:
     """Mono float32 waveform of `path` at `sample_rate` (None: the file's own rate).
 
     `start`/`stop` select samples `[start, stop)` at the output rate. When the file already has that
@@ -201,7 +329,10 @@ def read_audio(path, sample_rate: int | None = SAMPLE_RATE, start: int | None = 
     whole file is read, resampled, then sliced, so a slice always equals the same samples of the
     whole resampled file. Several channels are averaged to mono. NaN/inf samples are set to zero
     (`zero_non_finite`: a warning naming the file and the time span unless `warn_non_finite` is
-    False; an AudioError when a whole file has no finite sample).
+    False; an AudioError when a whole file has no finite sample). A whole file (no `start` /
+    `stop`, or a resampled one) of float samples above full scale is scaled down to it
+    (`level_gain`, unless `check_level` is False), and a WAV shorter than its header says is read
+    with a TruncatedAudioWarning.
     """
     path = Path(path)
     file_rate, num_frames, _ = audio_info(path)
@@ -220,6 +351,13 @@ def read_audio(path, sample_rate: int | None = SAMPLE_RATE, start: int | None = 
                           whole_file=not partial or (not start and stop is None),
                           warn=warn_non_finite)
     wav = wav.mean(axis=1, dtype=np.float32) if wav.shape[1] > 1 else wav[:, 0]
+    whole = not partial or (not start and stop is None)
+    if whole and warn_non_finite:
+        check_truncated(path, len(wav), rate=file_rate)
+    if whole and check_level and len(wav) and _is_float_file(path):
+        gain = level_gain(np.max(np.abs(wav)), path)
+        if gain != 1.0:
+            wav = wav * np.float32(gain)
     if not partial:
         wav = resample(wav, file_rate, out_rate)
         if start is not None or stop is not None:
@@ -256,6 +394,14 @@ def to_16k_mono(src, dst) -> Path:
 
 # ------------------------------------------------------------------------------ audio sources
 
+def _is_float_file(path) -> bool:
+    """Whether a file holds float samples (which, unlike integer PCM, can exceed full scale)."""
+    try:
+        return sf.info(str(path)).subtype.startswith(("FLOAT", "DOUBLE"))
+    except (RuntimeError, sf.LibsndfileError):
+        return False
+
+
 class ArraySource:
     """A 16 kHz mono waveform in memory."""
 
@@ -275,14 +421,18 @@ class ArraySource:
 class FileSource:
     """A 16 kHz mono audio file read slice by slice (only the requested samples are read).
 
-    NaN/inf samples read as zeros; `open_audio` has warned about them once for the whole file."""
+    NaN/inf samples read as zeros; `open_audio` has warned about them once for the whole file.
+    `gain` scales every sample (float files above full scale, `level_gain`)."""
 
-    def __init__(self, path):
+    def __init__(self, path, gain: float = 1.0):
         self.path = str(path)
         self.num_samples = sf.info(self.path).frames
+        self.gain = np.float32(gain)
 
     def read(self, start, stop):
-        return read_audio(self.path, SAMPLE_RATE, start=start, stop=stop, warn_non_finite=False)
+        wav = read_audio(self.path, SAMPLE_RATE, start=start, stop=stop, warn_non_finite=False,
+                         check_level=False)
+        return wav if self.gain == 1 else wav * self.gain
 
     def close(self):
         pass
@@ -294,8 +444,9 @@ class ConvertedSource:
     The copy has no name in the file system (POSIX), so nothing is left behind however the process
     ends, SIGKILL included; where the OS cannot do that, it is deleted on close."""
 
-    def __init__(self, handle):
+    def __init__(self, handle, gain: float = 1.0):
         self.handle = handle
+        self.gain = np.float32(gain)
         # Through the descriptor, not the file object: libsndfile then reads in C, without the
         # Python callbacks in which a Ctrl-C would be swallowed.
         os.lseek(handle.fileno(), 0, os.SEEK_SET)
@@ -304,7 +455,8 @@ class ConvertedSource:
 
     def read(self, start, stop):
         self.reader.seek(start)
-        return self.reader.read(max(stop - start, 0), dtype="float32")
+        wav = self.reader.read(max(stop - start, 0), dtype="float32")
+        return wav if self.gain == 1 else wav * self.gain
 
     def close(self):
         self.reader.close()
@@ -330,25 +482,32 @@ def _merge_spans(spans):
     return merged
 
 
-def _scan_non_finite(path, rate, total):
-    """Check a 16 kHz mono file for NaN/inf samples before transcribing it (float files only:
-    integer PCM cannot hold them)."""
-    if not sf.info(str(path)).subtype.startswith(("FLOAT", "DOUBLE")):
-        return
-    spans = []
+def _scan_non_finite(path, rate, total) -> float:
+    """Check a 16 kHz mono file for NaN/inf samples before transcribing it, and its level (float
+    files only: integer PCM cannot hold them nor exceed full scale); the gain to read it with
+    (`level_gain`)."""
+    if not _is_float_file(path):
+        return 1.0
+    spans, peak = [], 0.0
     for first, block in _blocks(path):
-        spans += non_finite_spans(~np.isfinite(block).all(axis=1), rate, first)
+        finite = np.isfinite(block)
+        spans += non_finite_spans(~finite.all(axis=1), rate, first)
+        if finite.any():
+            peak = max(peak, float(np.max(np.abs(block[finite]))))
     report_non_finite(path, _merge_spans(spans), rate, total)
+    return level_gain(peak, path)
 
 
-def _convert_to_temporary_16k(path, rate, channels):
+def _convert_to_temporary_16k(path, rate, channels, frames=None):
     """Stream-convert `path` to 16 kHz mono float samples in an anonymous temporary file (bounded
-    memory); returns the open file. NaN/inf samples are zeroed before resampling, which would
-    spread them."""
+    memory); returns `(the open file, the gain to read it with)` (`level_gain` of a float file's
+    peak). NaN/inf samples are zeroed before resampling, which would spread them. A file holding
+    fewer than the `frames` its header claims is a TruncatedAudioWarning."""
     import soxr
 
     handle = tempfile.TemporaryFile(prefix="svt-16k-", suffix=".wav")
-    spans, total = [], 0
+    spans, total, peak = [], 0, 0.0
+    is_float = _is_float_file(path)
     try:
         resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
         with sf.SoundFile(handle.fileno(), "w", SAMPLE_RATE, 1, subtype="FLOAT", format="WAV",
@@ -359,13 +518,18 @@ def _convert_to_temporary_16k(path, rate, channels):
                     spans += non_finite_spans(bad.any(axis=1), rate, first)
                     block = np.where(bad, np.float32(0), block)
                 total = first + len(block)
-                out.write(resampler.resample_chunk(block.mean(axis=1)))
+                mono = block.mean(axis=1)
+                if is_float and len(mono):
+                    peak = max(peak, float(np.max(np.abs(mono))))
+                out.write(resampler.resample_chunk(mono))
             out.write(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
         report_non_finite(path, _merge_spans(spans), rate, total)
+        check_truncated(path, total, header_frames=frames, rate=rate)
+        gain = level_gain(peak, path)
     except BaseException:
         handle.close()
         raise
-    return handle
+    return handle, gain
 
 
 def open_audio(path):
@@ -376,7 +540,7 @@ def open_audio(path):
                          "(svt-transcribe takes folders)" if path.is_dir()
                          else f"{path}: no such audio file")
     try:
-        rate, _, channels = audio_info(path)
+        rate, frames, channels = audio_info(path)
     except SampleRateError:
         raise  # read fine, but its rate is no audio rate: no other decoder will do better
     except AudioError:
@@ -393,8 +557,12 @@ def open_audio(path):
             raise AudioError(f"{path}: not a readable audio file{detail}: neither libsndfile "
                              "nor librosa's decoders can open it; convert it to WAV or FLAC, or "
                              "install ffmpeg for other formats") from None
-        return ArraySource(zero_non_finite(wav, path, SAMPLE_RATE, whole_file=True))
+        wav = zero_non_finite(wav, path, SAMPLE_RATE, whole_file=True)
+        if len(wav):  # decoders of lossy formats give floats that may exceed full scale
+            wav = wav * np.float32(level_gain(np.max(np.abs(wav)), path))
+        return ArraySource(wav)
     if rate == SAMPLE_RATE and channels == 1:
-        _scan_non_finite(path, rate, sf.info(str(path)).frames)
-        return FileSource(path)
-    return ConvertedSource(_convert_to_temporary_16k(path, rate, channels))
+        check_truncated(path, frames, rate=rate)
+        gain = _scan_non_finite(path, rate, sf.info(str(path)).frames)
+        return FileSource(path, gain)
+    return ConvertedSource(*_convert_to_temporary_16k(path, rate, channels, frames))

@@ -258,7 +258,7 @@ def test_clashing_names_or_a_bad_out_dir_stop_the_run_before_any_work(tmp_path, 
 @pytest.mark.parametrize("argv, message", [
     (["--batch-size", "0"], "--batch-size: invalid positive_int value|must be at least 1"),
     (["--batch-size", "-1"], "must be at least 1"),
-    (["--chunk-seconds", "0"], "must be greater than 0"),
+    (["--chunk-seconds", "0"], "0 is out of range: expected from 1 to 60"),
     (["--context-seconds", "-0.5"], "must not be negative"),
     (["--chunk-seconds", "nan"], "not a finite number"),
 ])

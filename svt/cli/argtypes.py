@@ -43,3 +43,19 @@ def non_negative_float(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} must not be negative")
     return value
+
+
+def bounded_float(low: float, high: float, low_open: bool = False):
+    """An argparse type for a number in [low, high] ((low, high] with `low_open`), the range named
+    in the message."""
+    bounds = f"{'above' if low_open else 'from'} {low:g} {'up ' if low_open else ''}to {high:g}"
+
+    def parse(text: str) -> float:
+        value = _number(text)
+        if low == 0 and (value < 0 or (low_open and value == 0)):
+            rule = "must be greater than 0" if low_open else "must not be negative"
+            raise argparse.ArgumentTypeError(f"{text} {rule} (expected {bounds})")
+        if value > high or value < low or (low_open and value == low):
+            raise argparse.ArgumentTypeError(f"{text} is out of range: expected {bounds}")
+        return value
+    return parse

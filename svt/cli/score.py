@@ -14,9 +14,9 @@ import sys
 import warnings
 from pathlib import Path
 
-from svt.cli.argtypes import non_negative_float, positive_float
+from svt.cli.argtypes import bounded_float
 from svt.notes.formats import NoteFileError, NoteFileWarning, read_note_source
-from svt.notes.scoring import DEFAULT_TOLERANCES, format_table, score_songs
+from svt.notes.scoring import DEFAULT_TOLERANCES, TOLERANCE_RANGES, format_table, score_songs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,19 +26,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("reference", help="reference note file, folder or dict file")
     parser.add_argument("estimate", help="estimated note file, folder or dict file")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--onset-tolerance", type=positive_float,
+    ranges = {name: bounded_float(low, high, low_open=name != "offset_min_tolerance")
+              for name, (low, high) in TOLERANCE_RANGES.items()}
+    parser.add_argument("--onset-tolerance", type=ranges["onset_tolerance"],
                         default=DEFAULT_TOLERANCES["onset_tolerance"], metavar="S",
-                        help="onset tolerance in seconds (default 0.05)")
-    parser.add_argument("--pitch-tolerance", type=positive_float,
+                        help="onset tolerance in seconds, up to 1 (default 0.05)")
+    parser.add_argument("--pitch-tolerance", type=ranges["pitch_tolerance"],
                         default=DEFAULT_TOLERANCES["pitch_tolerance"], metavar="CENTS",
-                        help="pitch tolerance in cents (default 50)")
-    parser.add_argument("--offset-ratio", type=positive_float,
+                        help="pitch tolerance in cents, up to 1200 (default 50)")
+    parser.add_argument("--offset-ratio", type=ranges["offset_ratio"],
                         default=DEFAULT_TOLERANCES["offset_ratio"],
                         metavar="R", help="offset tolerance as a ratio of the reference note's "
-                        "duration (default 0.2)")
-    parser.add_argument("--offset-min-tolerance", type=non_negative_float,
+                        "duration, up to 1 (default 0.2)")
+    parser.add_argument("--offset-min-tolerance", type=ranges["offset_min_tolerance"],
                         default=DEFAULT_TOLERANCES["offset_min_tolerance"], metavar="S",
-                        help="minimum offset tolerance in seconds (default 0.05)")
+                        help="minimum offset tolerance in seconds, 0 to 1 (default 0.05)")
     parser.add_argument("--format", dest="fmt", default=None,
                         choices=["json", "mirex", "ismir2014", "ssvd", "csv", "tonas", "midi"],
                         help="force the note-file format of both sides (default: detect)")

@@ -39,10 +39,14 @@ import sys
 
 from tqdm import tqdm
 
-from svt.cli.argtypes import non_negative_float, positive_float, positive_int, probability
+from svt.cli.argtypes import bounded_float, positive_int, probability
 from svt.fileio import Terminated, stop_signals_raise
 from svt.inference.files import TranscribeFilesError, transcribe_files
-from svt.inference.transcribe import DEFAULT_CONTEXT_SECONDS
+from svt.inference.transcribe import (
+    CHUNK_SECONDS_RANGE,
+    CONTEXT_SECONDS_RANGE,
+    DEFAULT_CONTEXT_SECONDS,
+)
 
 PROG = "svt-transcribe"
 
@@ -69,12 +73,14 @@ def build_parser():
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     parser.add_argument("--batch-size", type=positive_int, default=4,
                         help="chunks per forward pass")
-    parser.add_argument("--chunk-seconds", type=positive_float, default=None,
-                        help="audio kept per chunk (default: the model's training utterance "
-                             "length)")
-    parser.add_argument("--context-seconds", type=non_negative_float,
+    parser.add_argument("--chunk-seconds", type=bounded_float(*CHUNK_SECONDS_RANGE),
+                        default=None,
+                        help="audio kept per chunk, %g to %g s (default: the model's training "
+                             "utterance length)" % CHUNK_SECONDS_RANGE)
+    parser.add_argument("--context-seconds", type=bounded_float(*CONTEXT_SECONDS_RANGE),
                         default=DEFAULT_CONTEXT_SECONDS,
-                        help="extra audio read on each side of a chunk (default 0.5)")
+                        help="extra audio read on each side of a chunk, %g to %g s (default "
+                             "0.5)" % CONTEXT_SECONDS_RANGE)
     parser.add_argument("--onset-threshold", type=probability, default=None,
                         help="onset probability a note needs to start, in (0, 1) (default: the "
                              "model's)")

@@ -177,6 +177,113 @@ def export_bundle(folder, encoder, head, settings: dict) -> Path:
     return Path(folder)
 
 
+#: Largest file a bundle may hold (weights of a 1B-parameter model in float32 fit).
+MAX_BUNDLE_FILE_BYTES = 8 << 30
+#: Largest settings file (`.json`, `.yaml`, `.txt`) a bundle may hold.
+MAX_SETTINGS_FILE_BYTES = 4 << 20
+#: Most files and folders a bundle may hold (self-contained bundles hold a dozen).
+MAX_BUNDLE_ENTRIES = 10000
+#: Whole numbers in the encoder / head / fusion settings (a bundle's manifest and its encoder's
+#: JSON files) above this must be the size of a tensor in the weights: a forged `hidden_size`
+#: of 10**6 would otherwise allocate gigabytes before any weight is read. Layer counts are
+#: bounded by MAX_CONFIG_LAYERS.
+MAX_CONFIG_DIM = 8192
+MAX_CONFIG_LAYERS = 512
+_SETTINGS_SUFFIXES = (".json", ".yaml", ".yml", ".txt", ".md")
+
+
+def check_bundle_files(folder) -> None:
+    """Refuse (BundleError naming the entry) a bundle holding anything but folders and regular
+    files of bounded size, before any of it is read: a symbolic link to /dev/zero was read for
+    gigabytes, a FIFO made loading hang. Links are followed only to regular files (stat, which
+    opens nothing); nothing is opened here."""
+    import stat
+
+    folder = Path(folder)
+    count = 0
+    pending = [folder]
+    while pending:
+        current = pending.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError as err:
+            raise BundleError(f"{current}: cannot list the bundle folder ({err.strerror or err})") \
+                from None
+        for entry in entries:
+            count += 1
+            if count > MAX_BUNDLE_ENTRIES:
+                raise BundleError(f"{folder}: holds more than {MAX_BUNDLE_ENTRIES} files; not a "
+                                  "model bundle")
+            path = Path(entry.path)
+            try:
+                info = os.lstat(path)
+                if stat.S_ISLNK(info.st_mode):
+                    info = os.stat(path)  # the target, without opening it
+            except OSError as err:
+                raise BundleError(f"{path}: a broken link or unreadable entry in the bundle "
+                                  f"({err.strerror or err}); export the model again") from None
+            if stat.S_ISDIR(info.st_mode):
+                if not entry.is_symlink():
+                    pending.append(path)
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                kind = ("a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device" if
+                        stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else
+                        "a socket" if stat.S_ISSOCK(info.st_mode) else "not a regular file")
+                raise BundleError(f"{path}: {kind}{' (through a link)' if entry.is_symlink() else ''}"
+                                  ", not a regular file; a bundle holds only files and folders: "
+                                  "export the model again")
+            limit = (MAX_SETTINGS_FILE_BYTES if path.suffix.lower() in _SETTINGS_SUFFIXES
+                     else MAX_BUNDLE_FILE_BYTES)
+            if info.st_size > limit:
+                raise BundleError(f"{path}: {info.st_size} bytes, more than a bundle's "
+                                  f"{'settings file' if limit == MAX_SETTINGS_FILE_BYTES else 'file'}"
+                                  f" may hold ({limit} bytes); not a model bundle file")
+
+
+def _config_numbers(value, key=""):
+    """`(key, number)` for every whole number in nested settings."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _config_numbers(v, str(k))
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _config_numbers(v, key)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield key, value
+
+
+def check_config_sizes(manifest: dict, folder: Path, tensor_dims: set) -> None:
+    """Refuse (BundleError naming the file and key) encoder / head / fusion settings whose numbers
+    would make the model allocate more than its weights hold: a whole number above
+    MAX_CONFIG_DIM that is no tensor dimension in the weights, a layer count above
+    MAX_CONFIG_LAYERS, a non-finite number. Checked before the model is built."""
+    sources = [(folder / BUNDLE_FILE, {k: manifest.get(k) for k in
+                                       ("encoder_config", "head_config", "fusion_config",
+                                        "head_input_size")})]
+    for name in ("svt_encoder.json", "config.json"):
+        path = folder / "encoder" / name
+        if path.is_file():
+            try:
+                sources.append((path, json.loads(path.read_text(encoding="utf-8-sig"))))
+            except (ValueError, RecursionError, UnicodeDecodeError):
+                continue  # the encoder's loader says what is wrong with it
+    for path, settings in sources:
+        for key, number in _config_numbers(settings):
+            if isinstance(number, float) and not np.isfinite(number):
+                raise BundleError(f"{path}: {key} is {number}; export the model again")
+            if "layers" in key.lower() and isinstance(number, int) and number > MAX_CONFIG_LAYERS:
+                raise BundleError(f"{path}: {key} is {number}, more layers than any model here has "
+                                  f"(at most {MAX_CONFIG_LAYERS}); the settings were edited or "
+                                  "damaged: export the model again")
+            if abs(number) > MAX_CONFIG_DIM and number not in tensor_dims and \
+                    key.lower() not in ("vocab_size", "sampling_rate", "sample_rate"):
+                raise BundleError(f"{path}: {key} is {number:g}, which would allocate more than the "
+                                  f"weights hold (no weight tensor has that size; settings above "
+                                  f"{MAX_CONFIG_DIM} must match one); the settings were edited or "
+                                  "damaged: export the model again")
+
+
 def find_bundle(path) -> Path:
     """The bundle folder for `path`: a bundle itself or a recipe output folder holding `model/`."""
     path = Path(path)
@@ -191,9 +298,13 @@ def find_bundle(path) -> Path:
 def read_manifest(path) -> dict:
     """The settings stored in a bundle (frame rate, thresholds, encoder config, ...)."""
     folder = find_bundle(path)
+    check_bundle_files(folder)
     try:
         manifest = json.loads((folder / BUNDLE_FILE).read_text(encoding="utf-8-sig"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except RecursionError:
+        raise BundleError(f"{folder / BUNDLE_FILE}: corrupt bundle manifest (JSON nested too "
+                          "deeply); re-export the model") from None
+    except (ValueError, UnicodeDecodeError) as err:
         raise BundleError(f"{folder / BUNDLE_FILE}: corrupt bundle manifest ({err}); re-export "
                           "the model") from None
     if not isinstance(manifest, dict):
@@ -207,6 +318,10 @@ def _first_line(err: BaseException) -> str:
     """`Type: first line` of an exception (libraries' multi-line reports cut to their gist)."""
     lines = [line for line in str(err).splitlines() if line.strip()]
     text = lines[0].strip() if lines else ""
+    if "weights_only" in str(err) or "Weights only load failed" in text:
+        # torch's advice to retry with weights_only=False would run code from the file.
+        text = ("a weights file holds objects other than tensors (refused: a model folder is "
+                "data, and loading such objects could run code)")
     return f"{type(err).__name__}: {text[:300]}" if text else type(err).__name__
 
 
@@ -313,6 +428,8 @@ def load_bundle(path, device="cpu", modality=None) -> TranscriptionModel:
     if found == "audio_visual":
         return load_av_bundle(folder, manifest, device)
     _check_manifest(manifest, folder)
+    state = _read_weights(folder / WEIGHTS_FILE)  # memory-mapped: nothing allocated yet
+    check_config_sizes(manifest, folder, _tensor_dims(state))
     encoder_class = _encoder_class(manifest, folder)
     try:
         encoder = encoder_class.from_bundle(folder / "encoder")
@@ -331,8 +448,12 @@ def load_bundle(path, device="cpu", modality=None) -> TranscriptionModel:
                 if k not in ("encoder_config", "encoder_class", "encoder_type",
                              "head_input_size", "head_type", "head_config")}
     model = TranscriptionModel(encoder, head, settings)
-    _load_weights(model, folder / WEIGHTS_FILE)
+    _load_weights(model, folder / WEIGHTS_FILE, state)
     return model.to(device).eval()
+
+
+def _tensor_dims(state: dict) -> set:
+    return {int(d) for tensor in state.values() for d in tensor.shape}
 
 
 #: Manifest keys every audio bundle needs (older bundles call the label frame rate `frame_rate`).
@@ -356,7 +477,14 @@ def _read_weights(path: Path) -> dict:
     if not path.is_file():
         raise BundleError(f"{path}: the bundle has no weights file; export the model again")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as err:
+        if "mmap" not in str(err):
+            return _raise_unreadable(path, err)
+        try:  # files written by torch.save's legacy (non-zip) format cannot be memory-mapped
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err2:
+            return _raise_unreadable(path, err2)
     except Exception as err:  # truncated, garbage, or a pickle that is not plain tensors
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         if "weights_only" in reason or "Weights only load failed" in reason:
@@ -368,9 +496,39 @@ def _read_weights(path: Path) -> dict:
     return state
 
 
-def _load_weights(model: torch.nn.Module, path: Path) -> None:
-    """Weights into `model`; missing, unexpected or mis-shaped tensors are one BundleError."""
-    state = _read_weights(path)
+def _raise_unreadable(path, err):
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if "weights_only" in reason or "Weights only load failed" in reason:
+        reason = "it holds objects other than tensors"
+    raise BundleError(f"{path}: not a readable weights file ({reason}); the file is damaged "
+                      "or not from an svt bundle: export the model again") from None
+
+
+def check_tensor_values(state: dict, path, expected: dict | None = None) -> None:
+    """Refuse (BundleError naming the tensor) weights a model cannot compute with: a NaN or
+    infinite value (one NaN in the head made a song one note), or a tensor that is not floating
+    point where the model's is (loading would silently convert it)."""
+    for name, tensor in state.items():
+        wanted = expected.get(name) if expected is not None else None
+        if wanted is not None and wanted.is_floating_point() != tensor.is_floating_point():
+            raise BundleError(f"{path}: tensor {name} holds {tensor.dtype} values where the "
+                              f"model has {wanted.dtype}; export the model again")
+        if wanted is None and not (tensor.is_floating_point() or tensor.dtype in
+                                   (torch.int64, torch.int32, torch.bool)):
+            raise BundleError(f"{path}: tensor {name} holds {tensor.dtype} values, not weights; "
+                              "export the model again")
+        if tensor.is_floating_point() and tensor.numel() and \
+                not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise BundleError(f"{path}: tensor {name} holds {bad} NaN or infinite value(s); the "
+                              "weights are damaged (or training diverged): use another "
+                              "checkpoint or export the model again")
+
+
+def _load_weights(model: torch.nn.Module, path: Path, state: dict | None = None) -> None:
+    """Weights into `model`; missing, unexpected or mis-shaped tensors are one BundleError, and
+    so are non-finite or non-float values (`check_tensor_values`)."""
+    state = _read_weights(path) if state is None else state
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     extra = sorted(set(state) - set(expected))
@@ -383,6 +541,7 @@ def _load_weights(model: torch.nn.Module, path: Path) -> None:
     if problems:
         raise BundleError(f"{path}: the weights do not fit the model the manifest describes ("
                           + "; ".join(problems) + "); export the model again")
+    check_tensor_values(state, path, expected)
     model.load_state_dict(state)
 
 
@@ -431,6 +590,7 @@ def load_av_bundle(folder, manifest: dict, device="cpu") -> AudioVisualModel:
                               "export it again")
     audio = load_bundle(folder / "audio", modality="audio")
     video = load_bundle(folder / "video", modality="video")
+    check_config_sizes(manifest, folder, _tensor_dims(_read_weights(folder / WEIGHTS_FILE)))
     try:
         fusion = FusionRCA(**manifest["fusion_config"])
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
@@ -440,6 +600,7 @@ def load_av_bundle(folder, manifest: dict, device="cpu") -> AudioVisualModel:
     settings = {k: v for k, v in manifest.items()
                 if k not in ("fusion_config", "head_input_size", "head_type", "head_config")}
     state = _read_weights(folder / WEIGHTS_FILE)
+    check_tensor_values(state, folder / WEIGHTS_FILE)
     for prefix, module in (("fusion.", fusion), ("head.", head)):
         try:
             module.load_state_dict({k[len(prefix):]: v for k, v in state.items()

@@ -17,8 +17,13 @@ Outputs: `<name>.json` (`[[onset_s, offset_s, midi], ...]`) for every input and,
 `<name>.vocals.wav` (the separated vocals, `save_vocals`); names never clash (`output_stems`,
 checked case-insensitively where the folder ignores case). Every file is written atomically, the
 `.json` last, so a JSON means the input's outputs are complete. The files written are listed in
-`RECORD_FILE` in the output folder: only those are replaced without `overwrite`, and only those
-count as done for `skip_existing`.
+`RECORD_FILE` in the output folder with their size and SHA-256: only files that still hold what
+was written are replaced without `overwrite` (one edited by hand since is the user's), and only
+those count as done for `skip_existing`. A record of an older svt-transcribe, names without
+checksums, cannot tell an edited file from an untouched one: its files are kept unless
+`overwrite` (the safe choice; the error says so). Names starting with `.svt-` are reserved for
+the record and the staging folders. Record updates are serialised with `fcntl.flock` on the
+output folder, so runs sharing one `--out-dir` never lose each other's entries.
 
 Whole songs (`separate=True`): each input's vocals are separated from the mix with Demucs
 (`svt.inference.separation`, in bounded memory) and transcribed; the separator is loaded once for
@@ -33,9 +38,12 @@ file that fails is reported and the others go on.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 import time
 import warnings
@@ -44,7 +52,14 @@ from pathlib import Path
 
 import numpy as np
 
-from svt.audio import AUDIO_SUFFIXES, SAMPLE_RATE, ArraySource, NonFiniteAudioWarning, read_audio
+from svt.audio import (
+    AUDIO_SUFFIXES,
+    SAMPLE_RATE,
+    ArraySource,
+    AudioInputWarning,
+    NonFiniteAudioWarning,
+    read_audio,
+)
 from svt.errors import SvtUserError
 from svt.fileio import atomic_path, raise_if_stopped, write_json_atomic
 from svt.inference.bundle import BundleError
@@ -80,6 +95,12 @@ VOCALS_STEM = "vocals"
 #: The list of the files `transcribe_files` wrote in an output folder: only those it replaces
 #: without `overwrite`, and only those count as done for `skip_existing`.
 RECORD_FILE = ".svt-transcribe.json"
+#: Output names starting with this are the record's and the staging folders': no input may map
+#: onto them (an input `.svt-transcribe.wav` would write its notes over the record).
+RESERVED_PREFIX = ".svt-"
+#: The record's layout: `{"format": 2, "written": [names], "files": {name: [[size, sha256],
+#: ...]}}` (`written` alone in format 1, which older svt-transcribe versions still read).
+RECORD_FORMAT = 2
 #: The separated vocals' file (`save_vocals`): `<name>.vocals.wav`, 16-bit 16 kHz mono.
 VOCALS_SUFFIX = ".vocals.wav"
 
@@ -291,18 +312,111 @@ def check_out_dir(out_dir: Path) -> str | None:
     return None
 
 
+def read_record_entries(out_dir: Path) -> dict:
+    """`{name: [(size, sha256), ...] or None}` of the files svt-transcribe wrote in `out_dir`
+    (None: listed by an older record without checksums, content unknown); {} if it never did."""
+    try:
+        record = json.loads((Path(out_dir) / RECORD_FILE).read_text())
+    except (OSError, ValueError, RecursionError):
+        return {}
+    if not isinstance(record, dict):
+        return {}
+    entries = {}
+    written = record.get("written", [])
+    for name in written if isinstance(written, list) else []:
+        if isinstance(name, str):
+            entries[name] = None
+    files = record.get("files", {})
+    for name, versions in (files.items() if isinstance(files, dict) else []):
+        if isinstance(versions, list):
+            entries[str(name)] = [(int(v[0]), str(v[1])) for v in versions
+                                  if isinstance(v, list) and len(v) == 2
+                                  and isinstance(v[0], int) and isinstance(v[1], str)]
+    return entries
+
+
 def read_record(out_dir: Path) -> set:
     """Names of the files svt-transcribe wrote in `out_dir` (empty if it never did)."""
+    return set(read_record_entries(out_dir))
+
+
+def _write_record(out_dir: Path, entries: dict) -> None:
+    files = {name: [list(v) for v in versions] for name, versions in sorted(entries.items())
+             if versions}
+    write_json_atomic(Path(out_dir) / RECORD_FILE,
+                      {"format": RECORD_FORMAT, "written": sorted(entries), "files": files},
+                      indent=0)
+
+
+@contextlib.contextmanager
+def record_lock(out_dir: Path):
+    """Hold an exclusive `fcntl.flock` on the output folder itself (no lock file left behind)
+    while the record is read and rewritten, so concurrent runs never lose each other's entries.
+    Where flock is not available the block runs unlocked."""
     try:
-        names = json.loads((Path(out_dir) / RECORD_FILE).read_text()).get("written", [])
-    except (OSError, ValueError, AttributeError):
-        return set()
-    return {str(name) for name in names if isinstance(name, str)}
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    fd = os.open(out_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def file_digest(path) -> tuple[int, str]:
+    """`(size, sha256 hex)` of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return os.path.getsize(path), digest.hexdigest()
+
+
+def is_ours(out_dir: Path, name: str, entries: dict) -> bool:
+    """Whether `out_dir/name` still holds what svt-transcribe wrote there (its size and SHA-256
+    are in the record): a file changed since is the user's; an entry of an older record without
+    checksums is unknown content, so not ours."""
+    versions = entries.get(name)
+    path = Path(out_dir) / name
+    if not versions or not path.is_file():
+        return False
+    size = os.path.getsize(path)
+    if not any(size == recorded for recorded, _ in versions):
+        return False
+    return file_digest(path) in versions
 
 
 def add_to_record(out_dir: Path, names) -> None:
-    record = read_record(out_dir) | set(names)
-    write_json_atomic(Path(out_dir) / RECORD_FILE, {"written": sorted(record)}, indent=0)
+    """Record the current content of `out_dir/<name>` for each name (under `record_lock`)."""
+    with record_lock(Path(out_dir)):
+        entries = read_record_entries(out_dir)
+        for name in names:
+            entries[name] = [file_digest(Path(out_dir) / name)]
+        _write_record(out_dir, entries)
+
+
+def _publish(out_dir: Path, staging: Path, names) -> None:
+    """Move the finished outputs `staging/<name>` into `out_dir`, in order, with the record kept
+    true at every moment: first each file's new content is recorded beside the content it
+    replaces (when that was ours), then the files are renamed into place, then the old content
+    is dropped from the record. A run stopped anywhere leaves only recorded, replaceable files."""
+    new = {name: file_digest(staging / name) for name in names}
+    with record_lock(out_dir):
+        entries = read_record_entries(out_dir)
+        for name in names:
+            keep = entries.get(name) if is_ours(out_dir, name, entries) else None
+            entries[name] = [new[name], *(v for v in keep or [] if v != new[name])]
+        _write_record(out_dir, entries)
+    for name in names:
+        os.replace(staging / name, out_dir / name)
+    with record_lock(out_dir):
+        entries = read_record_entries(out_dir)
+        for name in names:
+            entries[name] = [new[name]]
+        _write_record(out_dir, entries)
 
 
 def write_frames(path, frames, frame_rate: float) -> None:
@@ -326,25 +440,43 @@ def _plan_outputs(files, out_dir: Path, suffixes, overwrite, skip_existing, repo
         raise TranscribeFilesError(problem)
     if folds_case(out_dir):  # `Song.wav` and `song.wav` would share `song.json`
         _refuse_clashes(name_clashes(files, [stem.casefold() for stem in stems]))
-    recorded = read_record(out_dir)
+    reserved = [(path, stem) for path, stem in zip(files, stems)
+                if stem.casefold().startswith(RESERVED_PREFIX)]
+    if reserved:
+        raise TranscribeFilesError(
+            [f"{path}: its outputs would be named {stem}.*, but names starting with "
+             f"{RESERVED_PREFIX} are svt-transcribe's own (its record {RECORD_FILE})"
+             for path, stem in reserved],
+            "nothing was written; rename those inputs (or copy them under another name)")
+    recorded = read_record_entries(out_dir)
     todo = list(zip(files, stems))
     done_before = []
     if skip_existing:
         done_before = [(path, stem) for path, stem in todo
-                       if all(f"{stem}{suffix}" in recorded and (out_dir / f"{stem}{suffix}")
-                              .is_file() for suffix in suffixes)]
+                       if all(is_ours(out_dir, f"{stem}{suffix}", recorded)
+                              for suffix in suffixes)]
         todo = [item for item in todo if item not in done_before]
         if done_before:
             report("info", f"--skip-existing: {len(done_before)} of {len(files)} file(s) already "
                            f"have their outputs in {out_dir}; {len(todo)} to transcribe")
-    foreign = [out_dir / f"{stem}{suffix}" for _, stem in todo for suffix in suffixes
-               if f"{stem}{suffix}" not in recorded and (out_dir / f"{stem}{suffix}").exists()]
+    foreign = [f"{stem}{suffix}" for _, stem in todo for suffix in suffixes
+               if (out_dir / f"{stem}{suffix}").exists()
+               and not is_ours(out_dir, f"{stem}{suffix}", recorded)]
     if foreign and not overwrite:
-        shown = ", ".join(str(f) for f in foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+        def why(name):
+            if name not in recorded:
+                return ""
+            if recorded[name] is None:
+                return (" (listed by an older svt-transcribe without a checksum, so a change "
+                        "since cannot be ruled out)")
+            return " (changed since svt-transcribe wrote it)"
+
+        shown = ", ".join(f"{out_dir / name}{why(name)}" for name in foreign[:5]) \
+            + (" ..." if len(foreign) > 5 else "")
         raise TranscribeFilesError(
-            f"{len(foreign)} output(s) would replace files that svt-transcribe did not write: "
-            f"{shown}. Nothing was written; choose another --out-dir, or pass --overwrite to "
-            "replace them")
+            f"{len(foreign)} output(s) would replace files that svt-transcribe did not write or "
+            f"that were changed since it wrote them: {shown}. Nothing was written; choose another "
+            "--out-dir, or pass --overwrite to replace them")
     return stems, todo, done_before
 
 
@@ -512,6 +644,7 @@ def _transcribe_one(path, stem, out_dir, suffixes, model, separator, video, refe
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SilentInputWarning)
             warnings.simplefilter("always", NonFiniteAudioWarning)
+            warnings.simplefilter("always", AudioInputWarning)
             vocals = None
             if separator is None:
                 notes, frames = transcribe(path, model=model, video=video, progress=progress,
@@ -524,34 +657,21 @@ def _transcribe_one(path, stem, out_dir, suffixes, model, separator, video, refe
                     ArraySource(vocals), model, name=f"the vocals separated from {path}",
                     video=video, progress=progress, **options)
         for warning in caught:
-            if issubclass(warning.category, (SilentInputWarning, NonFiniteAudioWarning)):
+            if issubclass(warning.category, (SilentInputWarning, NonFiniteAudioWarning,
+                                             AudioInputWarning)):
                 result.warnings.append(str(warning.message))
                 report("warning", str(warning.message))
-        # Recorded before they are written: a run stopped between two of them leaves only files
-        # svt-transcribe may replace.
-        add_to_record(out_dir, [f"{stem}{suffix}" for suffix in suffixes])
-        if VOCALS_SUFFIX in suffixes:
-            from svt.inference.separation import save_vocals
-
-            save_vocals(out_dir / f"{stem}{VOCALS_SUFFIX}", vocals, SAMPLE_RATE)
-        if ".npz" in suffixes:
-            write_frames(out_dir / f"{stem}.npz", frames, model.encoder.frame_rate)
-        if ".csv" in suffixes:
-            write_notes_csv(out_dir / f"{stem}.csv", notes)
-        if ".mid" in suffixes:
-            write_notes_midi(out_dir / f"{stem}.mid", notes)
-        if reference is not None:
-            from svt.notes.scoring import score_song
-
-            result.scores = score_song(reference, notes)
-        if ".png" in suffixes:
-            from svt.inference.plot import plot_piano_roll
-
-            audio = read_audio(path) if vocals is None else vocals
-            plot_piano_roll(out_dir / f"{stem}.png", notes, audio, SAMPLE_RATE,
-                            reference=reference, title=stem, scores=result.scores)
-        # Last: a JSON file means every output of its input is complete (skip_existing).
-        write_notes_json(out_dir / f"{stem}.json", notes)
+        # Written into a staging folder, then recorded (size, SHA-256) and moved into place
+        # (`_publish`): a run stopped between two of them leaves only files svt-transcribe may
+        # replace, and a file edited by hand later is told apart from one it wrote.
+        staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=f"{RESERVED_PREFIX}staging-"))
+        try:
+            _write_outputs(staging, stem, suffixes, notes, frames, vocals, model, reference,
+                           result, path)
+            _publish(out_dir, staging, [f"{stem}{suffix}" for suffix in
+                                        [*(s for s in suffixes if s != ".json"), ".json"]])
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         result.status, result.notes = "written", notes
         result.outputs = [out_dir / f"{stem}{suffix}" for suffix in suffixes]
         report("info", f"{path}: {len(notes)} notes -> {out_dir / stem}.json")
@@ -561,3 +681,34 @@ def _transcribe_one(path, stem, out_dir, suffixes, model, separator, video, refe
         report("error", result.error)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _write_outputs(out_dir, stem, suffixes, notes, frames, vocals, model, reference, result,
+                   path) -> None:
+    """Every output of one input into `out_dir` (the staging folder), the `.json` last."""
+    if VOCALS_SUFFIX in suffixes:
+        from svt.inference.separation import save_vocals
+
+        save_vocals(out_dir / f"{stem}{VOCALS_SUFFIX}", vocals, SAMPLE_RATE)
+    if ".npz" in suffixes:
+        write_frames(out_dir / f"{stem}.npz", frames, model.encoder.frame_rate)
+    if ".csv" in suffixes:
+        write_notes_csv(out_dir / f"{stem}.csv", notes)
+    if ".mid" in suffixes:
+        write_notes_midi(out_dir / f"{stem}.mid", notes)
+    if reference is not None:
+        from svt.notes.scoring import score_song
+
+        result.scores = score_song(reference, notes)
+    if ".png" in suffixes:
+        from svt.inference.plot import plot_piano_roll
+
+        # The transcription warned about the file's level and length already.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AudioInputWarning)
+            warnings.simplefilter("ignore", NonFiniteAudioWarning)
+            audio = read_audio(path) if vocals is None else vocals
+        plot_piano_roll(out_dir / f"{stem}.png", notes, audio, SAMPLE_RATE,
+                        reference=reference, title=stem, scores=result.scores)
+    # Last: a JSON file means every output of its input is complete (skip_existing).
+    write_notes_json(out_dir / f"{stem}.json", notes)

@@ -65,6 +65,13 @@ logger = logging.getLogger(__name__)
 #: trained on 5-s utterances transcribe best when they see windows of about that size.
 DEFAULT_CHUNK_SECONDS = 5.0
 DEFAULT_CONTEXT_SECONDS = 0.5
+#: Accepted kept audio per chunk (seconds): below 1 s the encoder runs once per few frames
+#: (`--chunk-seconds 0.001` would take hours), above 60 s a chunk's memory grows with the
+#: recording instead of staying bounded (the models were trained on 5-s utterances).
+CHUNK_SECONDS_RANGE = (1.0, 60.0)
+#: Accepted extra audio read on each side of a chunk (seconds): a frame's useful context is well
+#: under a second; 1e6 s made every chunk read and encode the whole file.
+CONTEXT_SECONDS_RANGE = (0.0, 5.0)
 
 
 class SilentInputWarning(UserWarning):
@@ -92,7 +99,9 @@ def predict_frames(model: TranscriptionModel, source, chunk_seconds=None,
     encoder, hop = _encoder_geometry(model)
     transform = model.video_transform() if video is not None else None
     if chunk_seconds is None:
-        chunk_seconds = float(model.settings.get("dur_threshold", DEFAULT_CHUNK_SECONDS))
+        # A bundle's training utterance length, kept within the accepted chunk sizes.
+        chunk_seconds = float(np.clip(model.settings.get("dur_threshold", DEFAULT_CHUNK_SECONDS),
+                                      *CHUNK_SECONDS_RANGE))
     total_frames = max(int(encoder.num_frames(source.num_samples)), 0)
     empty = (np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
              np.zeros(0, np.int64))
@@ -213,12 +222,21 @@ def check_arguments(onset_threshold, offset_threshold, chunk_seconds, context_se
                         ("offset_threshold", offset_threshold)):
         if value is not None and not (is_finite_number(value) and 0 < value < 1):
             raise ValueError(f"transcribe: {name} must be a number between 0 and 1, got {value!r}")
+    low, high = CHUNK_SECONDS_RANGE
     if chunk_seconds is not None and not (is_finite_number(chunk_seconds) and chunk_seconds > 0):
-        raise ValueError(f"transcribe: chunk_seconds must be a number of seconds above 0, got "
-                         f"{chunk_seconds!r}")
+        raise ValueError(f"transcribe: chunk_seconds must be a number of seconds above 0 ({low:g} "
+                         f"to {high:g}), got {chunk_seconds!r}")
+    if chunk_seconds is not None and not low <= chunk_seconds <= high:
+        raise ValueError(f"transcribe: chunk_seconds must be between {low:g} and {high:g} seconds "
+                         f"(memory and time per chunk stay bounded), got {chunk_seconds!r}")
+    low, high = CONTEXT_SECONDS_RANGE
     if not (is_finite_number(context_seconds) and context_seconds >= 0):
-        raise ValueError(f"transcribe: context_seconds must be a number of seconds, 0 or more, "
-                         f"got {context_seconds!r}")
+        raise ValueError(f"transcribe: context_seconds must be a number of seconds, 0 or more "
+                         f"({low:g} to {high:g}), got {context_seconds!r}")
+    if context_seconds > high:
+        raise ValueError(f"transcribe: context_seconds must be between {low:g} and {high:g} "
+                         f"seconds (the context read on each side of every chunk), got "
+                         f"{context_seconds!r}")
     if not (isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool)
             and batch_size >= 1):
         raise ValueError(f"transcribe: batch_size must be a whole number, 1 or more, got "

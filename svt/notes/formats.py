@@ -290,9 +290,22 @@ def _json_note_list(path, value, where):
     for i, note in enumerate(value):
         if not (isinstance(note, (list, tuple)) and len(note) >= 3
                 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in note[:3])):
-            raise NoteFileError(f"{path}: {where}: note {i} is {note!r}, expected "
+            raise NoteFileError(f"{path}: {where}: note {i} is {_short(note)}, expected "
                                 "[onset_s, offset_s, midi]")
+        huge = next((x for x in note[:3] if isinstance(x, int) and abs(x) > 1e300), None)
+        if huge is not None:  # would not even convert to a float
+            raise NoteFileError(f"{path}: {where}: note {i} holds a {len(str(abs(huge)))}-digit "
+                                "number, which no note time or pitch is: fix the file")
     return _finish(f"{path}: {where}", [n[:3] for n in value])
+
+
+def _short(value, limit=120) -> str:
+    """`repr(value)` cut to `limit` characters (a note may be a huge nested structure)."""
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):
+        return f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _load_json(path):
@@ -301,7 +314,15 @@ def _load_json(path):
                           object_pairs_hook=no_duplicate_keys)
     except json.JSONDecodeError as err:
         raise NoteFileError(f"{path}: line {err.lineno}: invalid JSON ({err.msg})") from None
-    except ValueError as err:  # no_duplicate_keys: json would keep the last entry silently
+    except RecursionError:
+        raise NoteFileError(f"{path}: the JSON is nested too deeply to be a note file (notes are "
+                            "a list of [onset, offset, midi] lists, or an object of such lists "
+                            "per song)") from None
+    except ValueError as err:
+        if "digits" in str(err):  # Python's limit on the digits of an integer
+            raise NoteFileError(f"{path}: a number in the JSON has thousands of digits; no note "
+                                "time or pitch does: fix the file") from None
+        # no_duplicate_keys: json would keep the last entry silently
         raise NoteFileError(f"{path}: {err} in one JSON object, and only one of the entries "
                             "would be read; remove or rename the repeated entry") from None
 
@@ -384,6 +405,9 @@ def read_midi(path, track=None, channel=None):
                             f"({_midi_failure_reason(path, err)})") from None
     if midi.type == 2:
         raise NoteFileError(f"{path}: MIDI type 2 (independent sequences) is not supported")
+    if not midi.ticks_per_beat or midi.ticks_per_beat <= 0:
+        raise NoteFileError(f"{path}: the MIDI header gives {midi.ticks_per_beat} ticks per beat, "
+                            "so no event has a time; the file is damaged: export it again")
     # Tempo map from all tracks (type 1 files keep it in track 0).
     tempo_changes = sorted(
         (tick, msg.tempo)

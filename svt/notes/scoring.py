@@ -8,7 +8,8 @@ Metric names follow the singing-transcription literature:
 * COff: correct offset (`Offset_*`).
 
 The match counts are mir_eval's, but found without its N_ref x N_est matrices (`match_counts`), so
-memory grows linearly with the notes and hour-long files score in a fraction of a second.
+memory grows linearly with the notes (also when thousands share one onset) and hour-long files
+score in a fraction of a second. The tolerances are bounded (`TOLERANCE_RANGES`).
 
 `score_song` scores one song; `aggregate` gives the paper's unweighted mean over songs and, beside
 it, note-pooled totals (matched notes summed over songs), which weight long songs more and are less
@@ -34,6 +35,38 @@ DEFAULT_TOLERANCES = {
     "offset_ratio": 0.2,
     "offset_min_tolerance": 0.05,
 }
+
+#: Accepted tolerances, `(low, high)` with the low end excluded where it is 0 for the first three:
+#: onsets within 1 s (the literature uses 50-150 ms; a window of 100000 s made every note a
+#: candidate of every other), pitch within an octave (1200 cents), offsets within the whole
+#: reference note's duration (ratio 1) or at least 1 s. Beyond these a "match" says nothing
+#: about the transcription.
+TOLERANCE_RANGES = {
+    "onset_tolerance": (0.0, 1.0),
+    "pitch_tolerance": (0.0, 1200.0),
+    "offset_ratio": (0.0, 1.0),
+    "offset_min_tolerance": (0.0, 1.0),
+}
+#: Which low ends are excluded (a zero onset or pitch tolerance, or offset ratio, matches nothing
+#: but identical numbers; 0 s is a fine minimum offset tolerance).
+_LOW_EXCLUDED = {"onset_tolerance", "pitch_tolerance", "offset_ratio"}
+
+
+def check_tolerances(**tolerances) -> None:
+    """Refuse (ValueError naming the tolerance and its range) a tolerance that is not a finite
+    number within TOLERANCE_RANGES."""
+    for name, value in tolerances.items():
+        low, high = TOLERANCE_RANGES[name]
+        excluded = name in _LOW_EXCLUDED
+        ok = (isinstance(value, (int, float, np.integer, np.floating))
+              and not isinstance(value, bool) and bool(np.isfinite(value))
+              and (value > low if excluded else value >= low) and value <= high)
+        if not ok:
+            unit = {"pitch_tolerance": " cents", "offset_ratio": ""}.get(name, " s")
+            raise ValueError(f"{name} (--{name.replace('_', '-')}) must be a number "
+                             f"{'above' if excluded else 'from'} {low:g} up to {high:g}{unit}, "
+                             f"got {value!r}")
+
 
 #: Note times (seconds) beyond this (about 116 days) are no recording's: values like 1e308 would
 #: overflow in the tolerance windows. Readers (svt.notes.formats) and `match_counts` reject them.
@@ -125,21 +158,123 @@ def _edges(ref_key, est_key, radius, accept):
     return np.concatenate(rows_out), np.concatenate(cols_out)
 
 
-def _matching_size(rows, cols, num_ref, num_est) -> int:
-    """Size of a maximum bipartite matching of the sparse graph given by its edges.
+def _intervals(ref_key, est_key, radius, accept):
+    """`(order, lo, hi)`: the estimates sorted by key, and for each reference i the positions
+    `[lo[i], hi[i])` in that order of the estimates `accept(i, j)` takes.
 
-    The size of a maximum matching is unique, so any exact algorithm gives mir_eval's count. SciPy's
-    Hopcroft-Karp works on the sparse graph in compiled code; mir_eval's `_bipartite_match` is the
-    same algorithm in Python and recurses along augmenting paths, which long chains of overlapping
-    candidates in big files can push past Python's recursion limit.
+    `accept` must depend on |ref_key[i] - est_key[j]| alone and be monotone (mir_eval's rounded
+    distance `<=` tolerance is), so each reference's accepted estimates are one run of the sorted
+    order: a convex bipartite graph. The run's ends are found by a vectorised binary search inside
+    the window `key +- radius`; no pair is ever materialised.
     """
+    order = np.argsort(est_key, kind="stable")
+    sorted_key = est_key[order]
+    rows = np.arange(len(ref_key))
+    window_lo = np.searchsorted(sorted_key, ref_key - radius, side="left")
+    middle = np.searchsorted(sorted_key, ref_key, side="left")
+    window_hi = np.searchsorted(sorted_key, ref_key + radius, side="right")
+    middle = np.clip(middle, window_lo, window_hi)
+
+    def first_true(lo, hi, wanted):
+        """Smallest position p in [lo, hi) where accept(p) == wanted holds from p on (accept is
+        monotone there), hi if none."""
+        lo, hi = lo.copy(), hi.copy()
+        while True:
+            active = lo < hi
+            if not active.any():
+                return lo
+            mid = (lo + hi) // 2
+            hit = np.zeros(len(lo), bool)
+            idx = np.flatnonzero(active)
+            hit[idx] = accept(rows[idx], order[mid[idx]]) == wanted
+            hi = np.where(active & hit, mid, hi)
+            lo = np.where(active & ~hit, mid + 1, lo)
+
+    # Below the reference's key the accepted estimates are a suffix of [window_lo, middle), above
+    # it a prefix of [middle, window_hi).
+    lo = first_true(window_lo, middle, True)
+    hi = first_true(middle, window_hi, False)
+    return order, lo, hi
+
+
+def _convex_matching_size(lo, hi, num_est) -> int:
+    """Size of a maximum matching of the convex bipartite graph where reference i may take the
+    estimates at positions [lo[i], hi[i]): Glover's greedy (each position in turn takes, of the
+    references whose interval holds it, the one whose interval ends first) is exact, in
+    O(n log n) time and O(n) memory whatever the overlaps."""
+    import heapq
+
+    keep = lo < hi
+    lo, hi = lo[keep], hi[keep]
+    if len(lo) == 0:
+        return 0
+    by_start = np.argsort(lo, kind="stable")
+    starts, ends = lo[by_start].tolist(), hi[by_start].tolist()
+    heap, matched, k, n = [], 0, 0, len(starts)
+    position = starts[0]
+    while position < num_est:
+        while k < n and starts[k] <= position:
+            heapq.heappush(heap, ends[k])
+            k += 1
+        while heap and heap[0] <= position:
+            heapq.heappop(heap)
+        if heap:
+            heapq.heappop(heap)
+            matched += 1
+            position += 1
+        elif k < n:
+            position = starts[k]  # nothing open: jump to the next interval
+        else:
+            break
+    return matched
+
+
+def _classes(*columns):
+    """`(first index of each class, class of each row, rows per class)` of the rows whose values
+    in all `columns` are equal: such notes have the same candidates."""
+    keys = np.stack(columns, axis=1)
+    _, first, inverse, counts = np.unique(keys, axis=0, return_index=True, return_inverse=True,
+                                          return_counts=True)
+    return first, inverse.reshape(-1), counts
+
+
+def _window_pairs(ref_key, est_key, radius) -> int:
+    """How many candidate pairs `_edges` would examine for these keys and windows."""
+    sorted_key = np.sort(est_key)
+    lo = np.searchsorted(sorted_key, ref_key - radius, side="left")
+    hi = np.searchsorted(sorted_key, ref_key + radius, side="right")
+    return int(np.maximum(hi - lo, 0).sum())
+
+
+def _compressed_matching_size(ref_classes, est_classes, windows, accept) -> int:
+    """Size of a maximum matching where notes of one class (`_classes`) have the same candidates:
+    a maximum flow from the reference classes (capacity: their sizes) through the accepted class
+    pairs to the estimate classes (capacity: their sizes). Equal to the matching of the full graph
+    (a flow decomposes into a matching and back), but the graph has one node per class, so many
+    notes sharing an onset and pitch cost one node, not a quadratic number of edges.
+
+    `windows`: `(ref_key, est_key, radius)` triples, each a necessary condition of `accept`
+    (onset, pitch); candidates come from the one whose windows hold the fewest pairs (notes
+    sharing an onset are told apart by pitch, notes sharing a pitch by onset)."""
+    ref_first, _, ref_counts = ref_classes
+    est_first, _, est_counts = est_classes
+    ref_key, est_key, radius = min(
+        windows, key=lambda w: _window_pairs(w[0][ref_first], w[1][est_first], w[2][ref_first]))
+    rows, cols = _edges(ref_key[ref_first], est_key[est_first], radius[ref_first],
+                        lambda r, c: accept(ref_first[r], est_first[c]))
     if len(rows) == 0:
         return 0
     from scipy.sparse import csr_array
-    from scipy.sparse.csgraph import maximum_bipartite_matching
+    from scipy.sparse.csgraph import maximum_flow
 
-    graph = csr_array((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(num_ref, num_est))
-    return int(np.count_nonzero(maximum_bipartite_matching(graph, perm_type="column") >= 0))
+    num_ref, num_est = len(ref_first), len(est_first)
+    source, sink = num_ref + num_est, num_ref + num_est + 1
+    middle = np.minimum(ref_counts[rows], est_counts[cols])
+    tails = np.concatenate([np.full(num_ref, source), rows, num_ref + np.arange(num_est)])
+    heads = np.concatenate([np.arange(num_ref), num_ref + cols, np.full(num_est, sink)])
+    capacity = np.concatenate([ref_counts, middle, est_counts]).astype(np.int32)
+    graph = csr_array((capacity, (tails, heads)), shape=(sink + 1, sink + 1))
+    return int(maximum_flow(graph, source, sink, method="dinic").flow_value)
 
 
 def match_counts(ref_notes, est_notes, onset_tolerance=0.05, pitch_tolerance=50.0,
@@ -153,11 +288,17 @@ def match_counts(ref_notes, est_notes, onset_tolerance=0.05, pitch_tolerance=50.
     mir_eval's own expressions (distances rounded to N_DECIMALS, `<=`, cents from
     `log2(midi_to_hz(midi))`), evaluated elementwise on the same float64 values, so every accept /
     reject decision, including exact ties at the tolerances, is mir_eval's. Memory grows with the
-    number of notes and of pairs within the tolerances of each other (a few per note in a melody).
+    number of notes: COn and COff are convex bipartite graphs (each reference's candidates are
+    one run of the estimates sorted by onset / offset) matched by Glover's exact greedy without
+    listing pairs; COnP and COnPOff merge notes with equal values into classes and match the
+    classes by maximum flow, so thousands of notes sharing an onset cost a node each side, not
+    millions of pairs. Tolerances outside TOLERANCE_RANGES are a ValueError.
     """
     from mir_eval.transcription import N_DECIMALS
     from mir_eval.util import midi_to_hz
 
+    check_tolerances(onset_tolerance=onset_tolerance, pitch_tolerance=pitch_tolerance,
+                     offset_ratio=offset_ratio, offset_min_tolerance=offset_min_tolerance)
     ref = validate_notes(ref_notes, f"{song} (reference)")
     est = validate_notes(est_notes, f"{song} (estimate)")
     _check_times(ref, f"{song} (reference)")
@@ -189,20 +330,32 @@ def match_counts(ref_notes, est_notes, onset_tolerance=0.05, pitch_tolerance=50.
         return np.abs(1200 * (ref_log2[r] - est_log2[c])) <= pitch_tolerance
 
     num_ref, num_est = len(ref), len(est)
-    # Onset-based metrics: one window pass by onset; COnP and COnPOff edges are subsets of COn's.
-    on_rows, on_cols = _edges(ref_on, est_on, np.full(num_ref, onset_tolerance + margin),
-                              onset_hit)
-    with_pitch = pitch_hit(on_rows, on_cols)
-    p_rows, p_cols = on_rows[with_pitch], on_cols[with_pitch]
-    with_offset = offset_hit(p_rows, p_cols)
-    # COff: the tolerance depends on the reference note's duration, so each reference gets its own
-    # window over the estimates sorted by offset.
-    off_rows, off_cols = _edges(ref_off, est_off, offset_tolerances + margin, offset_hit)
+    onset_radius = np.full(num_ref, onset_tolerance + margin)
+    # COn and COff: one run of candidates per reference (onset / offset distance alone decides;
+    # COff's tolerance is the reference note's own), matched exactly by Glover's greedy.
+    _, on_lo, on_hi = _intervals(ref_on, est_on, onset_radius, onset_hit)
+    _, off_lo, off_hi = _intervals(ref_off, est_off, offset_tolerances + margin, offset_hit)
+    # COnP and COnPOff: notes equal in every value a decision reads have the same candidates.
+    ref_p = _classes(ref_on, ref_log2)
+    est_p = _classes(est_on, est_log2)
+    ref_po = _classes(ref_on, ref_log2, ref_off, offset_tolerances)
+    est_po = _classes(est_on, est_log2, est_off)
+
+    def onset_pitch(r, c):
+        return onset_hit(r, c) & pitch_hit(r, c)
+
+    def onset_pitch_offset(r, c):
+        return onset_hit(r, c) & pitch_hit(r, c) & offset_hit(r, c)
+
+    # Candidate windows by onset or by pitch (log2 Hz; the slack covers the rounding of
+    # 1200 * difference, the exact test then decides).
+    windows = [(ref_on, est_on, onset_radius),
+               (ref_log2, est_log2, np.full(num_ref, pitch_tolerance / 1200 + 1e-9))]
     matched = {
-        "COnPOff": _matching_size(p_rows[with_offset], p_cols[with_offset], num_ref, num_est),
-        "COnP": _matching_size(p_rows, p_cols, num_ref, num_est),
-        "COn": _matching_size(on_rows, on_cols, num_ref, num_est),
-        "COff": _matching_size(off_rows, off_cols, num_ref, num_est),
+        "COnPOff": _compressed_matching_size(ref_po, est_po, windows, onset_pitch_offset),
+        "COnP": _compressed_matching_size(ref_p, est_p, windows, onset_pitch),
+        "COn": _convex_matching_size(on_lo, on_hi, num_est),
+        "COff": _convex_matching_size(off_lo, off_hi, num_est),
     }
     return SongScore(num_ref, num_est, matched)
 
