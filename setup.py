@@ -47,10 +47,13 @@ setup(
         "separation": ["demucs>=4.0,<5"],
         # Recorded voices in the generated training corpus (WORLD; pyworld imports pkg_resources).
         "corpus": ["pyworld>=0.3.5", "setuptools<81"],
+        # svt-live's microphone (needs the PortAudio library) and MIDI ports.
+        "live": ["sounddevice>=0.4", "python-rtmidi>=1.5"],
         "test": ["pytest>=7"],
     },
     entry_points={
         "console_scripts": [
+            "svt-live=svt.cli.live:main",
             "svt-score=svt.cli.score:main",
             "svt-transcribe=svt.cli.transcribe:main",
         ]

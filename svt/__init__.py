@@ -8,6 +8,7 @@ for. The layout of the library is described in docs/architecture.md.
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "LiveTranscriber": "svt.inference.live",
     "frames_to_notes": "svt.notes.decoding",
     "notes_to_frames": "svt.notes.labels",
     "score_song": "svt.notes.scoring",
