@@ -319,6 +319,29 @@ def test_cli_sigint_ends_the_note_writes_the_files_and_exits_130(tmp_path, song)
     np.testing.assert_allclose(read_notes(tmp_path / "out" / "take.csv"), notes, atol=1e-3)
 
 
+def test_cli_reader_that_goes_away_ends_only_the_json_lines(tmp_path, song, whole):
+    # `svt-live ... | head -1`: the files still come, equal to the library's notes, with no
+    # traceback; with no other output the stream just stops.
+    path = tmp_path / "song.wav"
+    sf.write(path, song[1], SR, subtype="FLOAT")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    for extra in (["--out-dir", str(tmp_path / "out")], []):
+        proc = subprocess.Popen([sys.executable, "-m", "svt.cli.live", "--input", str(path),
+                                 "--realtime", *extra], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            assert proc.stdout.readline()
+            proc.stdout.close()  # the reader goes away while notes are still coming
+            err = proc.stderr.read()
+            proc.wait(timeout=120)
+        finally:
+            proc.kill()
+        assert proc.returncode == 0, err
+        assert "Traceback" not in err and "Broken pipe" not in err
+    np.testing.assert_array_equal(read_notes(tmp_path / "out" / "song.json"), whole[1])
+
+
 def test_cli_midi_port_that_does_not_exist(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(cli, "midi_output_names", lambda: ["Synth A", "Synth B:0"])
     assert cli.main(["--input", __file__, "--midi-port", "Nope"]) == 2

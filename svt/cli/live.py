@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import queue
 import signal
 import sys
@@ -428,10 +429,31 @@ def run(args) -> int:
     overflows, lost_total = {}, 0.0
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
 
+    stdout_open = [True]
+
+    def write_line(record):
+        """One JSON line on stdout. A reader that goes away (`svt-live ... | head`) ends the
+        JSON lines only: the notes still go to the MIDI port and --out-dir; with neither, the
+        stream stops as at the end of the input."""
+        if not stdout_open[0]:
+            return
+        try:
+            print(json.dumps(record), flush=True)
+        except BrokenPipeError:
+            stdout_open[0] = False
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's own flush at exit is quiet
+            os.close(devnull)
+            if paths or midi is not None:
+                print(f"{PROG}: stdout was closed; the notes still go to the other outputs",
+                      file=sys.stderr)
+            else:
+                stop.set()
+
     def emit(events):
         for event in events:
             display.clear()
-            print(json.dumps(event.to_dict()), flush=True)
+            write_line(event.to_dict())
             if midi is not None:
                 midi.send(event)
 
@@ -449,7 +471,7 @@ def run(args) -> int:
                     live.push(data[:0], rate)  # the gap is counted in samples of this rate
                 lost_total += lost
                 display.clear()
-                print(json.dumps({"kind": "gap", "time": live.time, "seconds": lost}), flush=True)
+                write_line({"kind": "gap", "time": live.time, "seconds": lost})
                 emit(live.mark_gap(lost))
             emit(live.push(data, rate))
             display.update(live)
