@@ -67,9 +67,14 @@ def pyin_notes(wav, sample_rate: int = PYIN_SAMPLE_RATE, rounded: bool = False,
     resampled)."""
     import librosa
 
+    from svt.audio import check_sample_rate, resample
+
     wav = np.asarray(wav, dtype=np.float32)
     if sample_rate != PYIN_SAMPLE_RATE:
-        wav = librosa.resample(wav, orig_sr=sample_rate, target_sr=PYIN_SAMPLE_RATE)
+        # The project's one resampler (soxr, librosa's own default): memory that does not
+        # depend on the ratio, and refused rates no recording has.
+        check_sample_rate(int(sample_rate), "pyin_notes")
+        wav = resample(wav, int(sample_rate), PYIN_SAMPLE_RATE)
     f0, voiced, _ = librosa.pyin(wav, fmin=fmin, fmax=fmax, sr=PYIN_SAMPLE_RATE,
                                  frame_length=1024, hop_length=PYIN_HOP, center=True)
     midi = np.where(voiced & np.isfinite(f0), hz_to_midi(np.nan_to_num(f0, nan=1.0)), np.nan)

@@ -242,6 +242,9 @@ def test_bad_input_is_refused_or_warned(model):
     live = LiveTranscriber(model, latency=0.3)
     with pytest.raises(LiveError, match="sample rate"):
         live.push(np.zeros(10, np.float32))  # no rate yet
+    for rate in (3999, 768001, 1e12, 16000.5):
+        with pytest.raises(LiveError, match="4000 to 768000"):
+            LiveTranscriber(model, latency=0.3).push(np.zeros(10, np.float32), rate)
     assert live.push(np.zeros(0, np.float32), SR) == []
     live.push(np.zeros(100, np.float32), SR)
     with pytest.raises(LiveError, match="changed from 16000 to 44100"):

@@ -164,6 +164,19 @@ def test_contour_to_notes_cuts_at_level_changes_not_vibrato():
     np.testing.assert_allclose(contour_to_notes(contour, rate, rounded=True)[:, 2], [60, 62, 62])
 
 
+def test_pyin_baseline_hears_the_sung_pitch_at_any_rate():
+    from svt.audio import SampleRateError
+    from svt.baselines import pyin_notes
+
+    tone = harmonic_tone(57.0, 1.0, sr=44100)  # A3, 220 Hz
+    for rate, wav in ((44100, tone), (16000, harmonic_tone(57.0, 1.0))):
+        notes = pyin_notes(wav, rate)
+        assert len(notes) == 1 and abs(notes[0, 2] - 57.0) < 0.05
+        assert notes[0, 1] - notes[0, 0] > 0.9
+    with pytest.raises(SampleRateError, match="pyin_notes: sample_rate 1e"):
+        pyin_notes(tone, 10**12)
+
+
 def test_real_recordings_benchmark_runs_on_a_folder(tmp_path):
     import subprocess
     import sys

@@ -159,6 +159,11 @@ def test_array_layouts_and_integer_pcm(model):
     assert len(separate_vocals(np.zeros(0, np.float32), RATE, model)) == 0
     with pytest.raises(ValueError, match="sample_rate"):
         separate_vocals(mix, 0, model)
+    # A rate no recording has is refused before the resampler sizes anything by it.
+    with pytest.raises(ValueError, match="at most 768000"):
+        separate_vocals(mix, 10**12, model)
+    with pytest.raises(ValueError, match="output_rate must be 4000 to 768000"):
+        separate_vocals(mix, RATE, model, output_rate=10**9)
 
 
 def test_bag_weights_and_unused_models(model):

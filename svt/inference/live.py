@@ -61,7 +61,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from svt.audio import MIN_SAMPLE_RATE, SAMPLE_RATE, NonFiniteAudioWarning, non_finite_spans
+from svt.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, SAMPLE_RATE, NonFiniteAudioWarning, non_finite_spans
 from svt.errors import SvtUserError
 from svt.notes.decoding import (
     LEVEL_SMOOTHING_FRAMES,
@@ -869,9 +869,10 @@ class LiveTranscriber:
             rate = float(sample_rate)
         except (TypeError, ValueError):
             rate = float("nan")
-        if not (np.isfinite(rate) and rate == int(rate) and rate >= MIN_SAMPLE_RATE):
-            raise LiveError(f"push: sample_rate must be a whole number of samples per second, at "
-                            f"least {MIN_SAMPLE_RATE}, got {sample_rate!r}")
+        if not (np.isfinite(rate) and rate == int(rate)
+                and MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE):
+            raise LiveError(f"push: sample_rate must be a whole number of samples per second, "
+                            f"{MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE}, got {sample_rate!r}")
         rate = int(rate)
         if self.sample_rate is not None and rate != self.sample_rate:
             raise LiveError(f"push: the sample rate changed from {self.sample_rate} to {rate} Hz "

@@ -62,11 +62,12 @@ import numpy as np
 
 from svt.audio import (
     MAX_CHANNELS,
+    MAX_SAMPLE_RATE,
     MIN_SAMPLE_RATE,
     SAMPLE_RATE,
     AudioError,
-    SampleRateError,
     audio_info,
+    check_sample_rate,
     write_audio,
     zero_non_finite,
 )
@@ -783,8 +784,9 @@ def _separate_blocks(blocks, in_rate: int, in_channels: int, n_in: int, model, *
         device = next(first.parameters()).device
     model.eval()
     out_rate = rate if output_rate is None else int(output_rate)
-    if out_rate < MIN_SAMPLE_RATE:
-        raise ValueError(f"output_rate must be at least {MIN_SAMPLE_RATE}, got {output_rate!r}")
+    if not MIN_SAMPLE_RATE <= out_rate <= MAX_SAMPLE_RATE:
+        raise ValueError(f"output_rate must be {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE}, got "
+                         f"{output_rate!r}")
     out_channels = 1 if mono else channels
     # resample at the input's channel count when that is smaller (mono: once, then duplicated)
     work_channels = min(in_channels, channels) if channels > 1 else 1
@@ -836,9 +838,7 @@ def _check_rate(sample_rate, where) -> int:
     if not (np.isfinite(rate) and rate > 0 and rate == int(rate)):
         raise AudioError(f"{where}: sample_rate must be a positive whole number of samples per "
                          f"second, got {sample_rate!r}")
-    if rate < MIN_SAMPLE_RATE:
-        raise SampleRateError(f"{where}: sample_rate {int(rate)} is too low to hold singing (at "
-                              f"least {MIN_SAMPLE_RATE} samples per second)")
+    check_sample_rate(int(rate), where)
     return int(rate)
 
 
