@@ -329,9 +329,9 @@ def read_audio(path, sample_rate: int | None = SAMPLE_RATE, start: int | None = 
     whole file is read, resampled, then sliced, so a slice always equals the same samples of the
     whole resampled file. Several channels are averaged to mono. NaN/inf samples are set to zero
     (`zero_non_finite`: a warning naming the file and the time span unless `warn_non_finite` is
-    False; an AudioError when a whole file has no finite sample). A whole file (no `start` /
-    `stop`, or a resampled one) of float samples above full scale is scaled down to it
-    (`level_gain`, unless `check_level` is False), and a WAV shorter than its header says is read
+    False; an AudioError when a whole file has no finite sample). Float samples above full scale
+    are scaled down to it by the whole file's peak, a slice too (`level_gain`, unless
+    `check_level` is False), and a WAV shorter than its header says is read
     with a TruncatedAudioWarning.
     """
     path = Path(path)
@@ -354,8 +354,11 @@ def read_audio(path, sample_rate: int | None = SAMPLE_RATE, start: int | None = 
     whole = not partial or (not start and stop is None)
     if whole and warn_non_finite:
         check_truncated(path, len(wav), rate=file_rate)
-    if whole and check_level and len(wav) and _is_float_file(path):
-        gain = level_gain(np.max(np.abs(wav)), path)
+    if check_level and len(wav) and _is_float_file(path):
+        # A slice is scaled by the whole file's gain, so that every utterance of a training song
+        # hears the level `svt.transcribe` hears (the peak of the mono mix, non-finite samples
+        # zeroed, as above).
+        gain = level_gain(np.max(np.abs(wav)) if whole else _float_file_peak(path), path)
         if gain != 1.0:
             wav = wav * np.float32(gain)
     if not partial:
@@ -393,6 +396,26 @@ def to_16k_mono(src, dst) -> Path:
 
 
 # ------------------------------------------------------------------------------ audio sources
+
+#: Peaks of float files read in slices, by (path, size, mtime): scanned once per process.
+_FLOAT_PEAKS: dict = {}
+def _float_file_peak(path) -> float:
+    """The peak of a float file's mono mix (non-finite samples as zero), read block by block
+    (bounded memory for any length)."""
+    stat = os.stat(path)
+    key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _FLOAT_PEAKS:
+        peak = 0.0
+        for _, block in _blocks(path):
+            block = np.where(np.isfinite(block), block, np.float32(0.0))
+            mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+            if len(mono):
+                peak = max(peak, float(np.max(np.abs(mono))))
+        if len(_FLOAT_PEAKS) > 4096:  # a bound on the cache, not a policy
+            _FLOAT_PEAKS.clear()
+        _FLOAT_PEAKS[key] = peak
+    return _FLOAT_PEAKS[key]
+
 
 def _is_float_file(path) -> bool:
     """Whether a file holds float samples (which, unlike integer PCM, can exceed full scale)."""

@@ -130,6 +130,29 @@ def test_float_audio_above_full_scale_is_scaled_with_a_warning(tmp_path):
         open_audio(quiet).close()
 
 
+def test_training_slices_of_a_loud_float_file_get_the_whole_files_gain(tmp_path):
+    # Training reads each 5-s utterance alone; each must hear what the whole file is scaled to
+    # (the song's peak, which the slice may not contain), never clipped by the pitch network.
+    from svt.audio import read_audio
+
+    loud = tone(seconds=2.0, peak=0.5)
+    loud[len(loud) // 2 + 100] = 1.6  # the peak lies in the second half only
+    path = tmp_path / "loud.wav"
+    sf.write(path, loud, SR, subtype="FLOAT")
+    with pytest.warns(AudioLevelWarning, match="peak at 1.6"):
+        whole = read_audio(path)
+    np.testing.assert_allclose(whole, loud / 1.6, rtol=1e-6)
+    for start, stop in ((0, SR // 2), (SR, 2 * SR), (SR // 3, None)):
+        with pytest.warns(AudioLevelWarning, match=str(path)):
+            part = read_audio(path, start=start, stop=stop)
+        np.testing.assert_array_equal(part, whole[start:stop])
+    pcm = tmp_path / "pcm.wav"
+    sf.write(pcm, tone(seconds=1.0, peak=0.9), SR, subtype="PCM_16")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # integer PCM cannot exceed full scale: nothing scanned
+        read_audio(pcm, start=100, stop=4000)
+
+
 def test_unscaled_pcm_in_floats_is_refused(tmp_path):
     with pytest.raises(AudioError, match="looks like unscaled integer PCM.*divide the samples "
                                          "by 32768"):
