@@ -167,3 +167,53 @@ def test_fifty_thousand_notes_known_answer_in_linear_memory():
     assert score.metrics["COnP_f1"] == 0.5 and score.metrics["COn_f1"] == 1.0
     # mir_eval's float64 distance matrices alone would be n * n * 8 bytes = 20 GB.
     assert peak < 200 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+
+
+# ------------------------------------- notes crowded within one tolerance: candidates on demand
+
+@pytest.mark.parametrize("kind", sorted(CASES))
+def test_on_demand_matching_equals_mir_eval(kind, monkeypatch):
+    # With no pair budget every COnP / COnPOff matching runs Hopcroft-Karp on the notes with
+    # candidates found on demand, the path taken when thousands of distinct notes crowd together.
+    from svt.notes import scoring
+
+    monkeypatch.setattr(scoring, "_PAIR_BUDGET", 0)
+    for seed in range(40):
+        rng = np.random.default_rng([seed, 100 + sorted(CASES).index(kind)])
+        ref, est = CASES[kind](rng)
+        for tolerances in TOLERANCES[:2]:
+            assert match_counts(ref, est, **tolerances).matched == \
+                mir_eval_counts(ref, est, **tolerances), (kind, seed, tolerances)
+
+
+def test_on_demand_matching_follows_augmenting_paths_as_long_as_the_song(monkeypatch):
+    from svt.notes import scoring
+
+    monkeypatch.setattr(scoring, "_PAIR_BUDGET", 0)
+    n = 5000  # greedy takes each reference's earlier candidate; only a 5000-long path fixes it
+    onsets = np.arange(n) * 0.04
+    ref = np.c_[onsets, onsets + 0.03, np.full(n, 60.0)]
+    score = match_counts(ref, ref + [0.03, 0.03, 0.0])
+    assert score.matched == {"COnPOff": n, "COnP": n, "COn": n, "COff": n}
+
+
+def test_thousands_of_distinct_notes_within_one_tolerance_in_linear_memory():
+    # 3000 notes whose onsets lie within 3 ms and whose pitches span 3 semitones: every note is a
+    # COnP candidate of about a third of the others (millions of pairs), all distinct.
+    rng = np.random.default_rng(0)
+    n = 3000
+    onsets = 1.0 + np.arange(n) * 1e-6
+    ref = np.c_[onsets, onsets + rng.uniform(0.1, 2.0, n),
+                60 + rng.integers(0, 3, n) + rng.uniform(-0.2, 0.2, n)]
+    est = ref.copy()
+    est[:, 0] += rng.uniform(-0.01, 0.01, n)
+    est[:, 1] = est[:, 0] + (ref[:, 1] - ref[:, 0]) * rng.uniform(0.9, 1.1, n)
+    est[:, 2] += rng.uniform(-0.6, 0.6, n)
+    tracemalloc.start()
+    try:
+        ours = match_counts(ref, est).matched
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert ours == mir_eval_counts(ref, est, **TOLERANCES[0])
+    assert peak < 64 * 2**20, f"peak {peak / 2**20:.0f} MiB"  # listing the pairs: about 250 MiB

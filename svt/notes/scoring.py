@@ -8,7 +8,8 @@ Metric names follow the singing-transcription literature:
 * COff: correct offset (`Offset_*`).
 
 The match counts are mir_eval's, but found without its N_ref x N_est matrices (`match_counts`), so
-memory grows linearly with the notes (also when thousands share one onset) and hour-long files
+memory grows linearly with the notes (also when thousands share one onset, or crowd within one
+tolerance) and hour-long files
 score in a fraction of a second. The tolerances are bounded (`TOLERANCE_RANGES`).
 
 `score_song` scores one song; `aggregate` gives the paper's unweighted mean over songs and, beside
@@ -258,8 +259,11 @@ def _compressed_matching_size(ref_classes, est_classes, windows, accept) -> int:
     sharing an onset are told apart by pitch, notes sharing a pitch by onset)."""
     ref_first, _, ref_counts = ref_classes
     est_first, _, est_counts = est_classes
-    ref_key, est_key, radius = min(
-        windows, key=lambda w: _window_pairs(w[0][ref_first], w[1][est_first], w[2][ref_first]))
+    pairs = [_window_pairs(w[0][ref_first], w[1][est_first], w[2][ref_first]) for w in windows]
+    ref_key, est_key, radius = windows[int(np.argmin(pairs))]
+    if min(pairs) > _PAIR_BUDGET:
+        # So many near-equal notes that even their classes pair quadratically.
+        return _implicit_matching_size(ref_key, est_key, radius, accept)
     rows, cols = _edges(ref_key[ref_first], est_key[est_first], radius[ref_first],
                         lambda r, c: accept(ref_first[r], est_first[c]))
     if len(rows) == 0:
@@ -277,6 +281,98 @@ def _compressed_matching_size(ref_classes, est_classes, windows, accept) -> int:
     return int(maximum_flow(graph, source, sink, method="dinic").flow_value)
 
 
+#: Candidate class pairs `_compressed_matching_size` may list for its maximum flow (about 100
+#: bytes each in the flow graph); above it the matching runs on the notes with candidates found
+#: on demand (`_implicit_matching_size`), in memory linear in the notes whatever the overlaps.
+_PAIR_BUDGET = 2_000_000
+
+
+def _implicit_matching_size(ref_key, est_key, radius, accept) -> int:
+    """Size of a maximum matching where reference i may take the estimates j with `est_key[j]`
+    within `ref_key[i] +- radius[i]` and `accept(i, j)`: Hopcroft-Karp whose adjacency is never
+    stored. A reference's candidates are computed when they are needed (one window of the
+    estimates sorted by key, filtered by `accept`), so memory is O(notes + one window) even when
+    every note is a candidate of every other; the time grows with the pairs scanned instead."""
+    num_ref, num_est = len(ref_key), len(est_key)
+    order = np.argsort(est_key, kind="stable")
+    sorted_key = est_key[order]
+    lo = np.searchsorted(sorted_key, ref_key - radius, side="left")
+    hi = np.searchsorted(sorted_key, ref_key + radius, side="right")
+
+    def candidates(i):
+        window = order[lo[i]:hi[i]]
+        return window[accept(np.array([i]), window)]  # the reference's values broadcast
+
+    match_ref = np.full(num_ref, -1, np.int64)
+    match_est = np.full(num_est, -1, np.int64)
+    for i in range(num_ref):  # a greedy start: most references are matched here
+        found = candidates(i)
+        free = found[match_est[found] < 0]
+        if len(free):
+            match_ref[i], match_est[free[0]] = free[0], i
+    unreached = np.iinfo(np.int64).max
+    while True:
+        free_refs = np.flatnonzero(match_ref < 0)
+        if not len(free_refs):
+            break
+        # Breadth-first layers of alternating paths from the free references, up to the first
+        # layer that reaches a free estimate.
+        layer = np.full(num_ref, unreached, np.int64)
+        layer[free_refs] = 0
+        queue, head, limit = free_refs.tolist(), 0, unreached
+        while head < len(queue):
+            i = queue[head]
+            head += 1
+            if layer[i] >= limit:
+                break
+            owners = match_est[candidates(i)]
+            if (owners < 0).any():
+                limit = min(limit, layer[i] + 1)
+            owners = owners[owners >= 0]  # distinct: a reference owns one estimate
+            owners = owners[layer[owners] == unreached]
+            layer[owners] = layer[i] + 1
+            queue.extend(owners.tolist())
+        if limit == unreached:
+            break
+        # Depth-first, vertex-disjoint shortest augmenting paths along the layers (iterative:
+        # paths can be as long as the song); `next_edge` is each reference's current arc.
+        next_edge = np.zeros(num_ref, np.int64)
+        for root in free_refs:
+            stack, via = [int(root)], []
+            top, found = -1, None
+            while stack:
+                i = stack[-1]
+                if top != i:
+                    top, found = i, candidates(i)
+                # The next arc that leads on: to a free estimate from the last layer (a
+                # shortest augmenting path), or to an estimate whose owner is one layer deeper.
+                rest = found[next_edge[i]:]
+                owners = match_est[rest]
+                leads = np.where(owners < 0, layer[i] + 1 == limit,
+                                 layer[np.maximum(owners, 0)] == layer[i] + 1)
+                k = int(np.argmax(leads)) if len(leads) else 0
+                pushed = False
+                if len(leads) and leads[k]:
+                    next_edge[i] += k + 1
+                    j, owner = int(rest[k]), int(owners[k])
+                    if owner < 0:  # flip the path
+                        for r, e in zip(stack, via + [j]):
+                            match_ref[r], match_est[e] = e, r
+                        stack = []
+                    else:
+                        stack.append(owner)
+                        via.append(j)
+                        pushed = True
+                else:
+                    next_edge[i] = len(found)
+                if stack and not pushed:  # a dead end for the rest of this phase
+                    layer[i] = unreached
+                    stack.pop()
+                    if via:
+                        via.pop()
+    return int((match_ref >= 0).sum())
+
+
 def match_counts(ref_notes, est_notes, onset_tolerance=0.05, pitch_tolerance=50.0,
                  offset_ratio=0.2, offset_min_tolerance=0.05, song="song") -> SongScore:
     """Count the one-to-one matches mir_eval finds for each metric.
@@ -292,7 +388,9 @@ def match_counts(ref_notes, est_notes, onset_tolerance=0.05, pitch_tolerance=50.
     one run of the estimates sorted by onset / offset) matched by Glover's exact greedy without
     listing pairs; COnP and COnPOff merge notes with equal values into classes and match the
     classes by maximum flow, so thousands of notes sharing an onset cost a node each side, not
-    millions of pairs. Tolerances outside TOLERANCE_RANGES are a ValueError.
+    millions of pairs; where even the classes would pair by the million (thousands of distinct
+    notes within one tolerance of each other), Hopcroft-Karp runs on the notes with candidates
+    found on demand, in linear memory. Tolerances outside TOLERANCE_RANGES are a ValueError.
     """
     from mir_eval.transcription import N_DECIMALS
     from mir_eval.util import midi_to_hz
