@@ -61,10 +61,10 @@ def contour_to_notes(midi, frame_rate: float, jump: float = 0.75, hold_frames: i
     return np.array(notes, dtype=np.float64).reshape(-1, 3)
 
 
-def pyin_notes(wav, sample_rate: int = PYIN_SAMPLE_RATE, rounded: bool = False,
-               fmin: float = 65.0, fmax: float = 1050.0):
-    """Transcribe a mono waveform with pYIN + `contour_to_notes` (16 kHz expected; others are
-    resampled)."""
+def pyin_contour(wav, sample_rate: int = PYIN_SAMPLE_RATE, fmin: float = 65.0,
+                 fmax: float = 1050.0) -> np.ndarray:
+    """librosa's pYIN f0 of a mono waveform as fractional MIDI at 100 frames/s (NaN where
+    unvoiced); 16 kHz expected, other rates are resampled."""
     import librosa
 
     from svt.audio import check_sample_rate, resample
@@ -73,9 +73,33 @@ def pyin_notes(wav, sample_rate: int = PYIN_SAMPLE_RATE, rounded: bool = False,
     if sample_rate != PYIN_SAMPLE_RATE:
         # The project's one resampler (soxr, librosa's own default): memory that does not
         # depend on the ratio, and refused rates no recording has.
-        check_sample_rate(int(sample_rate), "pyin_notes")
+        check_sample_rate(int(sample_rate), "pYIN")
         wav = resample(wav, int(sample_rate), PYIN_SAMPLE_RATE)
     f0, voiced, _ = librosa.pyin(wav, fmin=fmin, fmax=fmax, sr=PYIN_SAMPLE_RATE,
                                  frame_length=1024, hop_length=PYIN_HOP, center=True)
-    midi = np.where(voiced & np.isfinite(f0), hz_to_midi(np.nan_to_num(f0, nan=1.0)), np.nan)
+    return np.where(voiced & np.isfinite(f0), hz_to_midi(np.nan_to_num(f0, nan=1.0)), np.nan)
+
+
+def pyin_notes(wav, sample_rate: int = PYIN_SAMPLE_RATE, rounded: bool = False,
+               fmin: float = 65.0, fmax: float = 1050.0):
+    """Transcribe a mono waveform with pYIN (`pyin_contour`) + `contour_to_notes`."""
+    midi = pyin_contour(wav, sample_rate, fmin, fmax)
     return contour_to_notes(midi, PYIN_SAMPLE_RATE / PYIN_HOP, rounded=rounded)
+
+
+def sung_pitches(notes, contour, frame_rate: float = PYIN_SAMPLE_RATE / PYIN_HOP) -> np.ndarray:
+    """The pitch sung during each note `[onset, offset, midi]`: the median of the f0 `contour`
+    (fractional MIDI, NaN = unvoiced) over the note's frames; NaN where none is voiced.
+
+    Annotators write down a pitch per note; comparing it with what was sung tells an annotation
+    convention (or a mistake) from a transcriber's error (benchmarks/bench_real.py
+    --sung-reference)."""
+    notes = np.asarray(notes, dtype=np.float64).reshape(-1, 3)
+    out = np.full(len(notes), np.nan)
+    for k, (onset, offset, _) in enumerate(notes):
+        span = contour[int(round(onset * frame_rate)):max(int(round(offset * frame_rate)),
+                                                           int(round(onset * frame_rate)) + 1)]
+        span = span[np.isfinite(span)]
+        if len(span):
+            out[k] = float(np.median(span))
+    return out

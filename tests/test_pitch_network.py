@@ -173,8 +173,21 @@ def test_pyin_baseline_hears_the_sung_pitch_at_any_rate():
         notes = pyin_notes(wav, rate)
         assert len(notes) == 1 and abs(notes[0, 2] - 57.0) < 0.05
         assert notes[0, 1] - notes[0, 0] > 0.9
-    with pytest.raises(SampleRateError, match="pyin_notes: sample_rate 1e"):
+    with pytest.raises(SampleRateError, match="pYIN: sample_rate 1e"):
         pyin_notes(tone, 10**12)
+
+
+def test_sung_pitches_are_the_median_f0_of_each_annotated_span():
+    from svt.baselines import sung_pitches
+
+    contour = np.full(300, np.nan)  # 100 frames/s
+    contour[10:60] = 60.3 + 0.4 * np.sin(np.arange(50))  # vibrato around 60.3
+    contour[100:150] = 64.0
+    contour[100:105] = 62.0  # a scoop into the note: the median ignores it
+    notes = np.array([[0.1, 0.6, 60.0], [1.0, 1.5, 64.5], [2.0, 2.5, 67.0]])  # last: unvoiced
+    pitches = sung_pitches(notes, contour, frame_rate=100.0)
+    assert np.isnan(pitches[2])
+    np.testing.assert_allclose(pitches[:2], [np.median(contour[10:60]), 64.0])
 
 
 def test_real_recordings_benchmark_runs_on_a_folder(tmp_path):
@@ -187,13 +200,17 @@ def test_real_recordings_benchmark_runs_on_a_folder(tmp_path):
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_real.py"), str(data),
                           "--systems", "svt,pyin,pyin-rounded", "--json", str(tmp_path / "r.json"),
-                          "--accompaniment-snr-db", "5"],
+                          "--accompaniment-snr-db", "5", "--sung-reference"],
                          capture_output=True, text=True, check=True)
     result = json.loads((tmp_path / "r.json").read_text())
     assert result["recordings"] == 2 and set(result["systems"]) == {"svt", "pyin", "pyin-rounded"}
     pyin, rounded = result["systems"]["pyin"], result["systems"]["pyin-rounded"]
     assert pyin["COn"] == rounded["COn"]  # same notes, only the pitch rounded
     assert "| svt |" in out.stdout and "accompaniment at 5 dB SNR" in out.stdout
+    # The generated songs are sung at their written pitches: the annotations sit on the voice.
+    assert abs(result["annotated_minus_sung"]["median_cents"]) < 10
+    assert "scored against the sung pitch" in out.stdout
+    assert {"COnPOff_sung", "COnP_sung"} <= set(pyin) and 0 <= pyin["COnP_sung"] <= 100
 
 
 def test_pitch_feature_cache_computes_each_utterance_once(tmp_path, encoder, monkeypatch):
