@@ -574,7 +574,10 @@ class FrameStepper:
         self._state = None
         self._fast_fcpe = None
         if self.carry_state:
-            self._directions = self._split_gru(self.encoder.context)
+            # A forward-only context network (`lookahead_frames`) runs as it is; a bidirectional
+            # one is split into its directions.
+            self._directions = (self._split_gru(self.encoder.context)
+                                if self.encoder.context.bidirectional else None)
             self._fast_fcpe = FastPitchNetwork.wrap(getattr(self.encoder, "fcpe", None))
 
     @property
@@ -666,6 +669,8 @@ class FrameStepper:
         x = enc.project(torch.cat([mel, salience, confidence], dim=-1))[:, first:]
         pitch = torch.stack([(f0 - 60.0) / 12.0, confidence[..., 0]], dim=-1)[:, first:stop]
         count = stop - first
+        if self._directions is None:
+            return self._forward_only(x, pitch, count)
         zero = x.new_zeros(1, 1, enc.hidden_size)
         state = self._state or [zero] * len(self._directions)
         new_state = []
@@ -676,6 +681,29 @@ class FrameStepper:
             x = torch.cat([ahead, behind.flip(1)], dim=-1)
         self._state = new_state
         features = torch.cat([x[:, :count], pitch], dim=-1)
+        onset, offset, octave, pitch_class = frame_predictions(self.model.head(features))
+        sung = enc.sung_pitch(features)
+        return [t[0] for t in (onset, offset, octave, pitch_class, sung)]
+
+
+    def _forward_only(self, x, pitch, count):
+        """`_carried` for a forward-only context network with `lookahead_frames` L: the GRU
+        starts from the state after the previous step's last frame, frame t is read after frame
+        t + L, and the state after this step's last frame is carried. Past the stream's end the
+        network reads zeros, as it did past an utterance's end in training."""
+        torch = self.torch
+        from svt.models.head import frame_predictions
+
+        enc = self.encoder
+        look = int(getattr(enc, "lookahead_frames", None) or 0)
+        x = x[:, :count + look]
+        if x.shape[1] < count + look:
+            x = torch.cat([x, x.new_zeros(1, count + look - x.shape[1], x.shape[2])], dim=1)
+        mine, state = enc.context(x[:, :count], self._state)
+        ahead = enc.context(x[:, count:], state)[0] if look else mine[:, :0]
+        self._state = state
+        context = torch.cat([mine, ahead], dim=1)[:, look:look + count]
+        features = torch.cat([context, pitch], dim=-1)
         onset, offset, octave, pitch_class = frame_predictions(self.model.head(features))
         sung = enc.sung_pitch(features)
         return [t[0] for t in (onset, offset, octave, pitch_class, sung)]
@@ -753,7 +781,21 @@ def stream_geometry(model, latency: float, hop=None, left_context=None, carry_st
     budget = int(round(latency * SAMPLE_RATE))
     chunk_frames = max(1, int(round(float(model.settings.get("dur_threshold", 5.0)) * frame_rate)))
     offline_right = offline_right_samples(encoder)
-    if hop is None:
+    look = int(getattr(encoder, "lookahead_frames", None) or 0)
+    if look:
+        # A forward-only network reads `look` frames ahead, plus the pitch network's window
+        # for the last of them: the right context is that (at least half the budget).
+        needed = look * hop_samples + int(getattr(encoder, "receptive_field", None)
+                                          or hop_samples)
+        if budget < needed + hop_samples:
+            raise LiveError(f"LiveTranscriber: latency {latency:g} s is below this model's "
+                            f"look-ahead ({look} frames and the pitch network's window: "
+                            f"{(needed + hop_samples) / SAMPLE_RATE:g} s at least)")
+    if hop is None and look:
+        right = max(budget // 2, needed)
+        hop_frames = max(1, min((budget - right) // hop_samples, chunk_frames))
+        right = budget - hop_frames * hop_samples
+    elif hop is None:
         right = min(budget // 2, offline_right)
         hop_frames = max(1, min((budget - right) // hop_samples, chunk_frames))
         right = min(budget - hop_frames * hop_samples, offline_right)

@@ -10,6 +10,9 @@ top:
                                                            |  local-argmax f0, confidence
     [BatchNorm(log-mel), salience, confidence] -> Linear -> BiGRU x L -> features (B, T, 2H)
 
+(`lookahead_frames`: a forward-only GRU of width 2H whose frame t is read after frame t + the
+look-ahead, a model that can stream with bounded latency; see `run_context`)
+
 and appends two pass-through channels, the frame's f0 (as (MIDI - 60) / 12) and FCPE's confidence,
 so the output is `(B, T, 2H + 2)` at 100 frames/s. The head sees all of it; `sung_pitch(features)`
 reads the f0 channel back, so decoding can report each note's sung (fractional) pitch.
@@ -43,6 +46,8 @@ CONFIG_FILE = "svt_encoder.json"
 #: (1024) plus its convolutions; the BiGRU sees the whole chunk, so chunks overlap by the
 #: transcriber's context (0.5 s) and this only sizes the last frame's window.
 RECEPTIVE_FIELD = 1024
+#: The longest look-ahead a streaming context network may have (frames of 10 ms).
+MAX_LOOKAHEAD_FRAMES = 500
 
 
 def load_fcpe():
@@ -84,15 +89,24 @@ def salience_to_midi(salience: torch.Tensor, cent_table: torch.Tensor) -> torch.
 
 
 class PitchNetworkEncoder(FrameEncoder):
-    """Frozen FCPE + a trainable BiGRU context network (see the module docstring)."""
+    """Frozen FCPE + a trainable BiGRU context network (see the module docstring);
+    `lookahead_frames` (None: bidirectional) makes the context network forward-only with that
+    many frames of look-ahead."""
 
     encoder_type = "pitch_network"
 
     def __init__(self, hidden_size: int = 128, num_layers: int = 2, dropout: float = 0.1,
-                 input_size: int = 192):
+                 input_size: int = 192, lookahead_frames: int | None = None):
         super().__init__()
         self.hidden_size, self.num_layers = int(hidden_size), int(num_layers)
         self.dropout, self.input_size = float(dropout), int(input_size)
+        if lookahead_frames is not None and not (
+                isinstance(lookahead_frames, int) and not isinstance(lookahead_frames, bool)
+                and 0 <= lookahead_frames <= MAX_LOOKAHEAD_FRAMES):
+            raise ValueError(f"lookahead_frames must be a whole number of frames from 0 to "
+                             f"{MAX_LOOKAHEAD_FRAMES} (or null: a bidirectional context network), "
+                             f"got {lookahead_frames!r}")
+        self.lookahead_frames = lookahead_frames
         # Kept out of the module tree on purpose: its weights come from the torchfcpe wheel, so
         # they are neither trained, nor saved in checkpoints/bundles, nor given to optimisers.
         self.__dict__["fcpe"] = load_fcpe()
@@ -100,8 +114,12 @@ class PitchNetworkEncoder(FrameEncoder):
         self.project = nn.Sequential(
             nn.Linear(MEL_BINS + SALIENCE_BINS + 1, self.input_size), nn.GELU(),
             nn.Dropout(self.dropout))
-        self.context = nn.GRU(self.input_size, self.hidden_size, num_layers=self.num_layers,
-                              batch_first=True, bidirectional=True,
+        # Bidirectional (the offline model), or forward-only with a bounded look-ahead (a model
+        # that can stream): one direction of twice the size, so the features keep their width.
+        bidirectional = lookahead_frames is None
+        self.context = nn.GRU(self.input_size, self.hidden_size * (1 if bidirectional else 2),
+                              num_layers=self.num_layers, batch_first=True,
+                              bidirectional=bidirectional,
                               dropout=self.dropout if self.num_layers > 1 else 0.0)
 
     # ------------------------------------------------------------------ nn.Module plumbing
@@ -182,14 +200,30 @@ class PitchNetworkEncoder(FrameEncoder):
         f0 = salience_to_midi(salience, self.fcpe.model.cent_table)
         mel = self.mel_norm(mel.transpose(1, 2)).transpose(1, 2)
         x = self.project(torch.cat([mel, salience, confidence], dim=-1))
-        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True,
-                                                   enforce_sorted=False)
-        out, _ = self.context(packed)
-        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=num_frames)
+        out = self.run_context(x, lengths)
         pitch = torch.stack([(f0 - 60.0) / 12.0, confidence[..., 0]], dim=-1)
         features = torch.cat([out, pitch], dim=-1)
         valid = torch.arange(num_frames, device=x.device)[None, :] < lengths.to(x.device)[:, None]
         return features * valid[..., None]
+
+    def run_context(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The context network over projected frames `(B, T, input_size)`, each item's first
+        `lengths[b]` frames: `(B, T, 2H)`.
+
+        With `lookahead_frames` L the GRU runs forward only and frame t's output is its state
+        after frame t + L; past an item's end it reads L frames of zeros, which is also what a
+        stream's last frames see (`svt.inference.live`)."""
+        look = self.lookahead_frames or 0
+        if look:
+            frames = torch.arange(x.shape[1] + look, device=x.device)[None, :]
+            x = torch.cat([x, x.new_zeros(x.shape[0], look, x.shape[2])], dim=1)
+            x = x * (frames < lengths.to(x.device)[:, None])[..., None]
+        packed = nn.utils.rnn.pack_padded_sequence(x, (lengths + look).cpu(), batch_first=True,
+                                                   enforce_sorted=False)
+        out, _ = self.context(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True,
+                                                  total_length=x.shape[1])
+        return out[:, look:]
 
     @staticmethod
     def sung_pitch(features: torch.Tensor, threshold: float = VOICING_THRESHOLD) -> torch.Tensor:
@@ -199,9 +233,12 @@ class PitchNetworkEncoder(FrameEncoder):
 
     # ------------------------------------------------------------------ bundles
     def encoder_config(self) -> dict:
-        return {"hidden_size": self.hidden_size, "num_layers": self.num_layers,
-                "dropout": self.dropout, "input_size": self.input_size,
-                "pitch_network": "torchfcpe fcpe_c_v001"}
+        config = {"hidden_size": self.hidden_size, "num_layers": self.num_layers,
+                  "dropout": self.dropout, "input_size": self.input_size,
+                  "pitch_network": "torchfcpe fcpe_c_v001"}
+        if self.lookahead_frames is not None:  # older bundles: bidirectional, key absent
+            config["lookahead_frames"] = self.lookahead_frames
+        return config
 
     def save_for_bundle(self, folder: str | os.PathLike) -> Path:
         """Only the options: the trainable weights are in the bundle's weights file and FCPE's in

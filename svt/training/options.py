@@ -77,6 +77,7 @@ RANGES = {
     "dropout": (0, 1, True, False),
     "onset_delay": (0, MAX_ONSET_DELAY, True, True),
     "voice_bank_share": (0, 1, True, True),
+    "lookahead_frames": (0, 500, True, True),  # svt.models.pitch_network.MAX_LOOKAHEAD_FRAMES
     # A label frame rate of 1e6 writes gigabytes of labels before anything fails; utterances of
     # more than an hour do not fit in memory.
     "label_frame_rate": (0, MAX_FRAME_RATE, False, True),

@@ -64,7 +64,7 @@ RUN_SETTINGS_KEYS = (
     "ssl_source", "output_layer", "output_norm", "weighted_layers", "freeze_encoder",
     "freeze_feature_extractor", "avhubert_checkpoint", "feature_grad_mult", "audio_model",
     "video_model", "init_head_from",
-    "hidden_size", "num_layers", "d_model", "nhead", "d_ffn", "dropout", "alpha",
+    "hidden_size", "num_layers", "lookahead_frames", "d_model", "nhead", "d_ffn", "dropout", "alpha",
     "onset_pos_weight", "offset_pos_weight", "selection_metric",
     "lr", "lr_ssl", "lr_encoder", "annealing_factor", "annealing_factor_ssl",
     "annealing_factor_head", "improvement_threshold", "linear_prob_epochs", "seed",
