@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from svt.demos import pin_torch_threads
 from svt.demos.single_modality import (
     DEMO_ENCODER,
     DEMO_OVERRIDES,
@@ -71,6 +72,7 @@ def as_args(overrides: dict) -> list:
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    pin_torch_threads()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from svt.datasets.musan import prepare_musan, synthesize_noisy_songs
     from svt.models.avhubert import AVHubertVideoEncoder

@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from svt.demos import pin_torch_threads
 from svt.notes.scoring import METRICS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -208,6 +209,7 @@ def run_video_demo(args, output: Path):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    pin_torch_threads()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if not (RECIPE / "experiment.py").is_file():
         raise SystemExit(f"the MIR-ST500 recipe folder is not next to the svt package "
