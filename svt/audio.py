@@ -81,6 +81,17 @@ class TruncatedAudioWarning(AudioInputWarning):
     that exists was used and the message names the file and both lengths."""
 
 
+def pcm_as_float(array: np.ndarray):
+    """Integer PCM scaled to [-1, 1) (unsigned PCM, as in 8-bit WAV, is centred on half its
+    range); float arrays as they are; None for any other dtype (not audio samples)."""
+    if array.dtype.kind == "u":
+        half = 2.0 ** (8 * array.dtype.itemsize - 1)
+        return (array.astype(np.float64) - half) / half
+    if array.dtype.kind == "i":
+        return array / 2.0 ** (8 * array.dtype.itemsize - 1)
+    return array if array.dtype.kind == "f" else None
+
+
 def check_sample_rate(rate, where, what="sample_rate") -> None:
     """Refuse (SampleRateError) a whole-number rate outside MIN_SAMPLE_RATE..MAX_SAMPLE_RATE."""
     if rate < MIN_SAMPLE_RATE:
@@ -247,14 +258,10 @@ def mono_waveform(audio, sample_rate, where="the waveform") -> tuple[np.ndarray,
     check_sample_rate(rate, where)
     array = np.asarray(audio)
     is_float = array.dtype.kind == "f"
-    if array.dtype.kind == "u":  # unsigned PCM (8-bit WAV) is centred on half its range
-        half = 2.0 ** (8 * array.dtype.itemsize - 1)
-        array = (array.astype(np.float64) - half) / half
-    elif array.dtype.kind == "i":
-        array = array / 2.0 ** (8 * array.dtype.itemsize - 1)
-    elif array.dtype.kind != "f":
+    array = pcm_as_float(array)
+    if array is None:
         raise AudioError(f"{where}: expected audio samples (float or integer PCM), got an array "
-                         f"of {array.dtype}")
+                         f"of {np.asarray(audio).dtype}")
     if array.ndim == 2:
         if array.size == 0:
             raise AudioError(f"{where}: the array of shape {array.shape} holds no samples")

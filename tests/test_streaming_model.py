@@ -25,6 +25,19 @@ def encoder():
     return PitchNetworkEncoder(hidden_size=8, num_layers=2, lookahead_frames=LOOK).eval()
 
 
+SETTINGS = {"modality": "audio", "label_frame_rate": 100.0, "sample_rate": SR,
+            "dur_threshold": 5, "onset_threshold": 0.5, "offset_threshold": 0.5,
+            "decoder": "pitch"}
+
+
+@pytest.fixture(scope="module")
+def lookahead_model(encoder, tmp_path_factory):
+    """The tiny look-ahead network with a head, through a bundle."""
+    folder = tmp_path_factory.mktemp("lookahead") / "model"
+    export_bundle(folder, encoder, TranscriptionHead(encoder.output_size), SETTINGS)
+    return load_bundle(folder)
+
+
 def test_frame_t_is_read_after_frame_t_plus_the_lookahead(encoder):
     assert not encoder.context.bidirectional and encoder.context.hidden_size == 16
     x = torch.randn(1, 40, encoder.input_size)
@@ -56,10 +69,7 @@ def test_lookahead_is_checked_and_kept_in_bundles(encoder, tmp_path):
         with pytest.raises(ValueError, match="lookahead_frames"):
             PitchNetworkEncoder(hidden_size=8, lookahead_frames=bad)
     head = TranscriptionHead(encoder.output_size)
-    settings = {"modality": "audio", "label_frame_rate": 100.0, "sample_rate": SR,
-                "dur_threshold": 5, "onset_threshold": 0.5, "offset_threshold": 0.5,
-                "decoder": "pitch"}
-    export_bundle(tmp_path / "model", encoder, head, settings)
+    export_bundle(tmp_path / "model", encoder, head, SETTINGS)
     manifest = json.loads((tmp_path / "model" / "svt_bundle.json").read_text())
     assert manifest["encoder_config"]["lookahead_frames"] == LOOK
     model = load_bundle(tmp_path / "model")
@@ -71,14 +81,10 @@ def test_lookahead_is_checked_and_kept_in_bundles(encoder, tmp_path):
     assert load_bundle(svt.inference.bundle.DEFAULT_MODEL).encoder.lookahead_frames is None
 
 
-def test_stepping_with_the_state_carried_equals_the_whole_run(encoder, tmp_path):
-    head = TranscriptionHead(encoder.output_size)
-    export_bundle(tmp_path / "m", encoder, head, {"label_frame_rate": 100.0, "sample_rate": SR,
-                                                  "dur_threshold": 5, "onset_threshold": 0.5,
-                                                  "offset_threshold": 0.5, "decoder": "pitch"})
-    model = load_bundle(tmp_path / "m")
+def test_stepping_with_the_state_carried_equals_the_whole_run(lookahead_model):
+    model = lookahead_model
     stepper = FrameStepper(model, hop_frames=7, left_frames=0, right_samples=0, carry_state=True)
-    x = torch.randn(1, 60, encoder.input_size)
+    x = torch.randn(1, 60, model.encoder.input_size)
     pitch = torch.zeros(1, 60, 2)
     with torch.no_grad():
         whole = model.head(torch.cat([model.encoder.run_context(x, torch.tensor([60])), pitch],
@@ -95,12 +101,8 @@ def test_stepping_with_the_state_carried_equals_the_whole_run(encoder, tmp_path)
     torch.testing.assert_close(torch.cat(onsets), expected, atol=1e-6, rtol=0)
 
 
-def test_live_transcriber_streams_a_lookahead_model(encoder, tmp_path):
-    head = TranscriptionHead(encoder.output_size)
-    export_bundle(tmp_path / "m", encoder, head, {"label_frame_rate": 100.0, "sample_rate": SR,
-                                                  "dur_threshold": 5, "onset_threshold": 0.5,
-                                                  "offset_threshold": 0.5, "decoder": "pitch"})
-    model = load_bundle(tmp_path / "m")
+def test_live_transcriber_streams_a_lookahead_model(lookahead_model):
+    model = lookahead_model
     live = LiveTranscriber(model, latency=0.3)
     g = live.geometry
     # The right context holds the look-ahead and the pitch network's window for its last frame.

@@ -61,7 +61,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from svt.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, SAMPLE_RATE, NonFiniteAudioWarning, non_finite_spans
+from svt.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, SAMPLE_RATE, pcm_as_float, NonFiniteAudioWarning, non_finite_spans
 from svt.errors import SvtUserError
 from svt.notes.decoding import (
     LEVEL_SMOOTHING_FRAMES,
@@ -923,15 +923,10 @@ class LiveTranscriber:
         return rate
 
     def _mono(self, samples) -> np.ndarray:
-        array = np.asarray(samples)
-        if array.dtype.kind == "u":
-            half = 2.0 ** (8 * array.dtype.itemsize - 1)
-            array = (array.astype(np.float64) - half) / half
-        elif array.dtype.kind == "i":
-            array = array / 2.0 ** (8 * array.dtype.itemsize - 1)
-        elif array.dtype.kind != "f":
+        array = pcm_as_float(np.asarray(samples))
+        if array is None:
             raise LiveError(f"push: expected audio samples (float or integer PCM), got an array "
-                            f"of {array.dtype}")
+                            f"of {np.asarray(samples).dtype}")
         if array.ndim == 2:
             if array.shape[1] > 256:
                 raise LiveError(f"push: a block of shape {array.shape}: blocks are (frames, "
