@@ -2,10 +2,14 @@
 
     python benchmarks/bench_transcribe.py [--seconds 60] [--long-minutes 60] [--sizes base,large]
 
-For a wav2vec2-base-sized and a wav2vec2-large-sized encoder (random weights: only timing matters):
+For a wav2vec2-base-sized and a wav2vec2-large-sized encoder (random weights: only timing matters),
+and for the shipped model (`shipped`: its FCPE pitch network computed by
+`svt.models.pitch_network.FastPitchNetwork`, as `svt.transcribe` runs it, against
+`shipped-torchfcpe`: the same network as torchfcpe computes it):
 
 * measured: seconds of processing per second of audio for `svt.transcribe` on a synthetic song
-  (default chunking: 5 s kept + 0.5 s context on each side, 4 chunks per forward pass);
+  (default chunking: 5 s kept + 0.5 s context on each side, 4 chunks per forward pass), the
+  median of `--repeats` runs, the models taking turns;
 * bound: the model's FLOPs per second of audio (counted by torch's FlopCounterMode on a 5-s
   forward pass) divided by the matrix-multiply throughput measured on this machine in the same
   run: no implementation can beat it on this hardware;
@@ -66,6 +70,16 @@ def build_model(size, folder):
     return TranscriptionModel(encoder, TranscriptionHead(encoder.output_size), settings).eval()
 
 
+def shipped_model(torchfcpe=False):
+    """The shipped bundle; `torchfcpe`: FCPE computed by torchfcpe's own modules."""
+    from svt.inference.bundle import DEFAULT_MODEL, load_bundle
+
+    model = load_bundle(DEFAULT_MODEL)
+    if torchfcpe:
+        model.encoder.fast_fcpe = None
+    return model
+
+
 def model_flops_per_audio_second(model):
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -87,7 +101,7 @@ def peak_memory_child(args):
     import svt
 
     folder, wav_path = args
-    model = build_model("base", Path(folder))
+    model = shipped_model() if folder == "shipped" else build_model("base", Path(folder))
     start = time.perf_counter()
     notes = svt.transcribe(wav_path, model=model, batch_size=4)
     elapsed = time.perf_counter() - start
@@ -100,7 +114,8 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=60.0, help="audio for the speed test")
     parser.add_argument("--long-minutes", type=float, default=60.0,
                         help="length of the memory test recording (0 to skip)")
-    parser.add_argument("--sizes", default="base,large")
+    parser.add_argument("--sizes", default="base,large,shipped-torchfcpe,shipped")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per model (median)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -112,33 +127,57 @@ def main(argv=None):
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; measured matmul "
           f"throughput: {flops / 1e9:.1f} GFLOP/s")
     wav = synthetic_song(args.seconds)
-    print(f"{'encoder':<8}{'params':>9}{'GFLOP/s-audio':>15}{'bound s/s':>11}{'measured s/s':>14}"
-          f"{'ratio':>8}")
+    print(f"{'encoder':<18}{'params':>9}{'GFLOP/s-audio':>15}{'bound s/s':>11}"
+          f"{'measured s/s':>14}{'ratio':>8}")
     with tempfile.TemporaryDirectory() as tmp:
+        rows = []
         for size in args.sizes.split(","):
-            model = build_model(size, Path(tmp) / size)
-            params = sum(p.numel() for p in model.parameters()) / 1e6
-            per_second = model_flops_per_audio_second(model)
-            bound = per_second / flops
+            if size.startswith("shipped"):
+                model = shipped_model(torchfcpe=size == "shipped-torchfcpe")
+                # FCPE (frozen, outside the module tree) included.
+                params = sum(p.numel() for p in [*model.parameters(),
+                                                 *model.encoder.fcpe.parameters()]) / 1e6
+            else:
+                model = build_model(size, Path(tmp) / size)
+                params = sum(p.numel() for p in model.parameters()) / 1e6
             svt.transcribe(wav[: 8 * SR], SR, model)  # warm-up
-            start = time.perf_counter()
-            svt.transcribe(wav, SR, model, batch_size=4)
-            measured = (time.perf_counter() - start) / args.seconds
-            print(f"{size:<8}{params:>8.1f}M{per_second / 1e9:>15.1f}{bound:>11.4f}"
+            rows.append((size, model, params, model_flops_per_audio_second(model), []))
+        # The models take turns, run after run, so a machine that speeds up or slows down
+        # during the benchmark does not favour one of them.
+        for _ in range(args.repeats):
+            for size, model, _, _, times in rows:
+                start = time.perf_counter()
+                svt.transcribe(wav, SR, model, batch_size=4)
+                times.append((time.perf_counter() - start) / args.seconds)
+        for size, model, params, per_second, times in rows:
+            bound = per_second / flops
+            measured = float(np.median(times))
+            print(f"{size:<18}{params:>8.1f}M{per_second / 1e9:>15.1f}{bound:>11.4f}"
                   f"{measured:>14.4f}{measured / bound:>7.2f}x")
+        medians = {size: float(np.median(times)) for size, _, _, _, times in rows}
+        if {"shipped", "shipped-torchfcpe"} <= medians.keys():
+            print(f"shipped / shipped-torchfcpe time: "
+                  f"{medians['shipped'] / medians['shipped-torchfcpe']:.3f}x")
         if args.long_minutes > 0:
             path = Path(tmp) / "long.wav"
             minute = synthetic_song(60.0, seed=1)
             with sf.SoundFile(path, "w", SR, 1, subtype="PCM_16") as f:
                 for _ in range(int(np.ceil(args.long_minutes))):
                     f.write(minute)
-            proc = subprocess.run([sys.executable, __file__, "--child", str(Path(tmp) / "mem"),
-                                   str(path)], capture_output=True, text=True, check=True)
-            result = json.loads(proc.stdout.strip().splitlines()[-1])
-            print(f"{args.long_minutes:g}-minute recording, base-sized encoder: peak memory "
-                  f"{result['peak_mib']:.0f} MiB (the 16 kHz audio alone would be "
-                  f"{args.long_minutes * 60 * SR * 4 / 2**20:.0f} MiB as float32), "
-                  f"{result['seconds']:.0f} s, {result['notes']} notes")
+            sizes = args.sizes.split(",")
+            children = []  # the memory of the models measured above
+            if "base" in sizes:
+                children.append(("base-sized encoder", str(Path(tmp) / "mem")))
+            if any(size.startswith("shipped") for size in sizes):
+                children.append(("shipped model", "shipped"))
+            for name, folder in children:
+                proc = subprocess.run([sys.executable, __file__, "--child", folder, str(path)],
+                                      capture_output=True, text=True, check=True)
+                result = json.loads(proc.stdout.strip().splitlines()[-1])
+                print(f"{args.long_minutes:g}-minute recording, {name}: peak memory "
+                      f"{result['peak_mib']:.0f} MiB (the 16 kHz audio alone would be "
+                      f"{args.long_minutes * 60 * SR * 4 / 2**20:.0f} MiB as float32), "
+                      f"{result['seconds']:.0f} s, {result['notes']} notes")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from svt.data.utterances import PrepareError, read_csv
 from svt.datasets.ssvd import prepare_ssvd
 from svt.inference.bundle import export_bundle, load_bundle
 from svt.models.head import TranscriptionHead
-from svt.models.pitch_network import PitchNetworkEncoder
+from svt.models.pitch_network import FastPitchNetwork, PitchNetworkEncoder, _depthwise
 from svt.notes.formats import read_notes
 from svt.synthetic.recorded_singing import (
     CorpusStyle,
@@ -90,6 +90,33 @@ def test_bundle_round_trip(tmp_path, encoder):
     with torch.no_grad():
         expected = head(encoder(torch.from_numpy(wav)[None]))
     torch.testing.assert_close(model(torch.from_numpy(wav)[None]), expected)
+
+
+# ------------------------------------------------------------------ FCPE, computed faster
+
+def random_log_mel(frames, seed=0):
+    return torch.from_numpy(np.random.default_rng(seed).normal(-5, 2, (1, frames, 128))
+                            .astype(np.float32))
+
+
+@pytest.mark.parametrize("frames", [1, 9, 57, 400])
+def test_fast_pitch_network_is_torchfcpe(encoder, frames):
+    fast = FastPitchNetwork.wrap(encoder.fcpe)
+    mel = torch.cat([random_log_mel(frames, 1), random_log_mel(frames, 2)])
+    with torch.no_grad():
+        expected = encoder.fcpe.model(mel)
+        torch.testing.assert_close(fast(mel), expected, atol=1e-5, rtol=0)
+    assert FastPitchNetwork.wrap(object()) is None
+
+
+@pytest.mark.parametrize("length", [1, 7, 15, 16, 100])
+def test_depthwise_taps_equal_a_grouped_convolution(length):
+    torch.manual_seed(length)
+    conv = torch.nn.Conv1d(6, 6, 31, padding=15, groups=6)
+    x = torch.randn(6, length)
+    with torch.no_grad():
+        torch.testing.assert_close(_depthwise(x, conv.weight[:, 0, :], conv.bias),
+                                   conv(x[None])[0], atol=1e-6, rtol=0)
 
 
 # ------------------------------------------------------------------ corpus

@@ -21,8 +21,7 @@ final at most `latency = hop + right` seconds of audio after its own time and th
 reads further ahead than that. With the shipped model (frozen FCPE pitch network + BiGRU context
 network) the pitch network, the forward GRUs and the backward GRUs all see only that window: the
 look-ahead of every part is bounded by the latency. The forward GRUs' states are carried from step
-to step (`carry_state`), so the context network keeps the whole past at the cost of one window;
-FCPE's pointwise convolutions run as matrix products (`FastPitchNetwork`, the same function). Steps
+to step (`carry_state`), so the context network keeps the whole past at the cost of one window. Steps
 sit at absolute sample positions, so the frames, and the notes, never depend on how the audio was
 cut into pushes; the work per step and the memory (a buffer of one window) stay the same for
 hours. An encoder without a GRU context network runs the same windows without a carried state
@@ -489,55 +488,6 @@ class _SampleBuffer:
         self.start = sample
 
 
-class FastPitchNetwork:
-    """FCPE's network (torchfcpe's `CFNaiveMelPE`, conv-only) with its pointwise convolutions run
-    as matrix products: the same function (outputs within float rounding, about 1e-7), about a
-    tenth less CPU per window. `wrap` returns None for a network of another shape (another
-    torchfcpe), which then runs as it is."""
-
-    def __init__(self, model, layers):
-        self.model, self.layers = model, layers
-
-    @classmethod
-    def wrap(cls, fcpe):
-        import torch
-
-        model = getattr(fcpe, "model", None)
-        try:
-            layers = []
-            for layer in model.net.encoder_layers:
-                net = layer.conformer.net
-                norm, expand, glu, depthwise, silu, shrink = (net[0], net[2], net[3], net[4],
-                                                              net[5], net[6])
-                if not (layer.attn is None and isinstance(norm, torch.nn.LayerNorm)
-                        and isinstance(expand, torch.nn.Conv1d) and expand.kernel_size == (1,)
-                        and isinstance(shrink, torch.nn.Conv1d) and shrink.kernel_size == (1,)
-                        and isinstance(glu, torch.nn.GLU) and glu.dim == 1
-                        and isinstance(silu, torch.nn.SiLU) and len(net) == 9):
-                    return None
-                layers.append((norm, expand.weight[:, :, 0], expand.bias, depthwise,
-                               shrink.weight[:, :, 0], shrink.bias))
-            model.input_stack, model.norm, model.output_proj  # noqa: B018 - the parts used
-        except (AttributeError, IndexError, TypeError):
-            return None
-        return cls(model, layers) if layers else None
-
-    def __call__(self, mel):
-        """FCPE's salience `(B, T, 360)` for a log-mel `(B, T, 128)`, as `model(mel)`."""
-        import torch
-        import torch.nn.functional as F
-
-        model = self.model
-        x = model.input_stack(mel.transpose(-1, -2)).transpose(-1, -2)
-        if model.harmonic_emb is not None:
-            x = x + model.harmonic_emb(torch.zeros(1, dtype=torch.long, device=x.device))
-        for norm, w1, b1, depthwise, w2, b2 in self.layers:
-            a, b = F.linear(norm(x), w1, b1).chunk(2, dim=-1)
-            h = F.silu(depthwise((a * torch.sigmoid(b)).transpose(1, 2))).transpose(1, 2)
-            x = x + F.linear(h, w2, b2)
-        return torch.sigmoid(model.output_proj(model.norm(x)))
-
-
 class FrameStepper:
     """Final frame predictions of a model for a stream of 16 kHz samples, on a fixed grid.
 
@@ -572,13 +522,11 @@ class FrameStepper:
         self.step = 0
         self.frames_done = 0
         self._state = None
-        self._fast_fcpe = None
         if self.carry_state:
             # A forward-only context network (`lookahead_frames`) runs as it is; a bidirectional
             # one is split into its directions.
             self._directions = (self._split_gru(self.encoder.context)
                                 if self.encoder.context.bidirectional else None)
-            self._fast_fcpe = FastPitchNetwork.wrap(getattr(self.encoder, "fcpe", None))
 
     @property
     def received(self) -> int:
@@ -658,11 +606,7 @@ class FrameStepper:
         from svt.models.pitch_network import salience_to_midi
 
         enc = self.encoder
-        if self._fast_fcpe is not None:
-            mel = enc.fcpe.wav2mel(wavs.float().clamp(-1.0, 1.0).unsqueeze(-1), enc.sample_rate)
-            salience = self._fast_fcpe(mel)
-        else:
-            mel, salience = enc.pitch_features(wavs)
+        mel, salience = enc.pitch_features(wavs)
         confidence, _ = salience.max(dim=-1, keepdim=True)
         f0 = salience_to_midi(salience, enc.fcpe.model.cent_table)
         mel = enc.mel_norm(mel.transpose(1, 2)).transpose(1, 2)
