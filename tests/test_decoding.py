@@ -222,6 +222,7 @@ def test_onset_delay_moves_onsets_but_never_past_the_offset():
     sung[2:30] = 60.0
     sung[33:39] = 64.0  # a 6-frame note, shorter than the delay below
     onset = np.zeros(40)
+    onset[[2, 33]] = 0.9  # both starts heard
     frames = (onset, onset, onset.astype(int) + 4, onset.astype(int) + 12, sung)
     plain = decode_frames(frames, "pitch", 0.5, frame_rate=100.0)
     np.testing.assert_allclose(plain, [[0.02, 0.30, 60.0], [0.33, 0.39, 64.0]])
@@ -229,3 +230,33 @@ def test_onset_delay_moves_onsets_but_never_past_the_offset():
     np.testing.assert_allclose(delayed, [[0.12, 0.30, 60.0], [0.38, 0.39, 64.0]])
     with pytest.raises(ValueError, match="onset_delay is 0.5 s"):
         decode_frames(frames, "pitch", 0.5, frame_rate=100.0, onset_delay=0.5)
+
+
+def test_a_voiced_run_starts_a_note_only_where_its_start_was_heard():
+    from svt.notes.decoding import START_EVIDENCE, decode_frames, pitch_frames_to_notes
+
+    sung = np.full(100, np.nan)
+    sung[5:30] = 60.0    # heard: onset evidence 3 frames before the voice
+    sung[35:60] = 55.0   # not heard, then an onset peak at 45 (a note that began inside)
+    sung[65:95] = 67.0   # never heard: an instrument the pitch network followed
+    onset = np.full(100, 0.1)
+    onset[2] = START_EVIDENCE  # within 5 frames before the first run: enough
+    onset[45] = 0.9
+    onset[70] = START_EVIDENCE - 0.01  # below the evidence needed
+    notes = pitch_frames_to_notes(onset, sung, onset_threshold=0.5, frame_rate=100.0)
+    np.testing.assert_allclose(notes, [[0.05, 0.30, 60.0], [0.45, 0.60, 55.0]])
+    # Without the rule every voiced run is a note (the first generation's behaviour).
+    every = pitch_frames_to_notes(onset, sung, onset_threshold=0.5, frame_rate=100.0,
+                                  start_evidence=None)
+    np.testing.assert_allclose(every, [[0.05, 0.30, 60.0], [0.35, 0.45, 55.0],
+                                       [0.45, 0.60, 55.0], [0.65, 0.95, 67.0]])
+    # The streaming tracker follows the same rule, frame by frame.
+    from svt.inference.live import NoteTracker
+
+    tracker = NoteTracker(100.0, 0.5, 0.0, "pitch")
+    for t in range(100):
+        tracker.push_frames(onset[t:t + 1], sung[t:t + 1])
+    tracker.end()
+    np.testing.assert_array_equal(tracker.notes_array(), notes)
+    frames = (onset, onset, onset.astype(int), onset.astype(int), sung)
+    np.testing.assert_array_equal(decode_frames(frames, "pitch", 0.5, frame_rate=100.0), notes)

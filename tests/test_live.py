@@ -28,8 +28,9 @@ SR = 16000
 
 def random_frames(rng, n):
     """Onset probabilities and a sung pitch (NaN = unvoiced) with what the decoder must handle:
-    runs of every length, single-frame gaps (bridged), level changes inside runs, onset peaks."""
-    sung, onset = np.full(n, np.nan), rng.random(n) * 0.3
+    runs of every length, single-frame gaps (bridged), level changes inside runs, onset peaks,
+    and (with the lower background, below `START_EVIDENCE`) runs whose start was not heard."""
+    sung, onset = np.full(n, np.nan), rng.random(n) * (0.3 if rng.random() < 0.5 else 0.15)
     t = 0
     while t < n:
         if rng.random() < 0.3:
@@ -114,9 +115,10 @@ def test_tracker_settings_are_the_offline_decoders():
 
 
 def test_tracker_cuts_a_note_at_max_note_frames():
-    sung = np.full(400, 60.0)
+    sung, onset = np.full(400, 60.0), np.zeros(400)
+    onset[0] = 0.9  # a heard start
     tracker = NoteTracker(100.0, 0.5, 0.0, "pitch", max_note_frames=100)
-    events = tracker.push_frames(np.zeros(400), sung) + tracker.end()
+    events = tracker.push_frames(onset, sung) + tracker.end()
     assert tracker.cut_notes == 3 and len(tracker.notes) == 4
     check_events(events, tracker.notes_array())
 

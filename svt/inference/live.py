@@ -66,6 +66,8 @@ from svt.notes.decoding import (
     LEVEL_SMOOTHING_FRAMES,
     MAX_ONSET_DELAY,
     ONSET_HALF_WINDOW,
+    START_EVIDENCE,
+    START_EVIDENCE_FRAMES,
     stable_pitch,
 )
 
@@ -162,11 +164,13 @@ class NoteTracker:
     (`push_frames(onset_prob, sung_pitch)`), returning note events as soon as they are decided.
 
     Settings as `pitch_frames_to_notes`'s (min_frames 5, bridge 1 frame, level penalty 32 over
-    12-frame levels, cut 2 frames before the change point) plus `onset_delay` (as `decode_frames`),
-    `level_horizon` (frames a level cut must hold before it is committed) and `max_note_frames`."""
+    12-frame levels, cut 2 frames before the change point, a run's start heard within 5 frames)
+    plus `onset_delay` (as `decode_frames`), `level_horizon` (frames a level cut must hold before
+    it is committed) and `max_note_frames`."""
 
     #: Frames of look-ahead the decisions about frame t need: whether the voiced run goes on to
-    #: frame t + 4 (a run or a piece of min_frames), which can take frame t + 5 (a bridged gap).
+    #: frame t + 4 (a run or a piece of min_frames), which can take frame t + 5 (a bridged gap);
+    #: whether a run's start was heard (`heard_start`: onsets up to frame t + 4).
     LOOKAHEAD = 5
     MIN_FRAMES, BRIDGE, LEVEL_PENALTY, LEVEL_MIN, LEVEL_LEAD = 5, 1, 32.0, 12, 2
 
@@ -193,6 +197,8 @@ class NoteTracker:
         self.notes = []         # finished notes [onset, offset, pitch]
         self.cut_notes = 0      # notes cut at max_note_frames
         self._run_start = None  # the voiced run frames are in (None: none)
+        self._unheard = False   # in a run whose start was not heard, before its first peak
+        self._edge = None       # where the run's notes began: the smoothing's "nearest" edge
         self._skip_until = 0    # frames of a run too short to be a note
         self._piece_start = None
         self._pelt = None
@@ -228,6 +234,12 @@ class NoteTracker:
                   for f in range(frame - ONSET_HALF_WINDOW, frame + ONSET_HALF_WINDOW + 1)]
         return value == max(window)
 
+    def _heard_start(self, start) -> bool:
+        """`svt.notes.decoding.heard_start` for a run starting at `start`."""
+        near = [self._value(self._onset, f, -np.inf)
+                for f in range(start - START_EVIDENCE_FRAMES, start + START_EVIDENCE_FRAMES)]
+        return max(near) >= START_EVIDENCE
+
     def _run_reaches(self, frame, need) -> bool:
         """Whether the voiced run holding `frame` goes on to a voiced frame at `need - 1` or later
         (its stop is at least `need`); looks at most at frame `need`."""
@@ -244,7 +256,7 @@ class NoteTracker:
     def _run_index(self, frame, offset) -> int:
         """`frame + offset` clamped to the run holding `frame` (scipy's "nearest" edges)."""
         if offset < 0:
-            return max(frame + offset, self._run_start)
+            return max(frame + offset, self._edge)
         last = frame if self._voiced(frame) else frame - 1
         u = frame
         for u in range(frame + 1, frame + offset + 1):
@@ -364,22 +376,31 @@ class NoteTracker:
                     u += 1
                 self._skip_until = last + 1
                 return
-            self._run_start = t
-            self._open_piece(t)
+            self._run_start = self._edge = t
+            self._unheard = self.levels and not self._heard_start(t)
+            if not self._unheard:
+                self._open_piece(t)
         elif (t >= self._run_start + self.MIN_FRAMES and self._is_peak(t)
               and self._run_reaches(t, t + self.MIN_FRAMES)):
-            self._close_piece(t)
+            if self._unheard:  # the run's notes begin at its first peak
+                self._unheard, self._edge = False, t
+            else:
+                self._close_piece(t)
             self._open_piece(t)
-        elif t - self._note_start >= self.max_note_frames:
+        elif not self._unheard and t - self._note_start >= self.max_note_frames:
             self.cut_notes += 1
             self._close_piece(t)
             self._open_piece(t)
+        run_ends = self._voiced(t) and not self._voiced(t + 1) and not self._voiced(t + 2)
+        if self._unheard:  # no note in this run yet
+            if run_ends:
+                self._run_start, self._unheard = None, False
+            return
         self._note_raw.append(self._sung_at(t))
         if self.levels:
             value = self._smoothed(t)
             self._pelt.feed(value)
             self._levels_buffer.append(value)
-        run_ends = self._voiced(t) and not self._voiced(t + 1) and not self._voiced(t + 2)
         if run_ends:
             self._close_piece(t + 1)
             self._run_start = None
