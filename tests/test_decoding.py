@@ -260,3 +260,51 @@ def test_a_voiced_run_starts_a_note_only_where_its_start_was_heard():
     np.testing.assert_array_equal(tracker.notes_array(), notes)
     frames = (onset, onset, onset.astype(int), onset.astype(int), sung)
     np.testing.assert_array_equal(decode_frames(frames, "pitch", 0.5, frame_rate=100.0), notes)
+
+
+def test_head_pitch_replaces_the_pitch_network_where_it_strayed_over_the_recording():
+    from svt.notes.decoding import (
+        STRAY_SHARE,
+        decode_frames,
+        head_pitch_votes,
+        head_pitch_where_pitch_network_strays,
+    )
+    from svt.notes.labels import LOWEST_MIDI
+
+    # Ten 20-frame notes; the head votes MIDI 60 + k (octave 2, class k) for note k.
+    n, notes = 200, []
+    octave, pitch_class = np.full(n, 4), np.full(n, 12)  # silent head by default
+    for k in range(10):
+        a = 20 * k
+        octave[a + 2:a + 18], pitch_class[a + 2:a + 18] = (60 + k - LOWEST_MIDI) // 12, \
+            (60 + k - LOWEST_MIDI) % 12
+        pitch_class[a + 2] = 0  # one dissenting frame: the vote is the most frequent pitch
+        notes.append([a / 100, (a + 20) / 100, 60.0 + k + 0.2])
+    notes = np.array(notes)
+    np.testing.assert_array_equal(head_pitch_votes(notes, octave, pitch_class, 100.0),
+                                  60.0 + np.arange(10))
+    # The pitch network agrees except on 3 of 10 notes (a share of 0.3, not above it): unchanged.
+    strayed = notes.copy()
+    strayed[[1, 4, 7], 2] += [4.0, -5.0, 7.0]  # chord tones
+    assert STRAY_SHARE == 0.3
+    np.testing.assert_array_equal(
+        head_pitch_where_pitch_network_strays(strayed, octave, pitch_class, 100.0), strayed)
+    # On 4 of 10 it has strayed from the voice: those four take the head's whole note.
+    strayed[9, 2] -= 12.0  # an octave below
+    fixed = head_pitch_where_pitch_network_strays(strayed, octave, pitch_class, 100.0)
+    np.testing.assert_array_equal(fixed[:, :2], notes[:, :2])
+    np.testing.assert_array_equal(fixed[[1, 4, 7, 9], 2], [61.0, 64.0, 67.0, 69.0])
+    keep = [0, 2, 3, 5, 6, 8]
+    np.testing.assert_array_equal(fixed[keep, 2], notes[keep, 2])  # within 1.5: the sung pitch
+    # decode_frames applies it to whole recordings only (the live tracker cannot).
+    sung = np.full(n, np.nan)
+    onset = np.zeros(n)
+    for k, (a, b, pitch) in enumerate(strayed):
+        i = int(round(a * 100))
+        sung[i + 1:i + 19], onset[i + 1] = pitch, 0.9
+    frames = (onset, onset, octave, pitch_class, sung)
+    per_frames = decode_frames(frames, "pitch", 0.5, frame_rate=100.0)
+    whole = decode_frames(frames, "pitch", 0.5, frame_rate=100.0, whole_recording=True)
+    assert len(per_frames) == len(whole) == 10
+    np.testing.assert_allclose(per_frames[:, 2], strayed[:, 2])
+    np.testing.assert_allclose(whole[[1, 4, 7, 9], 2], [61.0, 64.0, 67.0, 69.0])

@@ -92,7 +92,8 @@ class TranscriptionModel(torch.nn.Module):
             frames, self.settings.get("decoder", "paper"),
             onset_threshold=onset_threshold or self.settings["onset_threshold"],
             offset_threshold=offset_threshold or self.settings["offset_threshold"],
-            frame_rate=self.frame_rate, onset_delay=self.settings.get("onset_delay", 0.0))
+            frame_rate=self.frame_rate, onset_delay=self.settings.get("onset_delay", 0.0),
+            whole_recording=True)
 
 
 def _unwrap(module):

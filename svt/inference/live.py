@@ -44,7 +44,10 @@ memory of one note.
 At a latency of 5.554 s or more (the shipped model's 5-s chunks, plus `svt.transcribe`'s 0.5 s
 of context and the last frame's window) the steps are exactly `svt.transcribe`'s chunks and the
 GRU state is not carried, so the notes are those of the offline transcription of the same 16 kHz
-audio (tested: identical arrays).
+audio (tested: identical arrays), except on a recording where the offline decoder replaces the
+pitch network's pitches by the head's (`head_pitch_where_pitch_network_strays`: the pitch network
+strayed from the voice on more than 30 % of the notes, typically under a backing track), a
+decision that needs the whole recording.
 
 The model sees 16 kHz mono: other rates are resampled in-stream by soxr (`soxr.ResampleStream`, the
 same output whatever the block sizes); channels are averaged; NaN/inf samples are zeroed with a

@@ -365,7 +365,8 @@ def transcribe_source(source, model, *, name="the waveform", video=None, chunk_s
     notes = decode_frames(frames, model.settings.get("decoder", "paper"),
                           onset_threshold=onset_threshold, offset_threshold=offset_threshold,
                           frame_rate=model.encoder.frame_rate,
-                          onset_delay=model.settings.get("onset_delay", 0.0))
+                          onset_delay=model.settings.get("onset_delay", 0.0),
+                          whole_recording=True)
     # The last frame's span can reach past the audio: no note may outlast the recording.
     duration = source.num_samples / SAMPLE_RATE
     notes = notes[notes[:, 0] < duration]
