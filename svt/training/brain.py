@@ -77,6 +77,12 @@ class Predictions(NamedTuple):
 class TranscriptionBrain(sb.Brain):
     """Encoder + linear head trained on frame labels, evaluated on whole songs."""
 
+    #: Decode songs as `svt.transcribe` decodes recordings (`decode_frames(...,
+    #: whole_recording=True)`: the head's pitch where the pitch network strayed from the voice).
+    #: Off while training: a head still learning would override the pitch network's good pitches
+    #: and mislead model selection; on for evaluating a trained bundle.
+    whole_recording_decoding = False
+
     # ------------------------------------------------------------------ optimisers and schedule
     def init_optimizers(self):
         self.head_optimizer = self.hparams.head_opt_class(self.modules.head.parameters())
@@ -270,7 +276,8 @@ class TranscriptionBrain(sb.Brain):
                               onset_threshold=self.hparams.onset_threshold,
                               offset_threshold=self.hparams.offset_threshold,
                               frame_rate=self.hparams.label_frame_rate,
-                              onset_delay=getattr(self.hparams, "onset_delay", 0.0))
+                              onset_delay=getattr(self.hparams, "onset_delay", 0.0),
+                              whole_recording=self.whole_recording_decoding)
         reference = read_notes(reference_path)
         self.song_scores[song_key] = match_counts(
             reference, notes, song=song_key, **self.hparams.tolerances)

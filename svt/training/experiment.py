@@ -257,7 +257,9 @@ def extract_features(brain, hparams, datasets: dict, name: str) -> list:
 class BundleEvaluationBrain(TranscriptionBrain):
     """Evaluates an audio bundle's encoder + head on prepared utterance CSVs (no training): the
     forward pass and the scoring (with the sung pitch, for encoders with a pitch network) are
-    TranscriptionBrain's."""
+    TranscriptionBrain's, songs decoded as `svt.transcribe` decodes recordings."""
+
+    whole_recording_decoding = True
 
     def encoder_inputs(self, batch):
         """The utterances' waveforms (16 kHz) and their relative lengths."""
