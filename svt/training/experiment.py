@@ -136,7 +136,19 @@ def run_recipe(main, recipe: str, argv=None) -> int:
             raise
         print(f"{recipe}: error: {err.filename}: {err.strerror}", file=sys.stderr)
         return 2
+    _end_process_group()
     return 0
+
+
+def _end_process_group() -> None:
+    """Destroy the DDP process group of a run that ended well. Left to the interpreter's exit,
+    gloo's worker threads can still hold tensors while Python is torn down, and a rank then
+    aborts ("terminate called without an active exception", SIGABRT: pytorch/pytorch#190489),
+    failing a finished run. Not after an error: a rank still inside a collective would hang."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def user_message(err: BaseException) -> str:
