@@ -130,8 +130,8 @@ def main(argv=None):
     print(f"{'encoder':<18}{'params':>9}{'GFLOP/s-audio':>15}{'bound s/s':>11}"
           f"{'measured s/s':>14}{'ratio':>8}")
     with tempfile.TemporaryDirectory() as tmp:
-        rows = []
-        for size in args.sizes.split(","):
+        rows, sizes = [], args.sizes.split(",")
+        for size in sizes:
             if size.startswith("shipped"):
                 model = shipped_model(torchfcpe=size == "shipped-torchfcpe")
                 # FCPE (frozen, outside the module tree) included.
@@ -164,7 +164,6 @@ def main(argv=None):
             with sf.SoundFile(path, "w", SR, 1, subtype="PCM_16") as f:
                 for _ in range(int(np.ceil(args.long_minutes))):
                     f.write(minute)
-            sizes = args.sizes.split(",")
             children = []  # the memory of the models measured above
             if "base" in sizes:
                 children.append(("base-sized encoder", str(Path(tmp) / "mem")))

@@ -63,7 +63,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from svt.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, SAMPLE_RATE, pcm_as_float, NonFiniteAudioWarning, non_finite_spans
+from svt.audio import (
+    MAX_SAMPLE_RATE,
+    MIN_SAMPLE_RATE,
+    SAMPLE_RATE,
+    NonFiniteAudioWarning,
+    non_finite_spans,
+    pcm_as_float,
+)
 from svt.errors import SvtUserError
 from svt.notes.decoding import (
     LEVEL_SMOOTHING_FRAMES,

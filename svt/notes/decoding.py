@@ -102,17 +102,7 @@ def frames_to_notes(onset_prob, offset_prob, octave, pitch_class, onset_threshol
     next_onset = np.append(onsets[1:], n)
     closing = np.minimum(next_offset[onsets + 1], next_onset)  # frame that ends each note, or n
 
-    # Pitch votes: frames [onset, closing) that are not silent. Histogram per note, argmax picks
-    # the most frequent pitch and, on ties, the lowest one.
-    voiced = (octave != SILENT_OCTAVE) & (pitch_class != SILENT_PITCH_CLASS)
-    note_index = np.cumsum(is_onset) - 1  # note opened most recently at or before each frame
-    frame_idx = np.arange(n)
-    in_note = (note_index >= 0) & voiced
-    in_note[in_note] &= frame_idx[in_note] < closing[note_index[in_note]]
-    votes = np.bincount(
-        note_index[in_note] * _NUM_VOICED_PITCHES + octave[in_note] * 12 + pitch_class[in_note],
-        minlength=len(onsets) * _NUM_VOICED_PITCHES).reshape(len(onsets), _NUM_VOICED_PITCHES)
-
+    votes = _pitch_votes(octave, pitch_class, onsets, closing)
     has_votes = votes.sum(axis=1) > 0
     offset_frame = np.where(closing < n, closing, n - 1)  # an open note ends at the last frame
     keep = has_votes & (offset_frame > onsets)
@@ -130,6 +120,20 @@ def frames_to_notes(onset_prob, offset_prob, octave, pitch_class, onset_threshol
             voiced_median = np.isfinite(medians)
             notes[voiced_median, 2] = medians[voiced_median]
     return notes
+
+
+def _pitch_votes(octave, pitch_class, starts, stops) -> np.ndarray:
+    """Counts `(N, 60)` of the head's pitches (`octave * 12 + pitch_class`) over the frames
+    `[starts[i], stops[i])` of N non-overlapping spans sorted by start, silent frames left out:
+    argmax picks each span's most frequent pitch and, on ties, the lowest one."""
+    frame = np.arange(len(octave))
+    voiced = (octave != SILENT_OCTAVE) & (pitch_class != SILENT_PITCH_CLASS)
+    span = np.searchsorted(starts, frame, side="right") - 1  # span begun last at or before
+    inside = (span >= 0) & voiced
+    inside[inside] &= frame[inside] < np.asarray(stops)[span[inside]]
+    return np.bincount(
+        span[inside] * _NUM_VOICED_PITCHES + octave[inside] * 12 + pitch_class[inside],
+        minlength=len(starts) * _NUM_VOICED_PITCHES).reshape(len(starts), _NUM_VOICED_PITCHES)
 
 
 def _median_or_nan(values):
@@ -333,18 +337,13 @@ STRAY_SHARE = 0.3
 def head_pitch_votes(notes, octave, pitch_class, frame_rate: float) -> np.ndarray:
     """Each note's pitch by the head: the most frequent `octave * 12 + pitch_class` (+ the
     lowest MIDI note) over its frames, ties to the lowest, as `frames_to_notes` votes; NaN for a
-    note without a voiced head frame. `notes`: `[onset_s, offset_s, ...]` on the frame grid."""
+    note without a voiced head frame. `notes`: `[onset_s, offset_s, ...]` on the frame grid, in
+    time order, not overlapping (a decoder's notes)."""
     octave = _as_1d("octave", octave).astype(np.int64)
     pitch_class = _as_1d("pitch_class", pitch_class).astype(np.int64)
-    votes = np.full(len(notes), np.nan)
-    for i, (onset, offset) in enumerate(np.asarray(notes, dtype=np.float64)[:, :2]):
-        a, b = int(round(onset * frame_rate)), int(round(offset * frame_rate))
-        o, p = octave[a:b], pitch_class[a:b]
-        voiced = (o != SILENT_OCTAVE) & (p != SILENT_PITCH_CLASS)
-        if voiced.any():
-            counts = np.bincount(o[voiced] * 12 + p[voiced], minlength=_NUM_VOICED_PITCHES)
-            votes[i] = counts.argmax() + LOWEST_MIDI
-    return votes
+    spans = np.rint(np.asarray(notes, dtype=np.float64)[:, :2] * frame_rate).astype(np.int64)
+    counts = _pitch_votes(octave, pitch_class, spans[:, 0], spans[:, 1])
+    return np.where(counts.sum(axis=1) > 0, counts.argmax(axis=1) + LOWEST_MIDI, np.nan)
 
 
 def head_pitch_where_pitch_network_strays(notes, octave, pitch_class,
