@@ -427,13 +427,36 @@ def test_sample_rate_and_huge_label_rate_refused(assets, tmp_path, never_built, 
 
 
 def test_recorded_voices_missing_stop_the_recipe_before_anything(tmp_path, never_built,
-                                                                  stopped_with):
+                                                                  stopped_with, run_experiment):
     message = stopped_with([str(ST_YAML), "--output_folder", str(tmp_path / "run"),
                             "--voice_bank_share", "0.5", "--voice_bank_folder",
                             str(tmp_path / "nowhere")], recipe="SingingTranscriber")
     assert message.startswith("--voice_bank_share: 0.5 needs the recorded voices: no gcin-voice "
                               f"syllables found in {tmp_path / 'nowhere'}")
     assert "apt-get install gcin-voice" in message and "--voice_bank_share 0" in message
+    assert not (tmp_path / "run").exists()
+    # The distillation corpus's recorded voices are checked as early, unless it is not made.
+    message = stopped_with([str(ST_YAML), "--output_folder", str(tmp_path / "run"),
+                            "--voice_bank_share", "0", "--distill_voice_bank_share", "0.5",
+                            "--voice_bank_folder", str(tmp_path / "nowhere"),
+                            "--distill_corpus_style", "legato"], recipe="SingingTranscriber")
+    assert message.startswith("--distill_corpus_style: 'legato' is not one of")
+    message = stopped_with([str(ST_YAML), "--output_folder", str(tmp_path / "run"),
+                            "--voice_bank_share", "0", "--distill_voice_bank_share", "0.5",
+                            "--voice_bank_folder", str(tmp_path / "nowhere"),
+                            "--distill_pitch_network", "True"], recipe="SingingTranscriber")
+    assert message.startswith("--distill_voice_bank_share: 0.5 needs the recorded voices: no "
+                              "gcin-voice syllables found")
+    assert "--distill_voice_bank_share 0" in message
+    assert stopped_with([str(ST_YAML), "--output_folder", str(tmp_path / "run"),
+                         "--distill_steps", "0"], recipe="SingingTranscriber").startswith(
+        "--distill_steps: 0 is out of range")
+    # Without distillation the options pass (and the YAML is loaded: never_built's failure).
+    with pytest.raises(AssertionError, match="YAML was loaded"):
+        run_experiment.main("SingingTranscriber")(
+            [str(ST_YAML), "--output_folder", str(tmp_path / "run"), "--voice_bank_share", "0",
+             "--distill_voice_bank_share", "0.5", "--voice_bank_folder",
+             str(tmp_path / "nowhere"), "--distill_pitch_network", "False"])
     assert not (tmp_path / "run").exists()
 
 

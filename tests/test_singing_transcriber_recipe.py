@@ -1,8 +1,11 @@
 """The shipped model's recipe end to end on a tiny generated corpus, the SSVD evaluation recipe on
 its bundle, and the shipped model itself behind `svt.transcribe` / `svt-transcribe`."""
 
+import json
+
 import numpy as np
 import pytest
+import torch
 
 import svt
 from svt.cli import transcribe as transcribe_cli
@@ -23,18 +26,43 @@ def test_recipe_trains_exports_and_evaluates(tmp_path, run_experiment):
         "--number_of_epochs", 1, "--hidden_size", 16, "--num_layers", 1, "--batch_size", 4,
         "--corpus_folder", tmp_path / "corpus", "--prepare_folder", tmp_path / "data",
         "--output_folder", tmp_path / "run", "--ssvd_folder", real,
-        "--package_model_folder", tmp_path / "package_model", "--device", "cpu")
+        "--package_model_folder", tmp_path / "package_model", "--device", "cpu",
+        # FCPE distilled on a corpus of its own (2 + 1 songs) into a tiny network, in 6 steps.
+        "--distill_pitch_network", True, "--distill_corpus_folder", tmp_path / "distill_corpus", "--distill_num_train_songs", 2,
+        "--distill_num_valid_songs", 1, "--distill_voice_bank_share", 0, "--distill_dim", 8,
+        "--distill_num_layers", 1, "--distill_steps", 6, "--distill_batch_size", 2,
+        "--distill_crop_frames", 50, "--distill_warmup_steps", 2)
     assert set(results) == {"synthetic_valid", "ssvd"}
     for stats in results.values():
         assert set(METRIC_KEYS) <= set(stats)
+    # The model trained with FCPE is kept beside the one that runs the compact network, and so
+    # are its scores, under their own names.
+    fcpe_results = json.loads((tmp_path / "run" / "results_fcpe.json").read_text())
+    assert set(fcpe_results) == {"fcpe_synthetic_valid", "fcpe_ssvd"}
+    assert (tmp_path / "run" / "scores_fcpe_ssvd.csv").is_file()
+    assert (tmp_path / "run" / "scores_ssvd.csv").is_file()
+    fcpe_manifest = read_manifest(tmp_path / "run" / "model_fcpe")
+    assert "compact_pitch_network" not in fcpe_manifest["encoder_config"]
     manifest = read_manifest(tmp_path / "run" / "model")
     assert manifest["encoder_type"] == "pitch_network"
+    assert manifest["encoder_config"]["compact_pitch_network"] == {
+        "dim": 8, "num_layers": 1, "expansion": 2, "kernel_size": 31}
+    distilled = manifest["trained_with"]["pitch_network_distillation"]
+    assert distilled["steps"] == 6 and distilled["seed"] == 2026
+    assert distilled["corpus"].startswith("svt.synthetic.recorded_singing, 2 songs")
+    assert 0 <= distilled["held_out_agreement"]["voicing_agreement"] <= 1
     assert manifest["label_frame_rate"] == 100.0
     assert manifest["trained_with"]["wall_time_s"] >= 0
     assert manifest["decoder"] == "pitch" and manifest["onset_delay"] == 0.02
-    # What the frozen pitch network computed for the training and validation utterances is kept
-    # for the next epochs: at least one file per song (3 train + 2 valid).
-    assert len(list((tmp_path / "data" / "pitch_network_features").glob("*.npy"))) >= 5
+    # The two models share the trained context network and head; only the salience differs.
+    fcpe_model, model = load_bundle(tmp_path / "run" / "model_fcpe"), load_bundle(
+        tmp_path / "run" / "model")
+    for name, tensor in fcpe_model.state_dict().items():
+        assert torch.equal(tensor, model.state_dict()[name]), name
+    # What the frozen pitch network computed for the training and validation utterances, and
+    # for the distillation corpus's, is kept: at least one file per song (3 + 2 + 2 + 1).
+    assert len(list((tmp_path / "data" / "pitch_network_features").glob("*.npy"))) >= 8
+    assert (tmp_path / "run" / "save" / "pitch_distillation.pt").is_file()
     # The copy for the package is the exported bundle, byte for byte.
     for name in ("weights.pt", "svt_bundle.json"):
         assert (tmp_path / "package_model" / name).read_bytes() == \

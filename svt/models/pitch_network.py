@@ -20,6 +20,11 @@ reads the f0 channel back, so decoding can report each note's sung (fractional) 
 FCPE runs as `FastPitchNetwork` computes it (the same function as torchfcpe's modules, faster on
 a CPU). Only the context network is trainable and stored in bundles: the FCPE weights (43 MB) stay in the
 torchfcpe wheel and are loaded from there with `torch.load(weights_only=True)`.
+
+`CompactPitchNetwork` is a network a fifth of FCPE's cost distilled from it
+(`svt.training.pitch_distillation`); an encoder built with `compact_pitch_network=` computes
+the salience with it instead (its weights, frozen, are then part of the bundle). The shipped
+model does not: see the class for why.
 """
 from __future__ import annotations
 
@@ -156,6 +161,81 @@ def _depthwise(x: torch.Tensor, taps: torch.Tensor, bias: torch.Tensor) -> torch
     return out
 
 
+class CompactPitchBlock(nn.Module):
+    """One block of `CompactPitchNetwork`, FCPE's convolution-only conformer block at a smaller
+    width: `x + shrink(silu(depthwise(glu(expand(norm(x))))))` on `(B, T, dim)`."""
+
+    def __init__(self, dim: int, expansion: int, kernel_size: int):
+        super().__init__()
+        inner = dim * expansion
+        self.norm = nn.LayerNorm(dim)
+        self.expand = nn.Linear(dim, 2 * inner)
+        self.depthwise = nn.Conv1d(inner, inner, kernel_size, padding=kernel_size // 2,
+                                   groups=inner)
+        self.shrink = nn.Linear(inner, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        hidden = F.glu(self.expand(self.norm(x)), dim=-1).transpose(1, 2)
+        hidden = F.silu(self.depthwise(hidden)).transpose(1, 2)
+        return x + self.shrink(hidden)
+
+
+class CompactPitchNetwork(nn.Module):
+    """A small pitch network that computes what FCPE does from the same log-mel: FCPE's 360-bin
+    salience `(B, T, 360)` from `(B, T, 128)`. It is FCPE's architecture made narrower and
+    shallower (default: width 256 and 4 blocks against 512 and 6, 2.0 M parameters against
+    10.8 M, about a fifth of FCPE's multiply-adds), trained to imitate FCPE
+    (`svt.training.pitch_distillation`). Like FCPE's, its input stack normalises over the whole
+    input (GroupNorm over channels and time), so a frame's level is heard relative to the rest
+    of the chunk. Distilled on generated singing it follows FCPE on generated songs but not on
+    recorded ones (docs/shipped-model.md, "A compact pitch network"), so the shipped model runs
+    FCPE.
+
+    Extension point: any module with this `forward` contract and a `config()` that rebuilds it
+    can replace FCPE in `PitchNetworkEncoder` (`compact_pitch_network=`)."""
+
+    def __init__(self, dim: int = 256, num_layers: int = 4, expansion: int = 2,
+                 kernel_size: int = 31):
+        super().__init__()
+        for name, value in (("dim", dim), ("num_layers", num_layers), ("expansion", expansion),
+                            ("kernel_size", kernel_size)):
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+                raise ValueError(f"CompactPitchNetwork: {name} must be a whole number, 1 or "
+                                 f"more, got {value!r}")
+        if kernel_size % 2 == 0:
+            raise ValueError(f"CompactPitchNetwork: kernel_size must be odd (a centred "
+                             f"convolution), got {kernel_size}")
+        self.dim, self.num_layers = dim, num_layers
+        self.expansion, self.kernel_size = expansion, kernel_size
+        self.input_conv = nn.Conv1d(MEL_BINS, dim, 3, padding=1)
+        self.input_norm = nn.GroupNorm(4, dim)
+        self.input_conv2 = nn.Conv1d(dim, dim, 3, padding=1)
+        self.blocks = nn.ModuleList(CompactPitchBlock(dim, expansion, kernel_size)
+                                    for _ in range(num_layers))
+        self.norm = nn.LayerNorm(dim)
+        self.output = nn.Linear(dim, SALIENCE_BINS)
+
+    def config(self) -> dict:
+        return {"dim": self.dim, "num_layers": self.num_layers, "expansion": self.expansion,
+                "kernel_size": self.kernel_size}
+
+    def logits(self, mel: torch.Tensor) -> torch.Tensor:
+        """Salience logits `(B, T, 360)` for a log-mel `(B, T, 128)` (what distillation trains)."""
+        import torch.nn.functional as F
+
+        x = F.leaky_relu(self.input_norm(self.input_conv(mel.transpose(1, 2))), 0.01)
+        x = self.input_conv2(x).transpose(1, 2)
+        for block in self.blocks:
+            x = block(x)
+        return self.output(self.norm(x))
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """FCPE's salience (in [0, 1]) `(B, T, 360)` for a log-mel `(B, T, 128)`."""
+        return torch.sigmoid(self.logits(mel))
+
+
 def salience_to_midi(salience: torch.Tensor, cent_table: torch.Tensor) -> torch.Tensor:
     """Frame f0 in fractional MIDI from FCPE's salience `(B, T, 360)`: the salience-weighted mean
     cent value of the 9 bins around the peak (FCPE's local-argmax decoder), as MIDI."""
@@ -175,7 +255,8 @@ class PitchNetworkEncoder(FrameEncoder):
     encoder_type = "pitch_network"
 
     def __init__(self, hidden_size: int = 128, num_layers: int = 2, dropout: float = 0.1,
-                 input_size: int = 192, lookahead_frames: int | None = None):
+                 input_size: int = 192, lookahead_frames: int | None = None,
+                 compact_pitch_network: dict | None = None):
         super().__init__()
         self.hidden_size, self.num_layers = int(hidden_size), int(num_layers)
         self.dropout, self.input_size = float(dropout), int(input_size)
@@ -190,6 +271,15 @@ class PitchNetworkEncoder(FrameEncoder):
         # they are neither trained, nor saved in checkpoints/bundles, nor given to optimisers.
         self.__dict__["fcpe"] = load_fcpe()
         self.fast_fcpe = FastPitchNetwork.wrap(self.fcpe)  # None: FCPE runs as torchfcpe has it
+        # A network distilled from FCPE that replaces it (its weights are the bundle's, frozen);
+        # FCPE's mel front-end and cent table stay in use.
+        self.compact_pitch_network = None
+        if compact_pitch_network is not None:
+            if not isinstance(compact_pitch_network, dict):
+                raise ValueError("compact_pitch_network must be the options of a "
+                                 "CompactPitchNetwork (a mapping such as {'dim': 256, "
+                                 f"'num_layers': 4}}), got {compact_pitch_network!r}")
+            self.use_compact_pitch_network(CompactPitchNetwork(**compact_pitch_network))
         self.mel_norm = nn.BatchNorm1d(MEL_BINS)
         self.project = nn.Sequential(
             nn.Linear(MEL_BINS + SALIENCE_BINS + 1, self.input_size), nn.GELU(),
@@ -202,6 +292,20 @@ class PitchNetworkEncoder(FrameEncoder):
                               bidirectional=bidirectional,
                               dropout=self.dropout if self.num_layers > 1 else 0.0)
 
+    def use_compact_pitch_network(self, network: CompactPitchNetwork) -> None:
+        """Compute the salience with `network` (frozen; saved with the bundle) instead of FCPE."""
+        network.eval()
+        for parameter in network.parameters():
+            parameter.requires_grad_(False)
+        self.compact_pitch_network = network
+
+    @property
+    def pitch_network_name(self) -> str:
+        """What computes the salience, as the bundle manifest records it."""
+        if self.compact_pitch_network is None:
+            return "torchfcpe fcpe_c_v001"
+        return "compact network distilled from torchfcpe fcpe_c_v001"
+
     # ------------------------------------------------------------------ nn.Module plumbing
     def _apply(self, fn, *args, **kwargs):
         self.fcpe._apply(fn, *args, **kwargs)  # device moves reach the frozen network too
@@ -210,6 +314,8 @@ class PitchNetworkEncoder(FrameEncoder):
     def train(self, mode: bool = True):
         super().train(mode)
         self.fcpe.eval()  # never dropout/batch statistics in the frozen part
+        if self.compact_pitch_network is not None:
+            self.compact_pitch_network.eval()
         return self
 
     # ------------------------------------------------------------------ geometry
@@ -245,8 +351,8 @@ class PitchNetworkEncoder(FrameEncoder):
     @torch.no_grad()
     def pitch_features(self, wavs: torch.Tensor, num_samples=None):
         """`(log_mel, salience)` of the frozen network for a batch `(B, N)`, zero past each item's
-        `num_samples`. Items run one at a time, unpadded: FCPE's attention spans the whole input,
-        so padding would change what it hears."""
+        `num_samples`. Items run one at a time, unpadded: FCPE's GroupNorm spans the whole
+        input, so padding would change what it hears."""
         num_samples = [wavs.shape[1]] * wavs.shape[0] if num_samples is None else num_samples
         num_frames = self.num_frames(wavs.shape[1])
         mel = wavs.new_zeros(wavs.shape[0], num_frames, MEL_BINS)
@@ -257,7 +363,7 @@ class PitchNetworkEncoder(FrameEncoder):
             item_mel = self.fcpe.wav2mel(wavs[b:b + 1, :int(n)].unsqueeze(-1), SAMPLE_RATE)
             frames = item_mel.shape[1]
             mel[b, :frames] = item_mel[0]
-            network = self.fast_fcpe or self.fcpe.model
+            network = self.compact_pitch_network or self.fast_fcpe or self.fcpe.model
             salience[b, :frames] = network(item_mel)[0]
         return mel, salience
 
@@ -316,7 +422,9 @@ class PitchNetworkEncoder(FrameEncoder):
     def encoder_config(self) -> dict:
         config = {"hidden_size": self.hidden_size, "num_layers": self.num_layers,
                   "dropout": self.dropout, "input_size": self.input_size,
-                  "pitch_network": "torchfcpe fcpe_c_v001"}
+                  "pitch_network": self.pitch_network_name}
+        if self.compact_pitch_network is not None:
+            config["compact_pitch_network"] = self.compact_pitch_network.config()
         if self.lookahead_frames is not None:  # older bundles: bidirectional, key absent
             config["lookahead_frames"] = self.lookahead_frames
         return config
@@ -349,18 +457,36 @@ class PitchFeatureCache:
     again every epoch was most of an epoch's time on a CPU. Files are named by the utterance and
     a CRC-32 of its samples (`<folder>/<id>-<crc>.npy`, float16 `(T, 128 + 360)`): a changed
     recording, another utterance length or another sample rate gives a new name, so a stale file
-    is never read. Files are written atomically; a damaged one is computed again."""
+    is never read; so does a compact pitch network in FCPE's place (its weights' CRC-32 is in the
+    name). Files are written atomically; a damaged one is computed again."""
 
     def __init__(self, folder):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._network_tags = {}
 
-    def path(self, item_id: str, samples: torch.Tensor) -> Path:
+    def path(self, item_id: str, samples: torch.Tensor, network_tag: str = "") -> Path:
         import zlib
 
         data = samples.detach().float().cpu().contiguous().numpy().tobytes()
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(item_id))
-        return self.folder / f"{safe}-{zlib.crc32(data):08x}-{len(data) // 4}.npy"
+        return self.folder / f"{safe}-{zlib.crc32(data):08x}-{len(data) // 4}{network_tag}.npy"
+
+    def network_tag(self, encoder: PitchNetworkEncoder) -> str:
+        """"" for FCPE (the names of older caches), "-compact<crc>" for a compact network."""
+        import zlib
+
+        network = encoder.compact_pitch_network
+        if network is None:
+            return ""
+        key = id(network)
+        if key not in self._network_tags:  # the network is kept with its tag: ids are not reused
+            crc = 0
+            for name, tensor in sorted(network.state_dict().items()):
+                crc = zlib.crc32(name.encode(), crc)
+                crc = zlib.crc32(tensor.detach().float().cpu().contiguous().numpy().tobytes(), crc)
+            self._network_tags[key] = (network, f"-compact{crc:08x}")
+        return self._network_tags[key][1]
 
     def pitch_features(self, encoder: PitchNetworkEncoder, wavs: torch.Tensor,
                        wav_lens: torch.Tensor | None, ids) -> tuple:
@@ -374,8 +500,9 @@ class PitchFeatureCache:
         num_frames = encoder.num_frames(wavs.shape[1])
         mel = wavs.new_zeros(wavs.shape[0], num_frames, MEL_BINS)
         salience = wavs.new_zeros(wavs.shape[0], num_frames, SALIENCE_BINS)
+        tag = self.network_tag(encoder)
         for b, (item_id, n) in enumerate(zip(ids, samples)):
-            path = self.path(item_id, wavs[b, :int(n)])
+            path = self.path(item_id, wavs[b, :int(n)], tag)
             stored = None
             if path.is_file():
                 try:

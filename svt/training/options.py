@@ -54,6 +54,9 @@ CHOICES = {
     "decoder": (DECODERS, "how frame predictions become notes"),
     "corpus_style": (("mixed", "detached", "clean"), "how the generated training songs are "
                      "sung and recorded (svt.synthetic.recorded_singing.CORPUS_STYLES)"),
+    "distill_corpus_style": (("mixed", "detached", "clean"), "how the songs FCPE is distilled "
+                             "on are sung and recorded (svt.synthetic.recorded_singing."
+                             "CORPUS_STYLES)"),
     "video_norm": (("dataset", "per_clip"), "the normalisation of the lip videos"),
     "system": (SYSTEMS, "AV: audio + video fusion; A: the audio-only control"),
     "noise_type": ((None, "clean", *NOISE_TYPES), "the noise condition of the N20EMv2 songs"),
@@ -66,17 +69,22 @@ CHOICES = {
 RANGES = {
     **{key: (1, None, True, True) for key in (
         "number_of_epochs", "batch_size", "eval_batch_size", "num_valid", "num_train_songs",
-        "num_valid_songs", "num_layers", "nhead", "hidden_size", "d_model", "d_ffn")},
+        "num_valid_songs", "num_layers", "nhead", "hidden_size", "d_model", "d_ffn",
+        "distill_num_train_songs", "distill_num_valid_songs", "distill_dim",
+        "distill_num_layers", "distill_steps", "distill_batch_size", "distill_crop_frames")},
     **{key: (0, None, True, True) for key in (
-        "num_workers", "linear_prob_epochs", "ckpt_interval_minutes", "improvement_threshold")},
+        "num_workers", "linear_prob_epochs", "ckpt_interval_minutes", "improvement_threshold",
+        "distill_warmup_steps")},
     **{key: (0, None, False, True) for key in (
-        "lr", "lr_ssl", "lr_encoder", "max_grad_norm", "onset_pos_weight", "offset_pos_weight")},
+        "lr", "lr_ssl", "lr_encoder", "max_grad_norm", "onset_pos_weight", "offset_pos_weight",
+        "distill_lr")},
     **{key: (0, 1, False, False) for key in ("onset_threshold", "offset_threshold")},
     **{key: (0, 1, False, True) for key in (
         "annealing_factor", "annealing_factor_ssl", "annealing_factor_head")},
     "dropout": (0, 1, True, False),
     "onset_delay": (0, MAX_ONSET_DELAY, True, True),
     "voice_bank_share": (0, 1, True, True),
+    "distill_voice_bank_share": (0, 1, True, True),
     "lookahead_frames": (0, 500, True, True),  # svt.models.pitch_network.MAX_LOOKAHEAD_FRAMES
     # A label frame rate of 1e6 writes gigabytes of labels before anything fails; utterances of
     # more than an hour do not fit in memory.
@@ -103,9 +111,9 @@ NESTED_RANGES = {
 }
 #: Folders a run writes or reads: a model bundle (replaced whole when written) may not contain one.
 RUN_FOLDERS = ("output_folder", "prepare_folder", "corpus_folder", "features_folder",
-               "save_folder")
+               "save_folder", "distill_corpus_folder")
 #: Options naming a folder a bundle is written to (the folder is replaced whole).
-BUNDLE_TARGETS = ("bundle_folder", "package_model_folder")
+BUNDLE_TARGETS = ("bundle_folder", "package_model_folder", "fcpe_bundle_folder")
 #: The shortest generated song (`song_seconds`): shorter songs hold no notes.
 MIN_SONG_SECONDS = 1.0
 #: Folders the recipes read data from (null: not used).
@@ -315,18 +323,21 @@ def check_voice_bank(values: Mapping, origin) -> None:
     """With `voice_bank_share` > 0 (SingingTranscriber), the recorded voices and the WORLD
     vocoder must be there: found missing after the model is built, or half-way through the
     corpus, the run would stop late."""
-    share = values.get("voice_bank_share")
-    if not isinstance(share, (int, float)) or share <= 0:
-        return
-    from svt.synthetic.recorded_voices import find_voice_bank, load_world
+    for key in ("voice_bank_share", "distill_voice_bank_share"):
+        share = values.get(key)
+        if not isinstance(share, (int, float)) or share <= 0:
+            continue
+        if key.startswith("distill") and values.get("distill_pitch_network") is False:
+            continue  # no distillation corpus is generated
+        from svt.synthetic.recorded_voices import find_voice_bank, load_world
 
-    speakers = values.get("voice_bank_speakers")
-    try:
-        find_voice_bank(values.get("voice_bank_folder"), speakers)
-        load_world()
-    except (OSError, ImportError, ValueError) as err:
-        raise OptionError(f"{origin('voice_bank_share')}: {share:g} needs the recorded voices: "
-                          f"{err} (or set --voice_bank_share 0)") from None
+        speakers = values.get("voice_bank_speakers")
+        try:
+            find_voice_bank(values.get("voice_bank_folder"), speakers)
+            load_world()
+        except (OSError, ImportError, ValueError) as err:
+            raise OptionError(f"{origin(key)}: {share:g} needs the recorded voices: "
+                              f"{err} (or set --{key} 0)") from None
 
 
 def check_bundle_targets(values: Mapping, origin) -> None:
