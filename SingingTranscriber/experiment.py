@@ -115,7 +115,8 @@ def distill_fcpe(hparams, fcpe_bundle, settings: dict, device):
                                 hparams["dur_threshold"], hparams["label_frame_rate"])
         with dataset.output_keys_as(["id", "sig"]):
             items = ((item["id"], item["sig"].to(device)) for item in dataset)
-            frames[split] = teacher_features(encoder, items, cache, progress=tqdm)
+            frames[split] = teacher_features(encoder, items, cache, progress=tqdm,
+                                             total=len(dataset))
 
     def log(step, loss):
         logger.info("pitch distillation: step %d, loss %.5f", step, loss)

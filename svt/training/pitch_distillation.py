@@ -77,17 +77,20 @@ class DistillationSettings:
                 "kernel_size": self.kernel_size}
 
 
-def teacher_features(encoder, items, cache=None, progress=None) -> list:
+def teacher_features(encoder, items, cache=None, progress=None, total=None) -> list:
     """FCPE's log-mel and salience for each `(id, waveform)` of `items` (16-kHz 1-D arrays or
-    tensors), as float16 arrays `(T, 128 + 360)`: the distillation data. `cache` (a
-    `PitchFeatureCache`) reads what an earlier run or the recipe's training stored and stores
-    what it computes. `encoder` must run FCPE itself (no compact network in its place)."""
+    tensors; read one at a time, so a lazy iterable keeps only one waveform in memory), as
+    float16 arrays `(T, 128 + 360)`: the distillation data. `cache` (a `PitchFeatureCache`)
+    reads what an earlier run or the recipe's training stored and stores what it computes.
+    `encoder` must run FCPE itself (no compact network in its place). `total`: the number of
+    items, for the progress bar."""
     if encoder.compact_pitch_network is not None:
         raise ValueError("teacher_features: the encoder computes its salience with a compact "
                          "network; the teacher is FCPE (an encoder without "
                          "compact_pitch_network)")
-    items = list(items)
-    bar = progress(total=len(items), unit="utterance", desc="FCPE outputs", leave=False) \
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)
+    bar = progress(total=total, unit="utterance", desc="FCPE outputs", leave=False) \
         if progress else None
     device = next(encoder.parameters()).device
     frames = []
