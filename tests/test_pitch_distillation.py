@@ -6,7 +6,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from mir_eval.util import midi_to_hz
 
 from svt.inference.bundle import export_bundle, load_bundle
 from svt.models.head import TranscriptionHead
@@ -26,15 +25,10 @@ from svt.training.pitch_distillation import (
     teacher_features,
     training_batch,
 )
+from test_pitch_network import harmonic_tone
 
 SR = 16000
 TINY = {"dim": 16, "num_layers": 1, "kernel_size": 5}
-
-
-def harmonic_tone(midi, seconds, sr=SR):
-    t = np.arange(int(seconds * sr)) / sr
-    f0 = float(midi_to_hz(midi))
-    return (sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 8)) * 0.1).astype(np.float32)
 
 
 @pytest.fixture(scope="module")

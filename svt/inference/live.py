@@ -76,8 +76,8 @@ from svt.notes.decoding import (
     LEVEL_SMOOTHING_FRAMES,
     MAX_ONSET_DELAY,
     ONSET_HALF_WINDOW,
-    START_EVIDENCE,
     START_EVIDENCE_FRAMES,
+    heard_start,
     stable_pitch,
 )
 
@@ -245,10 +245,11 @@ class NoteTracker:
         return value == max(window)
 
     def _heard_start(self, start) -> bool:
-        """`svt.notes.decoding.heard_start` for a run starting at `start`."""
+        """`svt.notes.decoding.heard_start` for a run starting at `start`, on the buffered
+        onsets around it (frames before the stream's start read as -inf: none)."""
         near = [self._value(self._onset, f, -np.inf)
                 for f in range(start - START_EVIDENCE_FRAMES, start + START_EVIDENCE_FRAMES)]
-        return max(near) >= START_EVIDENCE
+        return heard_start(np.array(near), START_EVIDENCE_FRAMES)
 
     def _run_reaches(self, frame, need) -> bool:
         """Whether the voiced run holding `frame` goes on to a voiced frame at `need - 1` or later
