@@ -29,7 +29,9 @@ from svt.training.brain import TranscriptionBrain
 from svt.training.pitch_distillation import (
     DistillationSettings,
     distill_pitch_network,
+    mix_frames,
     pitch_agreement,
+    recording_pieces,
     teacher_features,
 )
 from svt.training.experiment import (
@@ -117,13 +119,25 @@ def distill_fcpe(hparams, fcpe_bundle, settings: dict, device):
             items = ((item["id"], item["sig"].to(device)) for item in dataset)
             frames[split] = teacher_features(encoder, items, cache, progress=tqdm,
                                              total=len(dataset))
+    recordings = hparams["distill_recordings"]
+    recorded = []
+    if recordings:
+        # The user's own unlabelled recordings: FCPE's outputs on them are the targets.
+        pieces = ((f"recording_{item_id}", wav)
+                  for item_id, wav in recording_pieces(recordings, hparams["dur_threshold"]))
+        recorded = teacher_features(encoder, pieces, cache, progress=tqdm)
+        logger.info("pitch distillation: %d pieces of the recordings in %s, %.0f %% of the "
+                    "draws", len(recorded), recordings,
+                    100 * hparams["distill_recordings_share"])
+    training_frames = mix_frames(frames["train"], recorded,
+                                 hparams["distill_recordings_share"])
 
     def log(step, loss):
         logger.info("pitch distillation: step %d, loss %.5f", step, loss)
 
     distillation = distillation_settings(hparams)
     network = distill_pitch_network(
-        frames["train"], distillation, checkpoint=Path(hparams["save_folder"]) /
+        training_frames, distillation, checkpoint=Path(hparams["save_folder"]) /
         "pitch_distillation.pt", progress=tqdm, log=log, device=device)
     agreement = pitch_agreement(network, frames["valid"], encoder.fcpe.model.cent_table.cpu(),
                                 device=device)
@@ -132,6 +146,8 @@ def distill_fcpe(hparams, fcpe_bundle, settings: dict, device):
     settings["trained_with"]["pitch_network_distillation"] = {
         **dataclasses.asdict(distillation),
         "corpus": corpus_description(hparams, "distill_"),
+        "recordings": ({"folder": str(recordings), "pieces": len(recorded),
+                        "share": hparams["distill_recordings_share"]} if recordings else None),
         "held_out_agreement": {k: round(v, 4) if isinstance(v, float) else v
                                for k, v in agreement.items()}}
     export_bundle(hparams["bundle_folder"], encoder, model.head, settings)

@@ -18,10 +18,13 @@ from svt.models.pitch_network import (
     salience_to_midi,
 )
 from svt.training.pitch_distillation import (
+    DistillationDataError,
     DistillationSettings,
     distill_pitch_network,
     learning_rate,
+    mix_frames,
     pitch_agreement,
+    recording_pieces,
     teacher_features,
     training_batch,
 )
@@ -229,3 +232,51 @@ def test_teacher_must_be_fcpe():
         teacher_features(encoder, [("a", np.zeros(1600, np.float32))])
     with pytest.raises(ValueError, match=r"needs arrays \(T, 488\)"):
         distill_pitch_network([np.zeros((10, 5), np.float16)], DistillationSettings(**TINY))
+
+
+def test_recordings_are_read_in_pieces_of_the_utterance_length(tmp_path):
+    import soundfile as sf
+    import soxr
+
+    rng = np.random.default_rng(3)
+    stereo = rng.uniform(-0.5, 0.5, (int(44100 * 12.4), 2)).astype(np.float32)
+    (tmp_path / "take1").mkdir()
+    sf.write(tmp_path / "take1" / "a.wav", stereo, 44100)
+    mono = rng.uniform(-0.5, 0.5, int(16000 * 10.5)).astype(np.float32)
+    sf.write(tmp_path / "b.flac", mono, 16000, subtype="PCM_24")
+    sf.write(tmp_path / "c.wav", mono[:8000], 16000)        # 0.5 s: shorter than a piece
+    (tmp_path / "notes.txt").write_text("not audio")
+    pieces = list(recording_pieces(tmp_path))
+    # 12.4 s: 5 + 5 + 2.4 s; 10.5 s: 5 + 5 (the last 0.5 s is under MIN_PIECE_SECONDS); none of c.
+    assert [item_id for item_id, _ in pieces] == [
+        "b.flac@0", "b.flac@80000", "take1/a.wav@0", "take1/a.wav@80000", "take1/a.wav@160000"]
+    assert [len(wav) for _, wav in pieces] == [80000, 80000, 80000, 80000, 38400]
+    # The pieces are the 16-kHz mono recording, cut.
+    b, _ = sf.read(tmp_path / "b.flac", dtype="float32")
+    np.testing.assert_array_equal(np.concatenate([w for _, w in pieces[:2]]), b[:160000])
+    a, _ = sf.read(tmp_path / "take1" / "a.wav", dtype="float32")    # as stored (16-bit)
+    a = soxr.resample(a.mean(axis=1), 44100, 16000)
+    np.testing.assert_allclose(np.concatenate([w for _, w in pieces[2:]]), a, atol=1e-6)
+
+
+def test_recordings_folder_must_hold_audio(tmp_path):
+    with pytest.raises(DistillationDataError, match="is not a folder"):
+        list(recording_pieces(tmp_path / "nowhere"))
+    (tmp_path / "notes.txt").write_text("not audio")
+    with pytest.raises(DistillationDataError, match="no audio files"):
+        list(recording_pieces(tmp_path))
+
+
+def test_recordings_are_drawn_for_their_share_of_the_crops():
+    generated = [np.zeros((3, 1)) for _ in range(100)]
+    recorded = [np.ones((3, 1)) for _ in range(10)]
+    mixed = mix_frames(generated, recorded, 0.3)
+    # 0.3 / 0.7 * 100 = 42.9 draws wanted: the 10 recordings 4 times, the same arrays.
+    assert len(mixed) == 140
+    assert all(a is b for a, b in zip(mixed, generated + recorded * 4))
+    for unmixed in (mix_frames(generated, recorded, 0.0), mix_frames(generated, [], 0.5)):
+        assert len(unmixed) == 100 and all(a is b for a, b in zip(unmixed, generated))
+    assert len(mix_frames(generated, recorded, 0.01)) == 110     # at least once
+    for share in (1.0, -0.1):
+        with pytest.raises(ValueError, match="recorded_share"):
+            mix_frames(generated, recorded, share)

@@ -451,6 +451,23 @@ def test_recorded_voices_missing_stop_the_recipe_before_anything(tmp_path, never
     assert stopped_with([str(ST_YAML), "--output_folder", str(tmp_path / "run"),
                          "--distill_steps", "0"], recipe="SingingTranscriber").startswith(
         "--distill_steps: 0 is out of range")
+    # The unlabelled recordings to distil on: a folder that holds audio, a share below 1.
+    assert stopped_with([str(ST_YAML), "--output_folder", str(tmp_path / "run"),
+                         "--distill_recordings", str(tmp_path / "nowhere")],
+                        recipe="SingingTranscriber") == (
+        f"--distill_recordings: {tmp_path / 'nowhere'} does not exist; pass a folder of your "
+        "recordings")
+    (tmp_path / "no_audio").mkdir()
+    (tmp_path / "no_audio" / "notes.txt").write_text("0.1 0.5 60\n")
+    message = stopped_with([str(ST_YAML), "--output_folder", str(tmp_path / "run"),
+                            "--voice_bank_share", "0", "--distill_voice_bank_share", "0",
+                            "--distill_pitch_network", "True",
+                            "--distill_recordings", str(tmp_path / "no_audio")],
+                           recipe="SingingTranscriber")
+    assert message.startswith(f"--distill_recordings: {tmp_path / 'no_audio'}: no audio files")
+    assert stopped_with([str(ST_YAML), "--output_folder", str(tmp_path / "run"),
+                         "--distill_recordings_share", "1"], recipe="SingingTranscriber"
+                        ).startswith("--distill_recordings_share: 1 is out of range")
     # Without distillation the options pass (and the YAML is loaded: never_built's failure).
     with pytest.raises(AssertionError, match="YAML was loaded"):
         run_experiment.main("SingingTranscriber")(

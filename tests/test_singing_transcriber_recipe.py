@@ -31,7 +31,9 @@ def test_recipe_trains_exports_and_evaluates(tmp_path, run_experiment):
         "--distill_pitch_network", True, "--distill_corpus_folder", tmp_path / "distill_corpus", "--distill_num_train_songs", 2,
         "--distill_num_valid_songs", 1, "--distill_voice_bank_share", 0, "--distill_dim", 8,
         "--distill_num_layers", 1, "--distill_steps", 6, "--distill_batch_size", 2,
-        "--distill_crop_frames", 50, "--distill_warmup_steps", 2)
+        "--distill_crop_frames", 50, "--distill_warmup_steps", 2,
+        # with unlabelled recordings (the two real-like songs, in 5-s pieces) in the draws
+        "--distill_recordings", real)
     assert set(results) == {"synthetic_valid", "ssvd"}
     for stats in results.values():
         assert set(METRIC_KEYS) <= set(stats)
@@ -51,6 +53,12 @@ def test_recipe_trains_exports_and_evaluates(tmp_path, run_experiment):
     assert distilled["steps"] == 6 and distilled["seed"] == 2026
     assert distilled["corpus"].startswith("svt.synthetic.recorded_singing, 2 songs")
     assert 0 <= distilled["held_out_agreement"]["voicing_agreement"] <= 1
+    import soundfile as sf
+
+    # 5-6 s songs: one 5-s piece each, and a second when more than 1 s is left.
+    pieces = sum(1 + (sf.info(p).frames / sf.info(p).samplerate - 5.0 >= 1.0)
+                 for p in sorted(real.glob("*.wav")))
+    assert distilled["recordings"] == {"folder": str(real), "pieces": pieces, "share": 0.3}
     assert manifest["label_frame_rate"] == 100.0
     assert manifest["trained_with"]["wall_time_s"] >= 0
     assert manifest["decoder"] == "pitch" and manifest["onset_delay"] == 0.02
@@ -60,8 +68,11 @@ def test_recipe_trains_exports_and_evaluates(tmp_path, run_experiment):
     for name, tensor in fcpe_model.state_dict().items():
         assert torch.equal(tensor, model.state_dict()[name]), name
     # What the frozen pitch network computed for the training and validation utterances, and
-    # for the distillation corpus's, is kept: at least one file per song (3 + 2 + 2 + 1).
-    assert len(list((tmp_path / "data" / "pitch_network_features").glob("*.npy"))) >= 8
+    # for the distillation corpus's and the recordings' pieces, is kept: at least one file per
+    # song (3 + 2 + 2 + 1) and one per piece.
+    features = tmp_path / "data" / "pitch_network_features"
+    assert len(list(features.glob("*.npy"))) >= 8 + pieces
+    assert len(list(features.glob("recording_*.npy"))) == pieces
     assert (tmp_path / "run" / "save" / "pitch_distillation.pt").is_file()
     # The copy for the package is the exported bundle, byte for byte.
     for name in ("weights.pt", "svt_bundle.json"):

@@ -85,6 +85,7 @@ RANGES = {
     "onset_delay": (0, MAX_ONSET_DELAY, True, True),
     "voice_bank_share": (0, 1, True, True),
     "distill_voice_bank_share": (0, 1, True, True),
+    "distill_recordings_share": (0, 1, True, False),
     "lookahead_frames": (0, 500, True, True),  # svt.models.pitch_network.MAX_LOOKAHEAD_FRAMES
     # A label frame rate of 1e6 writes gigabytes of labels before anything fails; utterances of
     # more than an hour do not fit in memory.
@@ -118,7 +119,7 @@ BUNDLE_TARGETS = ("bundle_folder", "package_model_folder", "fcpe_bundle_folder")
 MIN_SONG_SECONDS = 1.0
 #: Folders the recipes read data from (null: not used).
 INPUT_FOLDERS = ("data_folder", "mir_st500_folder", "tonas_folder", "ismir2014_folder",
-                 "ssvd_folder")
+                 "ssvd_folder", "distill_recordings")
 #: Options naming an exported model (a bundle, or a recipe output folder holding `model/`).
 BUNDLE_OPTIONS = ("model", "init_head_from", "audio_bundle", "video_bundle")
 #: Options whose YAML default is a whole number but which are quantities that may be fractional
@@ -151,6 +152,7 @@ def check_options(hparams_file, overrides: str, run_opts) -> str:
     check_device(run_opts.get("device"))
     check_run_option_ranges(run_opts)
     check_voice_bank(values, origin)
+    check_distill_recordings(values, origin)
     return overrides
 
 
@@ -340,6 +342,20 @@ def check_voice_bank(values: Mapping, origin) -> None:
                               f"{err} (or set --{key} 0)") from None
 
 
+def check_distill_recordings(values: Mapping, origin) -> None:
+    """`distill_recordings` (SingingTranscriber, with distillation on) holds audio files: found
+    empty after the model is trained, the run would stop hours late."""
+    folder = values.get("distill_recordings")
+    if not isinstance(folder, str) or not folder or values.get("distill_pitch_network") is not True:
+        return
+    from svt.training.pitch_distillation import DistillationDataError, recording_files
+
+    try:
+        recording_files(folder)
+    except DistillationDataError as err:
+        raise OptionError(f"{origin('distill_recordings')}: {err}") from None
+
+
 def check_bundle_targets(values: Mapping, origin) -> None:
     """The folders a model bundle is written to (`bundle_folder`, `package_model_folder`) are new,
     empty or svt bundles, and hold none of the run's other folders: writing a bundle replaces its
@@ -370,7 +386,9 @@ def check_inputs(values: Mapping, origin) -> None:
             continue
         if not Path(folder).is_dir():
             state = "is not a folder" if Path(folder).exists() else "does not exist"
-            raise OptionError(f"{origin(key)}: {folder} {state}; pass the dataset's root folder")
+            wanted = ("a folder of your recordings" if key == "distill_recordings"
+                      else "the dataset's root folder")
+            raise OptionError(f"{origin(key)}: {folder} {state}; pass {wanted}")
     for key in BUNDLE_OPTIONS:
         bundle = values.get(key)
         if not isinstance(bundle, str) or not bundle:

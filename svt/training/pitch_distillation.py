@@ -13,7 +13,9 @@ trained to output FCPE's salience from the same log-mel, takes its place at infe
 
 The teacher's outputs are the training targets (binary cross-entropy per salience bin, FCPE's
 own training loss), so any audio serves, no labels needed; the SingingTranscriber recipe uses a
-generated corpus. Training takes a fixed number of steps (the same result on a slow or a fast
+generated corpus, and can add a folder of the user's own unlabelled recordings
+(`recording_pieces`, `mix_frames`): distilled on generated singing alone, the student hears a
+voice where FCPE hears none at the edges of recorded notes (docs/shipped-model.md). Training takes a fixed number of steps (the same result on a slow or a fast
 machine), each a batch of random crops drawn from a generator seeded by (seed, step), and resumes
 from its checkpoint (written atomically every `checkpoint_every` steps).
 """
@@ -27,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from svt.errors import SvtUserError
 from svt.models.pitch_network import (
     MEL_BINS,
     SALIENCE_BINS,
@@ -34,6 +37,16 @@ from svt.models.pitch_network import (
     CompactPitchNetwork,
     salience_to_midi,
 )
+
+
+#: Recordings are cut into pieces of the training utterances' length (5 s); a last piece shorter
+#: than this is left out (FCPE normalises over its whole input, so a scrap of a second would be
+#: heard unlike anything at inference, where chunks are 5 to 6 s).
+MIN_PIECE_SECONDS = 1.0
+
+
+class DistillationDataError(SvtUserError, ValueError):
+    """Recordings to distil on that cannot be used (a missing folder, no audio in it)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,11 +114,59 @@ def teacher_features(encoder, items, cache=None, progress=None, total=None) -> l
         else:
             mel, salience = encoder.pitch_features(wav)
         frames.append(torch.cat([mel[0], salience[0]], dim=-1).cpu().numpy().astype(np.float16))
-        if bar:
+        if bar is not None:
             bar.update(1)
-    if bar:
+    if bar is not None:
         bar.close()
     return frames
+
+
+def recording_files(folder) -> list:
+    """The audio files under `folder` (sorted; what `recording_pieces` reads), or a
+    `DistillationDataError` saying why there are none."""
+    from svt.datasets.layout import find_audio_files
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DistillationDataError(f"{folder}: the recordings to distil FCPE on must be a "
+                                    "folder of audio files, and this is not a folder")
+    files = find_audio_files(folder)
+    if not files:
+        raise DistillationDataError(f"{folder}: no audio files (.wav, .flac, .ogg, .mp3, ...) in "
+                                    "this folder or below it; point it at your recordings")
+    return files
+
+
+def recording_pieces(folder, piece_seconds: float = 5.0, sample_rate: int = 16000):
+    """`(id, waveform)` for consecutive pieces of `piece_seconds` of every audio file under
+    `folder` (16-kHz mono float32, read one file at a time): unlabelled recordings to distil on,
+    for `teacher_features`. Ids are the file's path below `folder` and the piece's start in
+    samples; a last piece under `MIN_PIECE_SECONDS` is left out."""
+    from svt.audio import read_audio
+
+    folder = Path(folder)
+    piece = int(round(piece_seconds * sample_rate))
+    shortest = int(round(MIN_PIECE_SECONDS * sample_rate))
+    for path in recording_files(folder):
+        wav = read_audio(path, sample_rate)
+        name = path.relative_to(folder).as_posix()
+        for start in range(0, len(wav), piece):
+            if len(wav) - start >= shortest:
+                yield f"{name}@{start}", wav[start:start + piece]
+
+
+def mix_frames(generated: list, recorded: list, recorded_share: float) -> list:
+    """Training items where `recorded` (fewer, usually) make up `recorded_share` of the draws:
+    `generated` once and `recorded` repeated (the same arrays, no copies) to the nearest whole
+    number of times that gives the share, at least once."""
+    if not 0.0 <= recorded_share < 1.0:
+        raise ValueError(f"mix_frames: recorded_share must be in [0, 1), got {recorded_share!r}")
+    if not recorded or recorded_share == 0.0:
+        return list(generated)
+    if not generated:
+        return list(recorded)
+    wanted = recorded_share / (1.0 - recorded_share) * len(generated)
+    return list(generated) + list(recorded) * max(1, round(wanted / len(recorded)))
 
 
 def learning_rate(settings: DistillationSettings, step: int) -> float:
