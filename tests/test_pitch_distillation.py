@@ -265,6 +265,15 @@ def test_recordings_folder_must_hold_audio(tmp_path):
     (tmp_path / "notes.txt").write_text("not audio")
     with pytest.raises(DistillationDataError, match="no audio files"):
         list(recording_pieces(tmp_path))
+    import soundfile as sf
+
+    sf.write(tmp_path / "blip.wav", np.zeros(8000, np.float32), 16000)     # 0.5 s
+    with pytest.raises(DistillationDataError, match="every audio file here is shorter than 1 s"):
+        list(recording_pieces(tmp_path))
+    sf.write(tmp_path / "take.wav", np.zeros(16000, np.float32), 16000)    # 1 s: one piece
+    assert [(i, len(w)) for i, w in recording_pieces(tmp_path)] == [("take.wav@0", 16000)]
+    with pytest.raises(ValueError, match="piece_seconds must be at least 1 s"):
+        list(recording_pieces(tmp_path, piece_seconds=0.0))
 
 
 def test_recordings_are_drawn_for_their_share_of_the_crops():

@@ -348,11 +348,12 @@ def check_distill_recordings(values: Mapping, origin) -> None:
     folder = values.get("distill_recordings")
     if not isinstance(folder, str) or not folder or values.get("distill_pitch_network") is not True:
         return
+    from svt.audio import AudioError
     from svt.training.pitch_distillation import DistillationDataError, recording_files
 
     try:
         recording_files(folder)
-    except DistillationDataError as err:
+    except (DistillationDataError, AudioError) as err:  # AudioError: a file it cannot read
         raise OptionError(f"{origin('distill_recordings')}: {err}") from None
 
 

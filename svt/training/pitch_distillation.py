@@ -15,9 +15,10 @@ The teacher's outputs are the training targets (binary cross-entropy per salienc
 own training loss), so any audio serves, no labels needed; the SingingTranscriber recipe uses a
 generated corpus, and can add a folder of the user's own unlabelled recordings
 (`recording_pieces`, `mix_frames`): distilled on generated singing alone, the student hears a
-voice where FCPE hears none at the edges of recorded notes (docs/shipped-model.md). Training takes a fixed number of steps (the same result on a slow or a fast
-machine), each a batch of random crops drawn from a generator seeded by (seed, step), and resumes
-from its checkpoint (written atomically every `checkpoint_every` steps).
+voice where FCPE hears none at the edges of recorded notes (docs/shipped-model.md). Training
+takes a fixed number of steps (the same result on a slow or a fast machine), each a batch of
+random crops drawn from a generator seeded by (seed, step), and resumes from its checkpoint
+(written atomically every `checkpoint_every` steps).
 """
 from __future__ import annotations
 
@@ -123,7 +124,9 @@ def teacher_features(encoder, items, cache=None, progress=None, total=None) -> l
 
 def recording_files(folder) -> list:
     """The audio files under `folder` (sorted; what `recording_pieces` reads), or a
-    `DistillationDataError` saying why there are none."""
+    `DistillationDataError` saying why there are none (no folder, no audio files, none of at
+    least `MIN_PIECE_SECONDS`)."""
+    from svt.audio import audio_info
     from svt.datasets.layout import find_audio_files
 
     folder = Path(folder)
@@ -134,6 +137,11 @@ def recording_files(folder) -> list:
     if not files:
         raise DistillationDataError(f"{folder}: no audio files (.wav, .flac, .ogg, .mp3, ...) in "
                                     "this folder or below it; point it at your recordings")
+    if not any(frames >= MIN_PIECE_SECONDS * rate
+               for rate, frames, _ in (audio_info(path) for path in files)):
+        raise DistillationDataError(f"{folder}: every audio file here is shorter than "
+                                    f"{MIN_PIECE_SECONDS:g} s; distillation needs recordings of "
+                                    "singing, cut into 5-s pieces")
     return files
 
 
@@ -144,6 +152,9 @@ def recording_pieces(folder, piece_seconds: float = 5.0, sample_rate: int = 1600
     samples; a last piece under `MIN_PIECE_SECONDS` is left out."""
     from svt.audio import read_audio
 
+    if not piece_seconds >= MIN_PIECE_SECONDS:
+        raise ValueError(f"recording_pieces: piece_seconds must be at least "
+                         f"{MIN_PIECE_SECONDS:g} s, got {piece_seconds!r}")
     folder = Path(folder)
     piece = int(round(piece_seconds * sample_rate))
     shortest = int(round(MIN_PIECE_SECONDS * sample_rate))
