@@ -455,3 +455,50 @@ def test_cli_microphone_adapter_counts_lost_audio(monkeypatch, tmp_path, song, c
     notes = read_notes(tmp_path / "live.json")
     assert len(notes) == sum(line["kind"] == "end" for line in lines) >= 1
     assert notes[-1, 1] <= len(wav) / rate + 0.1 + 1e-6
+
+
+def test_tracker_takes_the_heads_pitch_where_the_pitch_network_strayed_so_far():
+    """The offline stray rule (svt.notes.decoding.head_pitch_where_pitch_network_strays) on the
+    share of the notes heard so far, from the tenth note on."""
+    from svt.notes.decoding import STRAY_MIN_NOTES, STRAY_SHARE, decode_frames
+
+    assert (STRAY_MIN_NOTES, STRAY_SHARE) == (10, 0.3)
+    # 16 notes of 20 frames; the head hears MIDI 60 (octave 2, class 0) throughout each note;
+    # the pitch network hears 60.2, or a chord tone (67.2) on the notes of `strays`.
+    strays, n = {0, 1, 2, 3, 9, 12, 13}, 16 * 20
+    onset, sung = np.zeros(n), np.full(n, np.nan)
+    octave, pitch_class = np.full(n, 4), np.full(n, 12)      # silent head between notes
+    for k in range(16):
+        a = 20 * k
+        sung[a + 1:a + 19], onset[a + 1] = (67.2 if k in strays else 60.2), 0.9
+        octave[a + 1:a + 19], pitch_class[a + 1:a + 19] = 2, 0
+    head = np.where(octave == 2, 60.0, np.nan)
+    # By hand: note k is judged as the (k + 1)-th; notes 0-3 stray before ten notes were heard;
+    # at note 9, 5 of 10 strayed (0.5 > 0.3), at 12, 6 of 13, at 13, 7 of 14: those take 60.
+    expected = np.array([67.2 if k in strays else 60.2 for k in range(16)])
+    expected[[9, 12, 13]] = 60.0
+    tracker = NoteTracker(100.0, 0.5, 0.0, "pitch")
+    events = []
+    for i in range(0, n, 7):
+        events += tracker.push_frames(onset[i:i + 7], sung[i:i + 7], head[i:i + 7])
+    events += tracker.end()
+    notes = tracker.notes_array()
+    np.testing.assert_allclose(notes[:, 2], expected)
+    assert (tracker.notes_judged, tracker.notes_strayed, tracker.head_pitch_notes) == (16, 7, 3)
+    # Note 9 started with the pitch network's pitch; its end carries the head's.
+    assert [round(e[2], 1) for e in events if e[3] == 9] == [67.2, 60.0]
+    # Offline, the share over the whole recording (7 of 16) changes all seven.
+    offline = decode_frames((onset, onset, octave, pitch_class, sung), "pitch", 0.5,
+                            frame_rate=100.0, whole_recording=True)
+    np.testing.assert_allclose(offline[:, 2], [60.0 if k in strays else 60.2 for k in range(16)])
+    np.testing.assert_allclose(offline[:, :2], notes[:, :2])
+    # Without the head's frames, or with the "voiced" decoder, nothing changes.
+    for decoder, frames_head in (("pitch", None), ("voiced", head)):
+        tracker = NoteTracker(100.0, 0.5, 0.0, decoder)
+        tracker.push_frames(onset, sung, frames_head)
+        tracker.end()
+        np.testing.assert_allclose(tracker.notes_array()[:, 2],
+                                   [67.2 if k in strays else 60.2 for k in range(16)])
+        assert tracker.head_pitch_notes == 0
+    with pytest.raises(ValueError, match="same number of frames"):
+        NoteTracker().push_frames(onset, sung, head[:-1])

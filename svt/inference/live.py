@@ -44,10 +44,11 @@ memory of one note.
 At a latency of 5.554 s or more (the shipped model's 5-s chunks, plus `svt.transcribe`'s 0.5 s
 of context and the last frame's window) the steps are exactly `svt.transcribe`'s chunks and the
 GRU state is not carried, so the notes are those of the offline transcription of the same 16 kHz
-audio (tested: identical arrays), except on a recording where the offline decoder replaces the
-pitch network's pitches by the head's (`head_pitch_where_pitch_network_strays`: the pitch network
-strayed from the voice on more than 30 % of the notes, typically under a backing track), a
-decision that needs the whole recording.
+audio (tested: identical arrays), except on a recording where the pitch network strayed from
+the voice on more than 30 % of the notes (typically under a backing track): offline, all the
+notes that strayed take the head's pitch (`head_pitch_where_pitch_network_strays`), a decision
+over the whole recording; the tracker decides on the notes heard so far, from the tenth on
+(`NoteTracker`), so the first notes keep the pitch network's pitch.
 
 The model sees 16 kHz mono: other rates are resampled in-stream by soxr (`soxr.ResampleStream`, the
 same output whatever the block sizes); channels are averaged; NaN/inf samples are zeroed with a
@@ -77,6 +78,11 @@ from svt.notes.decoding import (
     MAX_ONSET_DELAY,
     ONSET_HALF_WINDOW,
     START_EVIDENCE_FRAMES,
+    STRAY_MIN_NOTES,
+    STRAY_SEMITONES,
+    STRAY_SHARE,
+    head_midi,
+    head_vote,
     heard_start,
     stable_pitch,
 )
@@ -171,12 +177,20 @@ class _OnlinePelt:
 
 class NoteTracker:
     """The "pitch" (or "voiced") decoder of `svt.notes.decoding` run on a stream of final frames
-    (`push_frames(onset_prob, sung_pitch)`), returning note events as soon as they are decided.
+    (`push_frames(onset_prob, sung_pitch, head_pitch)`), returning note events as soon as they
+    are decided.
 
     Settings as `pitch_frames_to_notes`'s (min_frames 5, bridge 1 frame, level penalty 32 over
     12-frame levels, cut 2 frames before the change point, a run's start heard within 5 frames)
     plus `onset_delay` (as `decode_frames`), `level_horizon` (frames a level cut must hold before
-    it is committed) and `max_note_frames`."""
+    it is committed) and `max_note_frames`.
+
+    With the head's pitch of each frame (`head_pitch`), a note whose pitch is more than
+    `STRAY_SEMITONES` from the head's vote takes the vote once `STRAY_MIN_NOTES` notes were
+    heard and more than `STRAY_SHARE` of them strayed so: the offline rule
+    (`head_pitch_where_pitch_network_strays`, for a pitch network following a backing track) on
+    the share so far. The note's "start" event has gone out with the pitch network's pitch; its
+    "end" event and `notes` carry the vote."""
 
     #: Frames of look-ahead the decisions about frame t need: whether the voiced run goes on to
     #: frame t + 4 (a run or a piece of min_frames), which can take frame t + 5 (a bridged gap);
@@ -198,6 +212,7 @@ class NoteTracker:
         self.max_note_frames = max(int(max_note_frames), 2 * self.LEVEL_MIN + self.MIN_FRAMES)
         self._onset = np.zeros(0)
         self._sung = np.zeros(0)
+        self._head = np.zeros(0)
         self._base = 0          # frame number of _onset[0] / _sung[0]
         self.received = 0       # frames pushed
         self.position = 0       # next frame to decide
@@ -206,6 +221,9 @@ class NoteTracker:
         self.next_note = 0
         self.notes = []         # finished notes [onset, offset, pitch]
         self.cut_notes = 0      # notes cut at max_note_frames
+        self.notes_judged = 0   # notes the head's pitch was compared with
+        self.notes_strayed = 0  # ... whose pitch strayed from the head's vote
+        self.head_pitch_notes = 0  # notes given the head's vote
         self._run_start = None  # the voiced run frames are in (None: none)
         self._unheard = False   # in a run whose start was not heard, before its first peak
         self._edge = None       # where the run's notes began: the smoothing's "nearest" edge
@@ -216,6 +234,7 @@ class NoteTracker:
         self._levels_buffer = []  # smoothed pitch since _pelt_start (for a restart)
         self._note_start = None
         self._note_raw = []
+        self._note_head = []
         self._note_id = None    # set once its start event went out
         self._events = []
 
@@ -306,6 +325,19 @@ class NoteTracker:
 
     def _open_note(self, frame):
         self._note_start, self._note_raw, self._note_id = frame, [], None
+        self._note_head = []
+
+    def _head_rule(self, pitch, head) -> float:
+        """The note's pitch after the running stray rule (see the class)."""
+        vote = head_vote(head)
+        strays = bool(np.isfinite(vote) and abs(pitch - vote) > STRAY_SEMITONES)
+        self.notes_judged += 1
+        self.notes_strayed += strays
+        if (strays and self.notes_judged >= STRAY_MIN_NOTES
+                and self.notes_strayed / self.notes_judged > STRAY_SHARE):
+            self.head_pitch_notes += 1
+            return vote
+        return pitch
 
     def _onset_time(self, start, stop_bound):
         """(`decode_frames`'s delayed onset, whether it is final) for a note from `start` whose
@@ -333,9 +365,12 @@ class NoteTracker:
     def _close_note(self, stop):
         """End the open note at frame `stop` (exclusive): a note when long enough."""
         start, raw = self._note_start, self._note_raw[:stop - self._note_start]
+        head = self._note_head[:stop - start]
         if stop - start >= self.MIN_FRAMES:
             pitch = self._pitch(raw)
             if np.isfinite(pitch):
+                if self.levels:  # the "pitch" decoder's rule, as decode_frames applies it
+                    pitch = self._head_rule(pitch, head)
                 if self._note_id is None:
                     self._emit_start(stop, raw, final_only=False)
                 onset, _ = self._onset_time(start, stop)
@@ -344,9 +379,9 @@ class NoteTracker:
                 self._events.append(("end", offset, pitch, self._note_id, onset))
         elif self._note_id is not None:  # pragma: no cover - starts wait for MIN_FRAMES
             raise AssertionError("a started note turned out shorter than min_frames")
-        rest = self._note_raw[stop - start:]
+        rest, rest_head = self._note_raw[stop - start:], self._note_head[stop - start:]
         self._open_note(stop)
-        self._note_raw = rest
+        self._note_raw, self._note_head = rest, rest_head
 
     def _close_piece(self, stop):
         """The piece of a run between two cuts ends at `stop`: its level cuts, then its notes."""
@@ -408,6 +443,7 @@ class NoteTracker:
                 self._run_start, self._unheard = None, False
             return
         self._note_raw.append(self._sung_at(t))
+        self._note_head.append(float(self._value(self._head, t, np.nan)))
         if self.levels:
             value = self._smoothed(t)
             self._pelt.feed(value)
@@ -434,22 +470,29 @@ class NoteTracker:
         keep = max(0, self.position - 2 * self.LOOKAHEAD) - self._base
         if keep > 0:
             self._onset, self._sung = self._onset[keep:], self._sung[keep:]
+            self._head = self._head[keep:]
             self._base += keep
 
     def _take_events(self):
         events, self._events = self._events, []
         return events
 
-    def push_frames(self, onset_prob, sung_pitch) -> list:
-        """Final frames in order; returns `(kind, time, pitch, note, onset)` tuples."""
+    def push_frames(self, onset_prob, sung_pitch, head_pitch=None) -> list:
+        """Final frames in order; returns `(kind, time, pitch, note, onset)` tuples.
+        `head_pitch`: the head's pitch of each frame (`svt.notes.decoding.head_midi`; None:
+        not known, the stray rule never applies to these frames)."""
         if self.ended:
             raise LiveError("the stream has ended; start a new tracker")
         onset_prob = np.asarray(onset_prob, dtype=np.float64).reshape(-1)
         sung_pitch = np.asarray(sung_pitch, dtype=np.float64).reshape(-1)
-        if len(onset_prob) != len(sung_pitch):
-            raise ValueError("onset_prob and sung_pitch must have the same number of frames")
+        head_pitch = (np.full(len(sung_pitch), np.nan) if head_pitch is None
+                      else np.asarray(head_pitch, dtype=np.float64).reshape(-1))
+        if not len(onset_prob) == len(sung_pitch) == len(head_pitch):
+            raise ValueError("onset_prob, sung_pitch and head_pitch must have the same number "
+                             "of frames")
         self._onset = np.concatenate([self._onset, onset_prob])
         self._sung = np.concatenate([self._sung, sung_pitch])
+        self._head = np.concatenate([self._head, head_pitch])
         self.received += len(onset_prob)
         self._advance()
         return self._take_events()
@@ -971,10 +1014,10 @@ class LiveTranscriber:
 
     def _frames(self, outputs) -> list:
         events = []
-        for onset, _, _, _, sung in outputs:
+        for onset, _, octave, pitch_class, sung in outputs:
             if len(sung):
                 self.current_pitch = float(sung[-1])
-            events += self._tracker.push_frames(onset, sung)
+            events += self._tracker.push_frames(onset, sung, head_midi(octave, pitch_class))
         return self._to_events(events)
 
     def _to_events(self, raw) -> list:
