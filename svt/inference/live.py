@@ -79,12 +79,12 @@ from svt.notes.decoding import (
     ONSET_HALF_WINDOW,
     START_EVIDENCE_FRAMES,
     STRAY_MIN_NOTES,
-    STRAY_SEMITONES,
     STRAY_SHARE,
     head_midi,
     head_vote,
     heard_start,
     stable_pitch,
+    strayed_from_head,
 )
 
 #: The latency budgets (seconds) a LiveTranscriber accepts.
@@ -330,7 +330,7 @@ class NoteTracker:
     def _head_rule(self, pitch, head) -> float:
         """The note's pitch after the running stray rule (see the class)."""
         vote = head_vote(head)
-        strays = bool(np.isfinite(vote) and abs(pitch - vote) > STRAY_SEMITONES)
+        strays = bool(strayed_from_head(pitch, vote))
         self.notes_judged += 1
         self.notes_strayed += strays
         if (strays and self.notes_judged >= STRAY_MIN_NOTES

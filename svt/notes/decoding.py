@@ -122,12 +122,17 @@ def frames_to_notes(onset_prob, offset_prob, octave, pitch_class, onset_threshol
     return notes
 
 
+def _head_voiced(octave, pitch_class) -> np.ndarray:
+    """Frames where the head hears a pitch (neither its silent octave nor its silent class)."""
+    return (octave != SILENT_OCTAVE) & (pitch_class != SILENT_PITCH_CLASS)
+
+
 def _pitch_votes(octave, pitch_class, starts, stops) -> np.ndarray:
     """Counts `(N, 60)` of the head's pitches (`octave * 12 + pitch_class`) over the frames
     `[starts[i], stops[i])` of N non-overlapping spans sorted by start, silent frames left out:
     argmax picks each span's most frequent pitch and, on ties, the lowest one."""
     frame = np.arange(len(octave))
-    voiced = (octave != SILENT_OCTAVE) & (pitch_class != SILENT_PITCH_CLASS)
+    voiced = _head_voiced(octave, pitch_class)
     span = np.searchsorted(starts, frame, side="right") - 1  # span begun last at or before
     inside = (span >= 0) & voiced
     inside[inside] &= frame[inside] < np.asarray(stops)[span[inside]]
@@ -359,8 +364,8 @@ def head_midi(octave, pitch_class) -> np.ndarray:
     note), NaN where it hears silence."""
     octave = _as_1d("octave", octave).astype(np.int64)
     pitch_class = _as_1d("pitch_class", pitch_class).astype(np.int64)
-    voiced = (octave != SILENT_OCTAVE) & (pitch_class != SILENT_PITCH_CLASS)
-    return np.where(voiced, octave * 12 + pitch_class + LOWEST_MIDI, np.nan)
+    return np.where(_head_voiced(octave, pitch_class), octave * 12 + pitch_class + LOWEST_MIDI,
+                    np.nan)
 
 
 def head_vote(midi) -> float:
@@ -369,6 +374,12 @@ def head_vote(midi) -> float:
     midi = np.asarray(midi, dtype=np.float64)
     values, counts = np.unique(midi[np.isfinite(midi)], return_counts=True)
     return float(values[counts.argmax()]) if len(values) else float("nan")
+
+
+def strayed_from_head(pitch, vote):
+    """Whether the pitch network's note pitch is more than `STRAY_SEMITONES` from the head's
+    vote (never where the head has no vote); elementwise on arrays."""
+    return np.isfinite(vote) & (np.abs(np.asarray(pitch) - vote) > STRAY_SEMITONES)
 
 
 def head_pitch_where_pitch_network_strays(notes, octave, pitch_class,
@@ -386,7 +397,7 @@ def head_pitch_where_pitch_network_strays(notes, octave, pitch_class,
     if len(notes) == 0:
         return notes
     votes = head_pitch_votes(notes, octave, pitch_class, frame_rate)
-    strays = np.isfinite(votes) & (np.abs(notes[:, 2] - votes) > STRAY_SEMITONES)
+    strays = strayed_from_head(notes[:, 2], votes)
     if strays.mean() > STRAY_SHARE:
         notes[strays, 2] = votes[strays]
     return notes
