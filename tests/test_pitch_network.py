@@ -109,6 +109,50 @@ def test_fast_pitch_network_is_torchfcpe(encoder, frames):
     assert FastPitchNetwork.wrap(object()) is None
 
 
+# ------------------------------------------------------------------ the pitch network's stride
+
+@pytest.mark.parametrize("seconds", [1.0, 0.995])  # 101 frames (odd) and 100 (even)
+def test_pitch_stride_reads_every_second_frame_and_interpolates(seconds):
+    torch.manual_seed(0)
+    strided = PitchNetworkEncoder(hidden_size=16, num_layers=1, pitch_stride=2).eval()
+    second_half = np.arange(int(seconds * SR)) >= SR // 2  # 60 then 67
+    wav = torch.from_numpy(np.where(second_half, harmonic_tone(67, 1.0)[:len(second_half)],
+                                    harmonic_tone(60, 1.0)[:len(second_half)]))[None]
+    mel, salience = strided.pitch_features(wav)
+    frames = int(seconds * SR) // 160 + 1
+    assert mel.shape == (1, frames, 128) and salience.shape == (1, frames, 360)
+    with torch.no_grad():
+        full_mel = strided.fcpe.wav2mel(wav.unsqueeze(-1), SR)
+        read = strided.fcpe.model(full_mel[:, ::2])[0]  # torchfcpe's own network, every 2nd frame
+    torch.testing.assert_close(mel, full_mel)  # the mel stays at every frame
+    torch.testing.assert_close(salience[0, ::2], read, atol=1e-5, rtol=0)
+    middle = (read[:-1] + read[1:]) / 2  # frame 2k + 1: halfway between frames 2k and 2k + 2
+    torch.testing.assert_close(salience[0, 1:2 * len(middle):2], middle, atol=1e-5, rtol=0)
+    if frames % 2 == 0:  # the last frame is past the last one read: it repeats it
+        torch.testing.assert_close(salience[0, -1], read[-1], atol=1e-5, rtol=0)
+    with torch.no_grad():
+        features = strided(wav)
+    assert features.shape == (1, frames, strided.output_size)
+    sung = strided.sung_pitch(features)[0].numpy()
+    assert abs(np.median(sung[20:45]) - 60) < 0.1 and abs(np.median(sung[60:90]) - 67) < 0.1
+
+
+def test_pitch_stride_is_kept_by_bundles_and_cache_names(tmp_path, encoder):
+    from svt.models.pitch_network import PitchFeatureCache
+
+    strided = PitchNetworkEncoder(hidden_size=16, num_layers=1, pitch_stride=2).eval()
+    strided.save_for_bundle(tmp_path / "enc")
+    assert json.loads((tmp_path / "enc" / "svt_encoder.json").read_text())["pitch_stride"] == 2
+    assert PitchNetworkEncoder.from_bundle(tmp_path / "enc").pitch_stride == 2
+    encoder.save_for_bundle(tmp_path / "old")  # stride 1: the key stays absent, as in old bundles
+    assert "pitch_stride" not in json.loads((tmp_path / "old" / "svt_encoder.json").read_text())
+    cache = PitchFeatureCache(tmp_path / "cache")
+    assert cache.network_tag(encoder) == "" and cache.network_tag(strided) == "-stride2"
+    for bad in (0, 5, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="pitch_stride must be a whole number"):
+            PitchNetworkEncoder(hidden_size=16, num_layers=1, pitch_stride=bad)
+
+
 @pytest.mark.parametrize("length", [1, 7, 15, 16, 100])
 def test_depthwise_taps_equal_a_grouped_convolution(length):
     torch.manual_seed(length)

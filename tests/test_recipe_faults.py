@@ -468,6 +468,17 @@ def test_recorded_voices_missing_stop_the_recipe_before_anything(tmp_path, never
     assert stopped_with([str(ST_YAML), "--output_folder", str(tmp_path / "run"),
                          "--distill_recordings_share", "1"], recipe="SingingTranscriber"
                         ).startswith("--distill_recordings_share: 1 is out of range")
+    # The pitch network's stride: 1 to 4 frames, and not with a distilled network.
+    assert stopped_with([str(ST_YAML), "--output_folder", str(tmp_path / "run"),
+                         "--pitch_stride", "5"], recipe="SingingTranscriber"
+                        ).startswith("--pitch_stride: 5 is out of range")
+    assert stopped_with([str(ST_YAML), "--output_folder", str(tmp_path / "run"),
+                         "--voice_bank_share", "0", "--distill_voice_bank_share", "0",
+                         "--distill_pitch_network", "True", "--pitch_stride", "2"],
+                        recipe="SingingTranscriber") == (
+        "--pitch_stride: 2 reads one mel frame in 2, but a distilled pitch network "
+        "(--distill_pitch_network True) is trained on every frame; use --pitch_stride 1 with "
+        "distillation")
     # Without distillation the options pass (and the YAML is loaded: never_built's failure).
     with pytest.raises(AssertionError, match="YAML was loaded"):
         run_experiment.main("SingingTranscriber")(

@@ -75,6 +75,28 @@ def test_chunked_frames_equal_whole_file_pass(local_bundle, song, chunk, context
     assert abs(len(notes) - len(reference)) <= 1
 
 
+def test_default_batch_size_is_the_encoders(local_bundle, song, monkeypatch):
+    """30 s in 5-s chunks: 6 chunks, in passes of the encoder's `inference_batch_size`."""
+    model = load_bundle(local_bundle)
+    _, wav = song
+    passes = []
+    original = model.frame_outputs
+    monkeypatch.setattr(model, "frame_outputs",
+                        lambda wavs, *a: passes.append(len(wavs)) or original(wavs, *a))
+    assert model.encoder.inference_batch_size == 4  # an SSL encoder's: memory first
+    default = predict_frames(model, ArraySource(wav[:SR * 30]), 5.0, 0.5)
+    assert passes == [4, 2]
+    monkeypatch.setattr(model.encoder, "inference_batch_size", 16)
+    passes.clear()
+    larger = predict_frames(model, ArraySource(wav[:SR * 30]), 5.0, 0.5)
+    assert passes == [6]
+    for a, b in zip(default, larger):  # the batch changes the speed, not the frames
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    from svt.models.pitch_network import PitchNetworkEncoder
+
+    assert PitchNetworkEncoder.inference_batch_size == 16
+
+
 def test_file_and_array_inputs_agree_and_resampled_input_works(local_bundle, song, tmp_path):
     model = load_bundle(local_bundle)
     _, wav = song

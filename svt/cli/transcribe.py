@@ -71,8 +71,9 @@ def build_parser():
                         help="lip video(s) for an audio-visual model: a .npy file (one input) or "
                              "a folder of <stem>.npy matched to the inputs by file stem")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    parser.add_argument("--batch-size", type=positive_int, default=4,
-                        help="chunks per forward pass")
+    parser.add_argument("--batch-size", type=positive_int, default=None,
+                        help="chunks per forward pass (default: the model's, 16 for the shipped "
+                             "model, 4 for SSL encoders)")
     parser.add_argument("--chunk-seconds", type=bounded_float(*CHUNK_SECONDS_RANGE),
                         default=None,
                         help="audio kept per chunk, %g to %g s (default: the model's training "

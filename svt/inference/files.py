@@ -490,7 +490,7 @@ def _log(level: str, message: str) -> None:
 def transcribe_files(inputs, out_dir, *, model=None, formats=FORMATS, plot=False,
                      save_frames=False, reference=None, video=None, overwrite=False,
                      skip_existing=False, device="auto", chunk_seconds=None,
-                     context_seconds=DEFAULT_CONTEXT_SECONDS, batch_size=4,
+                     context_seconds=DEFAULT_CONTEXT_SECONDS, batch_size=None,
                      onset_threshold=None, offset_threshold=None, separate=False,
                      separation_model=None, save_vocals=False, progress=None,
                      report=None) -> list[FileResult]:

@@ -88,7 +88,7 @@ def _encoder_geometry(model: TranscriptionModel):
 
 @torch.no_grad()
 def predict_frames(model: TranscriptionModel, source, chunk_seconds=None,
-                   context_seconds=DEFAULT_CONTEXT_SECONDS, batch_size=4, progress=None,
+                   context_seconds=DEFAULT_CONTEXT_SECONDS, batch_size=None, progress=None,
                    video=None):
     """Decoder inputs `(onset_prob, offset_prob, octave, pitch_class)` for a whole source, computed
     chunk by chunk; frame i is at time i / encoder.frame_rate.
@@ -97,6 +97,8 @@ def predict_frames(model: TranscriptionModel, source, chunk_seconds=None,
     rate (an array or a memory map; only each chunk's frames are read). Chunk frames
     `[start - context, stop + context)` of the video go with the same frames of the audio."""
     encoder, hop = _encoder_geometry(model)
+    if batch_size is None:
+        batch_size = int(getattr(encoder, "inference_batch_size", 4))
     transform = model.video_transform() if video is not None else None
     if chunk_seconds is None:
         # A bundle's training utterance length, kept within the accepted chunk sizes.
@@ -237,8 +239,8 @@ def check_arguments(onset_threshold, offset_threshold, chunk_seconds, context_se
         raise ValueError(f"transcribe: context_seconds must be between {low:g} and {high:g} "
                          f"seconds (the context read on each side of every chunk), got "
                          f"{context_seconds!r}")
-    if not (isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool)
-            and batch_size >= 1):
+    if batch_size is not None and not (isinstance(batch_size, (int, np.integer))
+                                       and not isinstance(batch_size, bool) and batch_size >= 1):
         raise ValueError(f"transcribe: batch_size must be a whole number, 1 or more, got "
                          f"{batch_size!r}")
 
@@ -269,7 +271,7 @@ def separation_model_for(separation_model, device, check=True):
 
 
 def transcribe(audio, sample_rate=None, model=None, *, video=None, chunk_seconds=None,
-               context_seconds=DEFAULT_CONTEXT_SECONDS, batch_size=4, device="cpu",
+               context_seconds=DEFAULT_CONTEXT_SECONDS, batch_size=None, device="cpu",
                progress=None, return_frames=False, onset_threshold=None,
                offset_threshold=None, separate=False, separation_model=None):
     """Transcribe singing into notes `(N, 3)` float64 `[onset_s, offset_s, midi]`.
@@ -284,7 +286,8 @@ def transcribe(audio, sample_rate=None, model=None, *, video=None, chunk_seconds
             at 50 frames per second, frame 0 at time 0.
         chunk_seconds, context_seconds: kept audio per chunk (default: the bundle's training
             utterance length) and extra audio read on each side of it.
-        batch_size: chunks per forward pass.
+        batch_size: chunks per forward pass (None: the encoder's `inference_batch_size`, 16
+            for the shipped model's pitch-network encoder, 4 for the others).
         progress: a tqdm-like class for the progress bars (None: no bar).
         return_frames: also return the frame predictions `(onset, offset, octave, pitch_class)`
             (onset/offset probabilities, octave/pitch-class indices; plus the sung pitch in
@@ -340,7 +343,7 @@ def transcribe(audio, sample_rate=None, model=None, *, video=None, chunk_seconds
 
 
 def transcribe_source(source, model, *, name="the waveform", video=None, chunk_seconds=None,
-                      context_seconds=DEFAULT_CONTEXT_SECONDS, batch_size=4, progress=None,
+                      context_seconds=DEFAULT_CONTEXT_SECONDS, batch_size=None, progress=None,
                       onset_threshold=None, offset_threshold=None):
     """`(notes, frames)` of an opened 16 kHz mono source (`svt.audio.ArraySource`,
     `svt.audio.open_audio`) with a loaded model: what `transcribe` runs once its arguments are

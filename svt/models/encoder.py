@@ -53,6 +53,10 @@ class FrameEncoder(nn.Module, abc.ABC):
     #: default) for encoders without one.
     sung_pitch: ClassVar[Callable[[torch.Tensor], torch.Tensor] | None] = None
 
+    #: Chunks per forward pass when transcribing (`svt.transcribe`'s default `batch_size`): more
+    #: chunks share each pass but hold more activations at once.
+    inference_batch_size: ClassVar[int] = 4
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         FrameEncoder.registry.register(cls)

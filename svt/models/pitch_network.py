@@ -21,6 +21,11 @@ FCPE runs as `FastPitchNetwork` computes it (the same function as torchfcpe's mo
 a CPU). Only the context network is trainable and stored in bundles: the FCPE weights (43 MB) stay in the
 torchfcpe wheel and are loaded from there with `torch.load(weights_only=True)`.
 
+`pitch_stride=2` has FCPE read every second mel frame and interpolates the rest (half of FCPE's
+cost); the context network still runs at 100 frames/s. Measured, it loses notes that follow
+each other closely (docs/shipped-model.md, "FCPE on every second frame"), so the shipped model
+reads every frame.
+
 `CompactPitchNetwork` is a network a fifth of FCPE's cost distilled from it
 (`svt.training.pitch_distillation`); an encoder built with `compact_pitch_network=` computes
 the salience with it instead (its weights, frozen, are then part of the bundle). The shipped
@@ -54,6 +59,8 @@ CONFIG_FILE = "svt_encoder.json"
 RECEPTIVE_FIELD = 1024
 #: The longest look-ahead a streaming context network may have (frames of 10 ms).
 MAX_LOOKAHEAD_FRAMES = 500
+#: The largest `pitch_stride` accepted: the pitch network sees one mel frame in this many.
+MAX_PITCH_STRIDE = 4
 
 
 def load_fcpe():
@@ -236,6 +243,17 @@ class CompactPitchNetwork(nn.Module):
         return torch.sigmoid(self.logits(mel))
 
 
+def interpolate_frames(frames: torch.Tensor, stride: int, num_frames: int) -> torch.Tensor:
+    """Frames `(B, T', C)` read every `stride` frames (frame k at position k * stride) at every
+    position `0 .. num_frames - 1`: linear between neighbours, the last one repeated after it."""
+    position = torch.arange(num_frames, device=frames.device, dtype=frames.dtype) / stride
+    last = frames.shape[1] - 1
+    left = position.floor().long().clamp(max=last)
+    right = (left + 1).clamp(max=last)
+    weight = (position - left.to(frames.dtype)).clamp(0.0, 1.0)[None, :, None]
+    return frames[:, left] * (1.0 - weight) + frames[:, right] * weight
+
+
 def salience_to_midi(salience: torch.Tensor, cent_table: torch.Tensor) -> torch.Tensor:
     """Frame f0 in fractional MIDI from FCPE's salience `(B, T, 360)`: the salience-weighted mean
     cent value of the 9 bins around the peak (FCPE's local-argmax decoder), as MIDI."""
@@ -253,10 +271,14 @@ class PitchNetworkEncoder(FrameEncoder):
     many frames of look-ahead."""
 
     encoder_type = "pitch_network"
+    #: The context GRU steps through a chunk frame by frame, and a step costs about the same for
+    #: 4 chunks as for 16, so whole recordings run faster in larger batches (SSVD, 40 minutes:
+    #: 0.9x the time of 4 chunks, 82 MB more); FCPE runs item by item, so memory hardly grows.
+    inference_batch_size = 16
 
     def __init__(self, hidden_size: int = 128, num_layers: int = 2, dropout: float = 0.1,
                  input_size: int = 192, lookahead_frames: int | None = None,
-                 compact_pitch_network: dict | None = None):
+                 compact_pitch_network: dict | None = None, pitch_stride: int = 1):
         super().__init__()
         self.hidden_size, self.num_layers = int(hidden_size), int(num_layers)
         self.dropout, self.input_size = float(dropout), int(input_size)
@@ -267,6 +289,12 @@ class PitchNetworkEncoder(FrameEncoder):
                              f"{MAX_LOOKAHEAD_FRAMES} (or null: a bidirectional context network), "
                              f"got {lookahead_frames!r}")
         self.lookahead_frames = lookahead_frames
+        if not (isinstance(pitch_stride, int) and not isinstance(pitch_stride, bool)
+                and 1 <= pitch_stride <= MAX_PITCH_STRIDE):
+            raise ValueError(f"pitch_stride must be a whole number of mel frames from 1 to "
+                             f"{MAX_PITCH_STRIDE} (1: the pitch network reads every 10-ms frame), "
+                             f"got {pitch_stride!r}")
+        self.pitch_stride = pitch_stride
         # Kept out of the module tree on purpose: its weights come from the torchfcpe wheel, so
         # they are neither trained, nor saved in checkpoints/bundles, nor given to optimisers.
         self.__dict__["fcpe"] = load_fcpe()
@@ -363,9 +391,20 @@ class PitchNetworkEncoder(FrameEncoder):
             item_mel = self.fcpe.wav2mel(wavs[b:b + 1, :int(n)].unsqueeze(-1), SAMPLE_RATE)
             frames = item_mel.shape[1]
             mel[b, :frames] = item_mel[0]
-            network = self.compact_pitch_network or self.fast_fcpe or self.fcpe.model
-            salience[b, :frames] = network(item_mel)[0]
+            salience[b, :frames] = self.salience(item_mel)[0]
         return mel, salience
+
+    def salience(self, mel: torch.Tensor) -> torch.Tensor:
+        """The pitch network's salience `(1, T, 360)` for one item's log-mel `(1, T, 128)`.
+
+        With `pitch_stride` s the network reads mel frames 0, s, 2s, ... and frames in between
+        are interpolated linearly (frames after the last one read repeat it): s times fewer
+        frames for the network, which is most of the transcriber's time."""
+        network = self.compact_pitch_network or self.fast_fcpe or self.fcpe.model
+        if self.pitch_stride == 1:
+            return network(mel)
+        return interpolate_frames(network(mel[:, ::self.pitch_stride].contiguous()),
+                                  self.pitch_stride, mel.shape[1])
 
     def item_samples(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None) -> list:
         """Each item's number of samples in a padded batch."""
@@ -427,6 +466,8 @@ class PitchNetworkEncoder(FrameEncoder):
             config["compact_pitch_network"] = self.compact_pitch_network.config()
         if self.lookahead_frames is not None:  # older bundles: bidirectional, key absent
             config["lookahead_frames"] = self.lookahead_frames
+        if self.pitch_stride != 1:  # older bundles: every frame, key absent
+            config["pitch_stride"] = self.pitch_stride
         return config
 
     def save_for_bundle(self, folder: str | os.PathLike) -> Path:
@@ -473,12 +514,14 @@ class PitchFeatureCache:
         return self.folder / f"{safe}-{zlib.crc32(data):08x}-{len(data) // 4}{network_tag}.npy"
 
     def network_tag(self, encoder: PitchNetworkEncoder) -> str:
-        """"" for FCPE (the names of older caches), "-compact<crc>" for a compact network."""
+        """"" for FCPE reading every frame (the names of older caches), "-compact<crc>" for a
+        compact network, "-stride<s>" added for a `pitch_stride` above 1."""
         import zlib
 
+        stride = "" if encoder.pitch_stride == 1 else f"-stride{encoder.pitch_stride}"
         network = encoder.compact_pitch_network
         if network is None:
-            return ""
+            return stride
         key = id(network)
         if key not in self._network_tags:  # the network is kept with its tag: ids are not reused
             crc = 0
@@ -486,7 +529,7 @@ class PitchFeatureCache:
                 crc = zlib.crc32(name.encode(), crc)
                 crc = zlib.crc32(tensor.detach().float().cpu().contiguous().numpy().tobytes(), crc)
             self._network_tags[key] = (network, f"-compact{crc:08x}")
-        return self._network_tags[key][1]
+        return self._network_tags[key][1] + stride
 
     def pitch_features(self, encoder: PitchNetworkEncoder, wavs: torch.Tensor,
                        wav_lens: torch.Tensor | None, ids) -> tuple:

@@ -87,6 +87,7 @@ RANGES = {
     "distill_voice_bank_share": (0, 1, True, True),
     "distill_recordings_share": (0, 1, True, False),
     "lookahead_frames": (0, 500, True, True),  # svt.models.pitch_network.MAX_LOOKAHEAD_FRAMES
+    "pitch_stride": (1, 4, True, True),  # svt.models.pitch_network.MAX_PITCH_STRIDE
     # A label frame rate of 1e6 writes gigabytes of labels before anything fails; utterances of
     # more than an hour do not fit in memory.
     "label_frame_rate": (0, MAX_FRAME_RATE, False, True),
@@ -153,6 +154,7 @@ def check_options(hparams_file, overrides: str, run_opts) -> str:
     check_run_option_ranges(run_opts)
     check_voice_bank(values, origin)
     check_distill_recordings(values, origin)
+    check_distill_with_stride(values, origin)
     return overrides
 
 
@@ -355,6 +357,17 @@ def check_distill_recordings(values: Mapping, origin) -> None:
         recording_files(folder)
     except (DistillationDataError, AudioError) as err:  # AudioError: a file it cannot read
         raise OptionError(f"{origin('distill_recordings')}: {err}") from None
+
+
+def check_distill_with_stride(values: Mapping, origin) -> None:
+    """Distillation trains the compact network on every mel frame: with `pitch_stride` above 1 it
+    would then read every s-th frame, a sequence it never saw (each convolution spanning s times
+    the time), so the two are not combined."""
+    stride = values.get("pitch_stride", 1)
+    if values.get("distill_pitch_network") is True and stride != 1:
+        raise OptionError(f"{origin('pitch_stride')}: {stride} reads one mel frame in {stride}, but "
+                          "a distilled pitch network (--distill_pitch_network True) is trained "
+                          "on every frame; use --pitch_stride 1 with distillation")
 
 
 def check_bundle_targets(values: Mapping, origin) -> None:
