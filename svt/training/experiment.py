@@ -147,9 +147,9 @@ def _end_process_group() -> None:
     pytorch/pytorch#179291), failing a finished run. Destroying the group alone still left that
     abort in about one run in ten: `destroy_process_group` only drops torch's own references
     (pytorch/pytorch#96017), and the run's DDP wrappers, kept alive by the Brain's reference
-    cycles, held the group until the interpreter's teardown. So the cycles are collected first and every rank waits for the
-    others before the group goes. Not after an error: a rank still inside a collective would
-    hang."""
+    cycles, held the group until the interpreter's teardown. So the cycles are collected first
+    and every rank waits for the others before the group goes. Not after an error: a rank still
+    inside a collective would hang."""
     import gc
 
     import torch.distributed as dist

@@ -365,9 +365,9 @@ def check_distill_with_stride(values: Mapping, origin) -> None:
     the time), so the two are not combined."""
     stride = values.get("pitch_stride", 1)
     if values.get("distill_pitch_network") is True and stride != 1:
-        raise OptionError(f"{origin('pitch_stride')}: {stride} reads one mel frame in {stride}, but "
-                          "a distilled pitch network (--distill_pitch_network True) is trained "
-                          "on every frame; use --pitch_stride 1 with distillation")
+        raise OptionError(f"{origin('pitch_stride')}: {stride} reads one mel frame in {stride}, "
+                          "but a distilled pitch network (--distill_pitch_network True) is "
+                          "trained on every frame; use --pitch_stride 1 with distillation")
 
 
 def check_bundle_targets(values: Mapping, origin) -> None:
