@@ -197,7 +197,8 @@ def test_corpus_in_the_ssvd_layout_prepares_and_resumes(tmp_path):
     # A corpus described before newer style settings existed is the same corpus (their
     # defaults reproduce it).
     description = json.loads((corpus / "corpus.json").read_text())
-    for key in ("articulations", "voice_bank_share", "voice_bank_speakers", "voice_bank_folder"):
+    for key in ("articulations", "voice_bank_share", "voice_bank_speakers", "voice_bank_folder",
+                "festival_bank_folder"):
         del description["style"][key]
     (corpus / "corpus.json").write_text(json.dumps(description))
     make_recorded_corpus(corpus, 3, seed=5, duration_range=(4.0, 6.0), progress=False)

@@ -427,13 +427,37 @@ def test_sample_rate_and_huge_label_rate_refused(assets, tmp_path, never_built, 
 
 
 def test_recorded_voices_missing_stop_the_recipe_before_anything(tmp_path, never_built,
-                                                                  stopped_with, run_experiment):
+                                                                  stopped_with, run_experiment,
+                                                                  monkeypatch):
     message = stopped_with([str(ST_YAML), "--output_folder", str(tmp_path / "run"),
                             "--voice_bank_share", "0.5", "--voice_bank_folder",
                             str(tmp_path / "nowhere")], recipe="SingingTranscriber")
     assert message.startswith("--voice_bank_share: 0.5 needs the recorded voices: no gcin-voice "
                               f"syllables found in {tmp_path / 'nowhere'}")
     assert "apt-get install gcin-voice" in message and "--voice_bank_share 0" in message
+    assert not (tmp_path / "run").exists()
+    # Festival's voices: Festival and each voice must be installed (their syllables are sung
+    # when the corpus is made); speakers must be a list of known names.
+    import svt.synthetic.festival_voices as festival_voices
+
+    monkeypatch.setattr(festival_voices.shutil, "which", lambda name: None)
+    message = stopped_with([str(ST_YAML), "--output_folder", str(tmp_path / "run"),
+                            "--voice_bank_share", "0.5", "--voice_bank_speakers", "[kal, lp]"],
+                           recipe="SingingTranscriber")
+    assert message == ("--voice_bank_share: 0.5 needs the recorded voices: Festival's text2wave "
+                       "is not installed; `apt-get install festival festvox-kallpc16k "
+                       "festvox-italp16k` (Debian main) installs it with the voices asked for "
+                       "(or set --voice_bank_share 0)")
+    assert stopped_with([str(ST_YAML), "--output_folder", str(tmp_path / "run"),
+                         "--voice_bank_share", "0.5", "--voice_bank_speakers", "[]"],
+                        recipe="SingingTranscriber") == (
+        "--voice_bank_speakers: [] is not a list of speaker names; give e.g. [female] or "
+        "[female, kal, lp]")
+    assert stopped_with([str(ST_YAML), "--output_folder", str(tmp_path / "run"),
+                         "--voice_bank_share", "0.5", "--voice_bank_speakers", "[kate]"],
+                        recipe="SingingTranscriber").startswith(
+        "--voice_bank_share: 0.5 needs the recorded voices: unknown speakers ['kate']; choose "
+        "from ['female', 'kal', 'ked', 'lp', 'male', 'pc']")
     assert not (tmp_path / "run").exists()
     # The distillation corpus's recorded voices are checked as early, unless it is not made.
     message = stopped_with([str(ST_YAML), "--output_folder", str(tmp_path / "run"),

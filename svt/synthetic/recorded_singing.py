@@ -23,7 +23,9 @@ singers differ from them in ways a transcriber must survive. Each difference is 
 * ``voice_bank_share``: the share of songs sung by a *recorded* voice
   (`svt.synthetic.recorded_voices`: syllables of Debian's gcin-voice resynthesised onto the
   melody with WORLD) instead of additive synthesis; ``voice_bank_speakers`` picks the speakers
-  (default the female set, CC-BY-3.0) and ``voice_bank_folder`` the bank (default Debian's).
+  (default the female set, CC-BY-3.0) and ``voice_bank_folder`` the bank (default Debian's);
+  the speakers may include Festival's diphone voices ("kal", "ked", "lp", "pc":
+  `svt.synthetic.festival_voices`), whose syllables are rendered into ``festival_bank_folder``.
 * ``articulations``: how songs are sung, as `(name, share)` pairs (``detached`` applies when this
   is empty): ``detached`` (sight-singing: a short silence after most notes), ``legato`` (notes of
   a phrase joined, the voice gliding from one pitch to the next without a break), ``melismatic``
@@ -76,6 +78,7 @@ class CorpusStyle:
     voice_bank_share: float = 0.0
     voice_bank_speakers: tuple = ("female",)
     voice_bank_folder: Optional[str] = None
+    festival_bank_folder: Optional[str] = None
 
     #: Articulations and their shares in `mixed()`.
     MIXED_ARTICULATIONS = (("detached", 0.35), ("legato", 0.3), ("melismatic", 0.12),
@@ -328,15 +331,24 @@ def render_recorded_song(seed, duration_s: float, style: CorpusStyle = CorpusSty
 
 
 @functools.lru_cache(maxsize=4)
-def _voice_bank(folder, speakers):
+def _voice_bank(folder, festival_folder, speakers):
+    from svt.synthetic.festival_voices import FESTIVAL_VOICES
     from svt.synthetic.recorded_voices import find_voice_bank
 
-    return find_voice_bank(folder, list(speakers))
+    festival = [name for name in speakers if name in FESTIVAL_VOICES]
+    folders = [folder] if len(festival) < len(speakers) else []  # gcin-voice's speakers
+    if festival:
+        if festival_folder is None:
+            raise ValueError(f"the Festival voices {festival} need festival_bank_folder (render "
+                             "it with svt.synthetic.festival_voices.render_festival_bank)")
+        folders.append(festival_folder)
+    return find_voice_bank(folders, list(speakers))
 
 
 def voice_bank(style: CorpusStyle):
     """The recorded voices `style` asks for (looked up once per process)."""
-    return _voice_bank(style.voice_bank_folder, tuple(style.voice_bank_speakers))
+    return _voice_bank(style.voice_bank_folder, style.festival_bank_folder,
+                       tuple(style.voice_bank_speakers))
 
 
 def write_ssvd_notes(path, notes) -> None:

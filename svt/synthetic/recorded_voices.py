@@ -23,6 +23,10 @@ The male recordings are tightly cut and noisier (a noise floor 10-20 dB under th
 female ones are clean, start after ~40 ms of silence and are cut off at ~0.29 s. About 1 % of
 the files have no usable voiced vowel (at least 60 ms) and are skipped.
 
+The same renderer sings Festival's diphone voices ("kal", "ked", "lp", "pc"): Festival sings
+each syllable once into a bank of the same layout (`svt.synthetic.festival_voices`, files
+``<syllable>/<voice>.wav``), and `find_voice_bank` joins that bank's speakers to these.
+
 Both licences allow using the recordings, and making altered versions of them, with no
 conditions as long as nothing is redistributed (GPL-3 section 2: "You may make, run and
 propagate covered works that you do not convey, without conditions"; CC-BY-3.0 section 3 grants
@@ -78,6 +82,7 @@ import soundfile as sf
 from scipy import signal
 
 from svt.errors import SvtUserError
+from svt.synthetic.festival_voices import FESTIVAL_VOICES
 
 #: Where Debian's gcin-voice installs the syllables (the other two are alternatives links to it).
 DEFAULT_BANK_DIRS: Tuple[str, ...] = (
@@ -172,48 +177,88 @@ class VoiceBank:
         raise ValueError(f"no speaker {name!r} in the voice bank; it has {self.speaker_names}")
 
 
-def _not_found(where: str) -> VoiceBankNotFoundError:
+def speaker_table() -> Dict[str, Tuple[str, str, str]]:
+    """Every speaker a bank folder may hold, by file stem: (name, licence, credit). gcin-voice's
+    two (`GCIN_SPEAKERS`) and the Festival voices that `svt.synthetic.festival_voices` renders
+    (stem = name: "kal", "ked", "lp", "pc")."""
+    table = dict(GCIN_SPEAKERS)
+    table.update({name: (name, v.licence, v.credit) for name, v in FESTIVAL_VOICES.items()})
+    return table
+
+
+def _not_found(where: str, festival: bool) -> VoiceBankNotFoundError:
+    if festival:
+        return VoiceBankNotFoundError(
+            f"no Festival syllables found in {where}; render them first with "
+            "svt.synthetic.festival_voices.render_festival_bank (the SingingTranscriber recipe "
+            "does, into festival_bank_folder)")
     return VoiceBankNotFoundError(
         f"no gcin-voice syllables found in {where}. Install them with `apt-get install "
         "gcin-voice` (Debian main; they land in /usr/share/gcin-voice/ogg), or pass the folder "
         "that holds <syllable>/3.ogg and <syllable>/5.ogg files.")
 
 
-def find_voice_bank(folder: Union[None, str, Path] = None,
-                    speakers: Optional[Sequence[str]] = None) -> VoiceBank:
-    """Locate the gcin-voice syllables and list them per speaker.
-
-    ``folder`` (default: Debian's ``/usr/share/gcin-voice/ogg``) is the folder holding one
-    sub-folder per syllable, or a folder with an ``ogg`` sub-folder like that. Files named
-    ``3.*`` are the male speaker (GPL-3 or LGPL-3), ``5.*`` the female one (CC-BY-3.0); other
-    names have no known licence and are skipped. ``speakers`` keeps only those names ("male",
-    "female"). Raises `VoiceBankNotFoundError` (a `FileNotFoundError`) when there is nothing.
-    """
+def _scan(folder: Union[None, str, Path], table: Dict[str, Tuple[str, str, str]],
+          wanted: Optional[set]) -> Optional[VoiceBank]:
+    """The speakers of `table` (those `wanted`) with files in `folder`, or None."""
     if folder is None:
         candidates = [Path(d) for d in DEFAULT_BANK_DIRS]
-        where = " or ".join(DEFAULT_BANK_DIRS)
     else:
         candidates = [Path(folder), Path(folder) / "ogg"]
-        where = str(folder)
-    wanted = None if speakers is None else set(speakers)
-    known = {name for name, _, _ in GCIN_SPEAKERS.values()}
-    if wanted is not None and not wanted <= known:
-        raise ValueError(f"unknown speakers {sorted(wanted - known)}; choose from {sorted(known)}")
     for root in candidates:
         if not root.is_dir():
             continue
-        per_speaker: Dict[str, List[Path]] = {stem: [] for stem in GCIN_SPEAKERS}
+        per_speaker: Dict[str, List[Path]] = {stem: [] for stem in table}
         for sub in sorted(p for p in root.iterdir() if p.is_dir()):
             for f in sorted(sub.iterdir()):
                 if f.suffix.lower() in AUDIO_SUFFIXES and f.stem in per_speaker and f.is_file():
                     per_speaker[f.stem].append(f)
         found = tuple(
             VoiceBankSpeaker(name, licence, credit, tuple(per_speaker[stem]))
-            for stem, (name, licence, credit) in GCIN_SPEAKERS.items()
+            for stem, (name, licence, credit) in table.items()
             if per_speaker[stem] and (wanted is None or name in wanted))
         if found:
             return VoiceBank(root, found)
-    raise _not_found(where)
+    return None
+
+
+def find_voice_bank(folder: Union[None, str, Path, Sequence[Union[None, str, Path]]] = None,
+                    speakers: Optional[Sequence[str]] = None) -> VoiceBank:
+    """Locate the syllable files and list them per speaker.
+
+    ``folder`` (default: Debian's ``/usr/share/gcin-voice/ogg``) is the folder holding one
+    sub-folder per syllable, or a folder with an ``ogg`` sub-folder like that; a list of such
+    folders (None: Debian's) joins their speakers, e.g. gcin-voice's and a Festival bank
+    (`svt.synthetic.festival_voices.render_festival_bank`). Files named ``3.*`` are gcin-voice's
+    male speaker (GPL-3 or LGPL-3), ``5.*`` its female one (CC-BY-3.0), ``kal.*``, ``ked.*``,
+    ``lp.*`` and ``pc.*`` the Festival voices (`speaker_table`); other names have no known
+    licence and are skipped. ``speakers`` keeps only those names ("male", "female", "kal", ...),
+    and each of them must be found. Raises `VoiceBankNotFoundError` (a `FileNotFoundError`) when
+    a speaker asked for, or any speaker at all, is missing.
+    """
+    folders = list(folder) if isinstance(folder, (list, tuple)) else [folder]
+    table = speaker_table()
+    wanted = None if speakers is None else set(speakers)
+    known = {name for name, _, _ in table.values()}
+    if wanted is not None and not wanted <= known:
+        raise ValueError(f"unknown speakers {sorted(wanted - known)}; choose from {sorted(known)}")
+    root, found = None, []
+    for item in folders:
+        bank = _scan(item, table, wanted)
+        if bank is None:
+            continue
+        root = root or bank.root
+        found += [s for s in bank.speakers if s.name not in {f.name for f in found}]
+    where = ", ".join(" or ".join(DEFAULT_BANK_DIRS) if item is None else str(item)
+                      for item in folders)
+    missing = sorted(wanted - {s.name for s in found}) if wanted is not None else []
+    if found and not missing:
+        return VoiceBank(root, tuple(found))
+    error = _not_found(where, bool(set(missing) & set(FESTIVAL_VOICES)))
+    if found:  # some of the speakers asked for are there, not all
+        error = VoiceBankNotFoundError(f"speakers {missing} are missing (found "
+                                       f"{[s.name for s in found]}): {error}")
+    raise error
 
 
 # ------------------------------------------------------------------------------ analysis
@@ -313,7 +358,9 @@ def _analyse(path: Path, sr: int) -> SyllableAnalysis:
     x = np.ascontiguousarray(x, dtype=np.float64)
     name = path.parent.name
     fp = FRAME_PERIOD_MS
-    f0_lo, f0_hi = F0_RANGES.get(path.stem, (F0_FLOOR_HZ, F0_CEIL_HZ))
+    festival = FESTIVAL_VOICES.get(path.stem)
+    f0_lo, f0_hi = F0_RANGES.get(path.stem, festival.f0_range_hz if festival else
+                                 (F0_FLOOR_HZ, F0_CEIL_HZ))
     # Harvest, not dio: dio misses half the voiced frames of the (noisier) male recordings.
     f0, t = pw.harvest(x, sr, f0_floor=f0_lo, f0_ceil=f0_hi, frame_period=fp)
     fft_size = pw.get_cheaptrick_fft_size(sr, F0_FLOOR_HZ)  # the same for both, at any rate

@@ -333,11 +333,22 @@ def check_voice_bank(values: Mapping, origin) -> None:
             continue
         if key.startswith("distill") and values.get("distill_pitch_network") is False:
             continue  # no distillation corpus is generated
+        from svt.synthetic.festival_voices import FESTIVAL_VOICES, check_festival
         from svt.synthetic.recorded_voices import find_voice_bank, load_world
 
         speakers = values.get("voice_bank_speakers")
+        if speakers is not None and not (isinstance(speakers, (list, tuple)) and speakers
+                                         and all(isinstance(s, str) for s in speakers)):
+            raise OptionError(f"{origin('voice_bank_speakers')}: {_shown(speakers)} is not a "
+                              "list of speaker names; give e.g. [female] or [female, kal, lp]")
+        festival = [s for s in speakers or () if s in FESTIVAL_VOICES]
         try:
-            find_voice_bank(values.get("voice_bank_folder"), speakers)
+            if speakers is None or len(festival) < len(speakers):  # gcin-voice's speakers
+                find_voice_bank(values.get("voice_bank_folder"),
+                                None if speakers is None
+                                else [s for s in speakers if s not in festival])
+            if festival:  # their syllables are rendered when the corpus is made
+                check_festival(festival)
             load_world()
         except (OSError, ImportError, ValueError) as err:
             raise OptionError(f"{origin(key)}: {share:g} needs the recorded voices: "
