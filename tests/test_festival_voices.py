@@ -167,3 +167,43 @@ def test_real_festival_sings_at_the_pitch_asked_for(tmp_path):  # pragma: no cov
     pw = rv.load_world()
     f0, _ = pw.harvest(audio.astype(np.float64), sr, f0_floor=60.0, f0_ceil=400.0)
     assert np.median(f0[f0 > 0]) == pytest.approx(120.0, rel=0.03)
+
+
+def test_corpus_songs_sung_by_a_festival_voice(tmp_path, fake_festival):
+    import dataclasses
+    import json
+
+    from svt.synthetic.recorded_singing import CorpusStyle, make_recorded_corpus
+
+    log, voices = fake_festival
+    try:
+        rv.load_world()
+    except ImportError:  # pragma: no cover - pyworld is pinned in requirements.txt
+        pytest.skip("pyworld is not installed")
+    bank = fv.render_festival_bank(tmp_path / "festival", ["kal"], syllables=["la", "ma", "no"],
+                                   progress=None, voice_dir=voices)
+    style = dataclasses.replace(CorpusStyle(), voice_bank_share=1.0, voice_bank_speakers=("kal",),
+                                festival_bank_folder=str(bank), recording=False,
+                                accompaniment_probability=0.0)
+    corpus = make_recorded_corpus(tmp_path / "corpus", 1, seed=3, duration_range=(6.0, 6.5),
+                                  style=style, progress=False)
+    audio, sr = sf.read(corpus / "song00000.wav")
+    notes = np.loadtxt(corpus / "song00000.txt", ndmin=2)
+    assert sr == 16000 and len(notes) > 0
+    # Sung inside the notes, silent well away from them (the WORLD renderer's contract).
+    t = np.arange(len(audio)) / sr
+    inside = np.zeros(len(audio), bool)
+    for on, off, _ in notes:
+        inside |= (t >= on) & (t < off)
+    far = np.ones(len(audio), bool)
+    for on, off, _ in notes:
+        far &= (t < on - 0.3) | (t > off + 0.1)
+    assert np.sqrt(np.mean(audio[inside] ** 2)) > 0.01
+    assert np.max(np.abs(audio[far]), initial=0.0) < 1e-3
+    described = json.loads((corpus / "corpus.json").read_text())["style"]
+    assert described["voice_bank_speakers"] == ["kal"]
+    assert described["festival_bank_folder"] == str(bank)
+    # Without the bank's folder the Festival voices cannot be found.
+    with pytest.raises(ValueError, match=r"Festival voices \['kal'\] need festival_bank_folder"):
+        make_recorded_corpus(tmp_path / "other", 1, seed=3, progress=False,
+                             style=dataclasses.replace(style, festival_bank_folder=None))
