@@ -158,8 +158,9 @@ def _real_festival_voice():
         return False
 
 
-@pytest.mark.skipif(not _real_festival_voice(), reason="Festival and festvox-kallpc16k are not "
-                                                       "installed (Debian: festival festvox-kallpc16k)")
+@pytest.mark.skipif(not _real_festival_voice(),
+                    reason="Festival and its kal voice are not installed (Debian: festival "
+                           "festvox-kallpc16k)")
 def test_real_festival_sings_at_the_pitch_asked_for(tmp_path):  # pragma: no cover - Debian extra
     bank = fv.render_festival_bank(tmp_path, ["kal"], syllables=["ma", "la"], progress=None)
     audio, sr = sf.read(bank / "ma" / "kal.wav")

@@ -34,7 +34,7 @@ are training material only); whoever distributes such audio takes on these condi
 Public API
 ----------
 ``FESTIVAL_VOICES``          name -> `FestivalVoice` (package, syllables, pitch, licence)
-``check_festival``           raises `FestivalNotFoundError` unless text2wave and the voices are there
+``check_festival``           `FestivalNotFoundError` unless text2wave and the voices are there
 ``singing_markup``           the SINGING XML text2wave sings for one held syllable
 ``render_festival_bank``     writes the bank (resumable, atomic) and returns its folder
 """
