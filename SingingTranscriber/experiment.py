@@ -24,7 +24,7 @@ from svt.datasets.tonas import prepare_tonas
 from svt.fileio import write_json_atomic
 from svt.inference.bundle import export_bundle, load_bundle, staged_bundle_folder
 from svt.models.pitch_network import PitchFeatureCache
-from svt.synthetic.festival_voices import FESTIVAL_VOICES, render_festival_bank
+from svt.synthetic.festival_voices import render_festival_bank, split_speakers
 from svt.synthetic.recorded_singing import CORPUS_STYLES, make_recorded_corpus
 from svt.training.brain import TranscriptionBrain
 from svt.training.pitch_distillation import (
@@ -80,7 +80,7 @@ def generate_corpus(hparams, prefix=""):
     """The training and validation songs (resumable: complete songs are kept); `prefix`
     "distill_": the corpus FCPE is distilled on, from the `distill_*` options."""
     speakers = tuple(hparams["voice_bank_speakers"])
-    festival = [name for name in speakers if name in FESTIVAL_VOICES]
+    _, festival = split_speakers(speakers)
     festival_folder = hparams["festival_bank_folder"] if festival else None
     if festival and hparams[f"{prefix}voice_bank_share"] > 0:
         render_festival_bank(festival_folder, festival, progress=logger.info)

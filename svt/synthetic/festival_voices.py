@@ -34,6 +34,7 @@ are training material only); whoever distributes such audio takes on these condi
 Public API
 ----------
 ``FESTIVAL_VOICES``          name -> `FestivalVoice` (package, syllables, pitch, licence)
+``split_speakers``           speaker names -> (gcin-voice's, Festival's)
 ``check_festival``           `FestivalNotFoundError` unless text2wave and the voices are there
 ``singing_markup``           the SINGING XML text2wave sings for one held syllable
 ``render_festival_bank``     writes the bank (resumable, atomic) and returns its folder
@@ -44,7 +45,7 @@ import dataclasses
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Dict, Iterable, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 from xml.sax.saxutils import escape
 
 from svt.errors import SvtUserError
@@ -102,6 +103,14 @@ FESTIVAL_VOICES: Dict[str, FestivalVoice] = {
                         (60.0, 400.0)),
 }
 FESTIVAL_VOICE_DIR = Path("/usr/share/festival/voices")
+
+
+def split_speakers(names: Iterable[str]) -> Tuple[List[str], List[str]]:
+    """`(others, festival)`: speaker names split into those of other banks (gcin-voice's) and
+    Festival's voices, each in the order given."""
+    names = list(names)
+    return ([n for n in names if n not in FESTIVAL_VOICES],
+            [n for n in names if n in FESTIVAL_VOICES])
 
 
 class FestivalNotFoundError(SvtUserError, FileNotFoundError):

@@ -332,11 +332,11 @@ def render_recorded_song(seed, duration_s: float, style: CorpusStyle = CorpusSty
 
 @functools.lru_cache(maxsize=4)
 def _voice_bank(folder, festival_folder, speakers):
-    from svt.synthetic.festival_voices import FESTIVAL_VOICES
+    from svt.synthetic.festival_voices import split_speakers
     from svt.synthetic.recorded_voices import find_voice_bank
 
-    festival = [name for name in speakers if name in FESTIVAL_VOICES]
-    folders = [folder] if len(festival) < len(speakers) else []  # gcin-voice's speakers
+    others, festival = split_speakers(speakers)
+    folders = [folder] if others else []  # gcin-voice's speakers
     if festival:
         if festival_folder is None:
             raise ValueError(f"the Festival voices {festival} need festival_bank_folder (render "

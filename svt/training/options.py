@@ -333,7 +333,7 @@ def check_voice_bank(values: Mapping, origin) -> None:
             continue
         if key.startswith("distill") and values.get("distill_pitch_network") is False:
             continue  # no distillation corpus is generated
-        from svt.synthetic.festival_voices import FESTIVAL_VOICES, check_festival
+        from svt.synthetic.festival_voices import check_festival, split_speakers
         from svt.synthetic.recorded_voices import find_voice_bank, load_world
 
         speakers = values.get("voice_bank_speakers")
@@ -341,12 +341,11 @@ def check_voice_bank(values: Mapping, origin) -> None:
                                          and all(isinstance(s, str) for s in speakers)):
             raise OptionError(f"{origin('voice_bank_speakers')}: {_shown(speakers)} is not a "
                               "list of speaker names; give e.g. [female] or [female, kal, lp]")
-        festival = [s for s in speakers or () if s in FESTIVAL_VOICES]
+        others, festival = split_speakers(speakers or ())
         try:
-            if speakers is None or len(festival) < len(speakers):  # gcin-voice's speakers
+            if speakers is None or others:  # gcin-voice's speakers
                 find_voice_bank(values.get("voice_bank_folder"),
-                                None if speakers is None
-                                else [s for s in speakers if s not in festival])
+                                None if speakers is None else others)
             if festival:  # their syllables are rendered when the corpus is made
                 check_festival(festival)
             load_world()
