@@ -13,7 +13,13 @@ from svt.data.utterances import PrepareError, read_csv
 from svt.datasets.ssvd import prepare_ssvd
 from svt.inference.bundle import export_bundle, load_bundle
 from svt.models.head import TranscriptionHead
-from svt.models.pitch_network import FastPitchNetwork, PitchNetworkEncoder, _depthwise
+from svt.models.pitch_network import (
+    FastPitchNetwork,
+    PitchNetworkEncoder,
+    _depthwise,
+    gru_without_packing,
+    reverse_within_lengths,
+)
 from svt.notes.formats import read_notes
 from svt.synthetic.recorded_singing import (
     CorpusStyle,
@@ -161,6 +167,54 @@ def test_depthwise_taps_equal_a_grouped_convolution(length):
     with torch.no_grad():
         torch.testing.assert_close(_depthwise(x, conv.weight[:, 0, :], conv.bias),
                                    conv(x[None])[0], atol=1e-6, rtol=0)
+
+
+def test_reverse_within_lengths_keeps_the_padding_in_place():
+    x = torch.arange(10.0).reshape(2, 5, 1)
+    out = reverse_within_lengths(x, torch.tensor([5, 3]))[..., 0]
+    assert out.tolist() == [[4, 3, 2, 1, 0], [7, 6, 5, 8, 9]]
+
+
+@pytest.mark.parametrize("bidirectional,num_layers", [(True, 2), (True, 1), (False, 2)])
+def test_gru_without_packing_equals_torchs_packed_gru(bidirectional, num_layers):
+    torch.manual_seed(num_layers)
+    gru = torch.nn.GRU(12, 8, num_layers=num_layers, bidirectional=bidirectional,
+                       batch_first=True, dropout=0.3 if num_layers > 1 else 0.0).eval()
+    lengths = torch.tensor([40, 17, 1, 40, 29])
+    x = torch.randn(5, 40, 12, requires_grad=True)
+    weights = torch.randn(5, 40, 8 * (2 if bidirectional else 1))
+
+    def outputs_and_gradients(run):
+        gru.zero_grad()
+        x.grad = None
+        out = run()
+        (out * weights).sum().backward()
+        return [out.detach(), x.grad.clone()] + [p.grad.clone() for p in gru.parameters()]
+
+    def packed():
+        out, _ = gru(torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True,
+                                                             enforce_sorted=False))
+        return torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=40)[0]
+
+    expected = outputs_and_gradients(packed)
+    got = outputs_and_gradients(lambda: gru_without_packing(gru, x, lengths))
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    assert got[0][2, 1:].abs().max() == 0  # nothing past an item's end
+
+
+@pytest.mark.parametrize("lookahead", [None, 3])
+def test_training_path_of_the_context_network_computes_the_inference_features(lookahead):
+    torch.manual_seed(1)
+    encoder = PitchNetworkEncoder(hidden_size=16, num_layers=2, lookahead_frames=lookahead).eval()
+    a = torch.from_numpy(harmonic_tone(60, 1.0))
+    b = torch.nn.functional.pad(torch.from_numpy(harmonic_tone(64, 0.5)), (0, 8000))
+    batch, lens = torch.stack([a, b]), torch.tensor([1.0, 0.5])
+    with torch.no_grad():
+        inference = encoder(batch, lens)
+    training = encoder(batch, lens)  # gradients on: the path without packing
+    assert training.requires_grad
+    torch.testing.assert_close(training.detach(), inference, atol=1e-5, rtol=0)
 
 
 # ------------------------------------------------------------------ corpus

@@ -265,6 +265,51 @@ def salience_to_midi(salience: torch.Tensor, cent_table: torch.Tensor) -> torch.
     return 69.0 + 12.0 * torch.log2(hz / 440.0)
 
 
+def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """`(B, T, D)` with each item's first `lengths[b]` frames in reverse order; the padding
+    after them stays where it is."""
+    frames = torch.arange(x.shape[1], device=x.device)[None, :]
+    ends = lengths.to(x.device)[:, None]
+    order = torch.where(frames < ends, ends - 1 - frames, frames)
+    return x.gather(1, order[..., None].expand(-1, -1, x.shape[2]))
+
+
+def gru_without_packing(gru: nn.GRU, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """What `gru` (batch-first) computes for a packed batch, `(B, T, D)` items of `lengths`
+    frames, without packing: `(B, T, H * directions)`, zeros past each item's end.
+
+    Why: on a CPU, the backward pass of torch's GRU over a packed batch takes about 3x as long as
+    over a padded one (16 x 5 s, 2 layers of 128: 1.2 s against 0.4 s), and it was most of a
+    training epoch. Padding after an item's end cannot reach its frames in the forward
+    direction, so each layer runs each direction on its own over the padded batch, the reverse
+    direction on each item reversed within its length, with the layer's own weights (the same
+    parameters, so checkpoints and bundles are unchanged). The outputs equal the packed GRU's to
+    float rounding (tests/test_pitch_network.py); only dropout's random masks differ."""
+    from torch.func import functional_call
+
+    out = x
+    directions = ["", "_reverse"] if gru.bidirectional else [""]
+    for layer in range(gru.num_layers):
+        # A one-layer, one-direction GRU on the meta device: a shape only (no memory, no draw
+        # from the random generator); functional_call runs it with this layer's weights.
+        one = nn.GRU(out.shape[2], gru.hidden_size, batch_first=True, bias=gru.bias,
+                     device="meta")
+        names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if gru.bias else [])
+        outputs = []
+        for suffix in directions:
+            weights = {f"{name}_l0": getattr(gru, f"{name}_l{layer}{suffix}") for name in names}
+            if suffix:
+                y, _ = functional_call(one, weights, (reverse_within_lengths(out, lengths),))
+                outputs.append(reverse_within_lengths(y, lengths))
+            else:
+                outputs.append(functional_call(one, weights, (out,))[0])
+        out = torch.cat(outputs, dim=-1)
+        if layer < gru.num_layers - 1 and gru.dropout and gru.training:
+            out = nn.functional.dropout(out, gru.dropout, training=True)
+    valid = torch.arange(x.shape[1], device=x.device)[None, :] < lengths.to(x.device)[:, None]
+    return out * valid[..., None]
+
+
 class PitchNetworkEncoder(FrameEncoder):
     """Frozen FCPE + a trainable BiGRU context network (see the module docstring);
     `lookahead_frames` (None: bidirectional) makes the context network forward-only with that
@@ -444,6 +489,9 @@ class PitchNetworkEncoder(FrameEncoder):
             frames = torch.arange(x.shape[1] + look, device=x.device)[None, :]
             x = torch.cat([x, x.new_zeros(x.shape[0], look, x.shape[2])], dim=1)
             x = x * (frames < lengths.to(x.device)[:, None])[..., None]
+        if torch.is_grad_enabled():
+            # Training: the same function, without packing, whose backward pass is 3x faster.
+            return gru_without_packing(self.context, x, lengths + look)[:, look:]
         packed = nn.utils.rnn.pack_padded_sequence(x, (lengths + look).cpu(), batch_first=True,
                                                    enforce_sorted=False)
         out, _ = self.context(packed)
