@@ -489,8 +489,9 @@ class PitchNetworkEncoder(FrameEncoder):
             frames = torch.arange(x.shape[1] + look, device=x.device)[None, :]
             x = torch.cat([x, x.new_zeros(x.shape[0], look, x.shape[2])], dim=1)
             x = x * (frames < lengths.to(x.device)[:, None])[..., None]
-        if torch.is_grad_enabled():
-            # Training: the same function, without packing, whose backward pass is 3x faster.
+        if torch.is_grad_enabled() and x.device.type == "cpu":
+            # Training on a CPU: the same function without packing, whose backward pass is 3x
+            # faster there. Measured on CPUs only: a GPU keeps cuDNN's packed GRU.
             return gru_without_packing(self.context, x, lengths + look)[:, look:]
         packed = nn.utils.rnn.pack_padded_sequence(x, (lengths + look).cpu(), batch_first=True,
                                                    enforce_sorted=False)
