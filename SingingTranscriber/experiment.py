@@ -9,6 +9,7 @@ validation songs and, when given, real recordings in the SSVD layout, TONAS, ISM
 """
 import dataclasses
 import logging
+import os
 import shutil
 import sys
 import time
@@ -93,10 +94,11 @@ def generate_corpus(hparams, prefix=""):
     root = Path(hparams[f"{prefix}corpus_folder"])
     lengths = tuple(hparams["song_seconds"])
     seed = hparams[f"{prefix}corpus_seed"]
+    workers = hparams.get("corpus_workers") or len(os.sched_getaffinity(0))
     make_recorded_corpus(root / "train", hparams[f"{prefix}num_train_songs"], seed, lengths,
-                         style=style)
+                         style=style, workers=workers)
     make_recorded_corpus(root / "valid", hparams[f"{prefix}num_valid_songs"], seed + 1, lengths,
-                         style=style)
+                         style=style, workers=workers)
 
 
 def distillation_settings(hparams) -> DistillationSettings:

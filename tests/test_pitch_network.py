@@ -265,6 +265,22 @@ def test_corpus_in_the_ssvd_layout_prepares_and_resumes(tmp_path):
                                read_notes(corpus / f"{rows[0]['song']}.txt"))
 
 
+def test_corpus_rendered_by_two_processes_is_the_same_files(tmp_path, capsys):
+    alone = make_recorded_corpus(tmp_path / "one", 3, seed=8, duration_range=(3.0, 4.0),
+                                 progress=False)
+    both = tmp_path / "two"
+    both.mkdir()
+    (both / "song00001.wav").write_bytes((alone / "song00001.wav").read_bytes())
+    (both / "song00001.txt").write_bytes((alone / "song00001.txt").read_bytes())
+    make_recorded_corpus(both, 3, seed=8, duration_range=(3.0, 4.0), workers=2)
+    assert capsys.readouterr().out.strip() == "3/3 songs"  # the kept song counts as done
+    for name in ("song00000", "song00001", "song00002"):
+        for ext in (".wav", ".txt"):
+            assert (both / (name + ext)).read_bytes() == (alone / (name + ext)).read_bytes()
+    with pytest.raises(ValueError, match="workers must be a whole number >= 1"):
+        make_recorded_corpus(tmp_path / "bad", 1, workers=0)
+
+
 def test_prepare_ssvd_names_an_audio_file_without_notes(tmp_path):
     data = tmp_path / "ssvd"
     data.mkdir()

@@ -357,10 +357,25 @@ def write_ssvd_notes(path, notes) -> None:
     write_text_atomic(path, "\n".join(lines) + ("\n" if lines else ""))
 
 
+def _write_song(out: Path, song: str, seed: int, k: int, seconds: float,
+                style: CorpusStyle) -> str:
+    """Render song k and write it; the notes file last, its presence marking a complete song."""
+    notes, audio, _ = render_recorded_song([seed, k], seconds, style)
+    write_audio(out / f"{song}.wav", audio, SAMPLE_RATE)
+    write_ssvd_notes(out / f"{song}.txt", notes)
+    return song
+
+
 def make_recorded_corpus(out_dir, num_songs: int, seed: int = 0, duration_range=(12.0, 30.0),
-                         style: CorpusStyle = CorpusStyle(), progress: bool = True) -> Path:
+                         style: CorpusStyle = CorpusStyle(), progress: bool = True,
+                         workers: int = 1) -> Path:
     """Write `num_songs` songs as `<id>.wav` + `<id>.txt` into `out_dir` (existing complete songs
-    are kept, so an interrupted run resumes) and `corpus.json` describing the corpus."""
+    are kept, so an interrupted run resumes) and `corpus.json` describing the corpus.
+
+    `workers` > 1 renders songs in that many processes. Each song is seeded on its own, so the
+    files are the same for any number of workers."""
+    if not (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1):
+        raise ValueError(f"workers must be a whole number >= 1, got {workers!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     description = {"num_songs": num_songs, "seed": seed, "duration_range": list(duration_range),
@@ -370,19 +385,40 @@ def make_recorded_corpus(out_dir, num_songs: int, seed: int = 0, duration_range=
     _check_same_corpus(out, description)
     if style.voice_bank_share > 0:
         voice_bank(style)  # a missing bank or pyworld stops the run before any song is written
-    songs = {}
+    todo = []
     for k in range(num_songs):
         song = f"song{k:05d}"
-        lengths = np.random.default_rng([seed, k, 1]).uniform(*duration_range)
-        wav, txt = out / f"{song}.wav", out / f"{song}.txt"
-        if wav.exists() and txt.exists():
-            continue
-        notes, audio, info = render_recorded_song([seed, k], float(lengths), style)
-        write_audio(wav, audio, SAMPLE_RATE)
-        write_ssvd_notes(txt, notes)  # written last: its presence marks a complete song
-        songs[song] = info
-        if progress and (k + 1) % 50 == 0:
-            print(f"{k + 1}/{num_songs} songs", flush=True)
+        if not ((out / f"{song}.wav").exists() and (out / f"{song}.txt").exists()):
+            seconds = float(np.random.default_rng([seed, k, 1]).uniform(*duration_range))
+            todo.append((out, song, seed, k, seconds, style))
+    done = num_songs - len(todo)
+
+    def report():
+        if progress and (done % 50 == 0 or done == num_songs):
+            print(f"{done}/{num_songs} songs", flush=True)
+
+    if workers == 1 or len(todo) < 2:
+        for task in todo:
+            _write_song(*task)
+            done += 1
+            report()
+    else:
+        import concurrent.futures
+        import multiprocessing
+
+        # spawn, not fork: the parent may hold torch's thread pools, which a fork can deadlock.
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(min(workers, len(todo)),
+                                                    mp_context=context) as pool:
+            futures = [pool.submit(_write_song, *task) for task in todo]
+            try:
+                for future in concurrent.futures.as_completed(futures):
+                    future.result()  # a song that failed stops the run with its error
+                    done += 1
+                    report()
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     write_text_atomic(out / "corpus.json", json.dumps(description, indent=2) + "\n")
     return out
 
@@ -419,9 +455,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--num-songs", type=int, default=800)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--clean", action="store_true", help="the old studio-stem corpus")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes rendering songs (the files are the same for any number)")
     args = parser.parse_args(argv)
     style = CorpusStyle.clean() if args.clean else CorpusStyle()
-    make_recorded_corpus(args.out_dir, args.num_songs, args.seed, style=style)
+    make_recorded_corpus(args.out_dir, args.num_songs, args.seed, style=style,
+                         workers=args.workers)
     return 0
 
 
