@@ -281,6 +281,21 @@ def test_corpus_rendered_by_two_processes_is_the_same_files(tmp_path, capsys):
         make_recorded_corpus(tmp_path / "bad", 1, workers=0)
 
 
+def test_corpus_workers_from_an_unguarded_script_get_a_clear_error(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "make.py"
+    script.write_text("from svt.synthetic.recorded_singing import make_recorded_corpus\n"
+                      f"make_recorded_corpus({str(tmp_path / 'corpus')!r}, 2, "
+                      "duration_range=(3.0, 3.5), progress=False, workers=2)\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode != 0
+    last = run.stderr.strip().splitlines()[-1]
+    assert "CorpusWorkerError" in last and 'if __name__ == \"__main__\":' in last
+
+
 def test_prepare_ssvd_names_an_audio_file_without_notes(tmp_path):
     data = tmp_path / "ssvd"
     data.mkdir()

@@ -373,7 +373,9 @@ def make_recorded_corpus(out_dir, num_songs: int, seed: int = 0, duration_range=
     are kept, so an interrupted run resumes) and `corpus.json` describing the corpus.
 
     `workers` > 1 renders songs in that many processes. Each song is seeded on its own, so the
-    files are the same for any number of workers."""
+    files are the same for any number of workers. The processes are started with
+    multiprocessing's "spawn" method, which imports the calling script again: call this from a
+    script under `if __name__ == "__main__":` (as the recipe and this module's command line do)."""
     if not (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1):
         raise ValueError(f"workers must be a whole number >= 1, got {workers!r}")
     out = Path(out_dir)
@@ -416,11 +418,21 @@ def make_recorded_corpus(out_dir, num_songs: int, seed: int = 0, duration_range=
                     future.result()  # a song that failed stops the run with its error
                     done += 1
                     report()
+            except concurrent.futures.BrokenExecutor:
+                raise CorpusWorkerError(
+                    f"{out}: a process rendering songs stopped before it finished (its error is "
+                    "printed above). If make_recorded_corpus(workers > 1) was called from a "
+                    "script, put the call under `if __name__ == \"__main__\":` (new processes "
+                    "import the script again), or use workers=1") from None
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
     write_text_atomic(out / "corpus.json", json.dumps(description, indent=2) + "\n")
     return out
+
+
+class CorpusWorkerError(SvtUserError, RuntimeError):
+    """A process rendering songs for `make_recorded_corpus` stopped."""
 
 
 class CorpusMismatchError(SvtUserError, ValueError):
