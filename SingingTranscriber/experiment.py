@@ -9,7 +9,6 @@ validation songs and, when given, real recordings in the SSVD layout, TONAS, ISM
 """
 import dataclasses
 import logging
-import os
 import shutil
 import sys
 import time
@@ -26,7 +25,7 @@ from svt.fileio import write_json_atomic
 from svt.inference.bundle import export_bundle, load_bundle, staged_bundle_folder
 from svt.models.pitch_network import PitchFeatureCache
 from svt.synthetic.festival_voices import render_festival_bank, split_speakers
-from svt.synthetic.recorded_singing import CORPUS_STYLES, make_recorded_corpus
+from svt.synthetic.recorded_singing import CORPUS_STYLES, make_recorded_corpus, usable_cpu_count
 from svt.training.brain import TranscriptionBrain
 from svt.training.pitch_distillation import (
     DistillationSettings,
@@ -94,7 +93,7 @@ def generate_corpus(hparams, prefix=""):
     root = Path(hparams[f"{prefix}corpus_folder"])
     lengths = tuple(hparams["song_seconds"])
     seed = hparams[f"{prefix}corpus_seed"]
-    workers = hparams.get("corpus_workers") or len(os.sched_getaffinity(0))
+    workers = hparams.get("corpus_workers") or usable_cpu_count()
     make_recorded_corpus(root / "train", hparams[f"{prefix}num_train_songs"], seed, lengths,
                          style=style, workers=workers)
     make_recorded_corpus(root / "valid", hparams[f"{prefix}num_valid_songs"], seed + 1, lengths,

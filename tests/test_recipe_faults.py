@@ -492,6 +492,16 @@ def test_recorded_voices_missing_stop_the_recipe_before_anything(tmp_path, never
     assert stopped_with([str(ST_YAML), "--output_folder", str(tmp_path / "run"),
                          "--distill_recordings_share", "1"], recipe="SingingTranscriber"
                         ).startswith("--distill_recordings_share: 1 is out of range")
+    # Options whose default is null take null or a whole number.
+    for key, value in (("corpus_workers", "1.5"), ("corpus_workers", "two"),
+                       ("lookahead_frames", "0.5")):
+        assert stopped_with([str(ST_YAML), "--output_folder", str(tmp_path / "run"),
+                             f"--{key}", value], recipe="SingingTranscriber"
+                            ).startswith(f"--{key}: expected a whole number or null (the default "
+                                         "in ")
+    assert stopped_with([str(ST_YAML), "--output_folder", str(tmp_path / "run"),
+                         "--corpus_workers", "0"], recipe="SingingTranscriber"
+                        ).startswith("--corpus_workers: 0 is out of range")
     # The pitch network's stride: 1 to 4 frames, and not with a distilled network.
     assert stopped_with([str(ST_YAML), "--output_folder", str(tmp_path / "run"),
                          "--pitch_stride", "5"], recipe="SingingTranscriber"

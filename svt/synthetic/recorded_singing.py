@@ -44,6 +44,7 @@ import argparse
 import dataclasses
 import functools
 import json
+import os
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -355,6 +356,14 @@ def write_ssvd_notes(path, notes) -> None:
     """`onset<TAB>offset<TAB>midi` lines, the SSVD note-file layout."""
     lines = [f"{on:.6f}\t{off:.6f}\t{midi:.4f}" for on, off, midi in np.asarray(notes)]
     write_text_atomic(path, "\n".join(lines) + ("\n" if lines else ""))
+
+
+def usable_cpu_count() -> int:
+    """The CPU cores this process may run on: its affinity where the system has one (a
+    container's or `taskset`'s share of a larger machine), else every core; at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def _write_song(out: Path, song: str, seed: int, k: int, seconds: float,

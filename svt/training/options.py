@@ -128,6 +128,9 @@ BUNDLE_OPTIONS = ("model", "init_head_from", "audio_bundle", "video_bundle")
 #: (`dur_threshold: 5` seconds, the video's `label_frame_rate: 50`): any number fits. Their
 #: defaults stay integers because they name folders (`dur_5s`).
 FRACTIONAL_OPTIONS = ("dur_threshold", "label_frame_rate", "snr_db")
+#: Options whose YAML default is null (an automatic or absent value) and the kind a value given
+#: for them must have; null stays accepted.
+NULL_DEFAULT_KINDS = {"corpus_workers": "int", "lookahead_frames": "int"}
 #: SpeechBrain's own command-line options (`--device`, `--precision`, ...), for suggestions.
 RUN_OPTIONS = (*HELP_TEXTS, "jit_module_keys", "compile_module_keys")
 
@@ -225,6 +228,10 @@ def check_override_types(tree: Mapping, given: Mapping, hparams_file, prefix="")
         kind = _kind(default)
         if kind == "int" and name in FRACTIONAL_OPTIONS:
             kind = "float"
+        if default is None and name in NULL_DEFAULT_KINDS:
+            if value is None:
+                continue
+            kind = NULL_DEFAULT_KINDS[name]
         if kind is None or _tag(value) is not None:
             continue  # null or tagged default (anything goes), or HyperPyYAML written by the user
         if kind == "bool" and value is None:
@@ -236,7 +243,10 @@ def check_override_types(tree: Mapping, given: Mapping, hparams_file, prefix="")
             continue
         if not _fits(kind, value):
             raise OptionError(f"--{name}: expected {_KIND_NAMES[kind]}, like the default "
-                              f"{_shown(default)} in {hparams_file}; got {_shown(value)}")
+                              f"{_shown(default)} in {hparams_file}; got {_shown(value)}"
+                              if default is not None else
+                              f"--{name}: expected {_KIND_NAMES[kind]} or null (the default in "
+                              f"{hparams_file}); got {_shown(value)}")
     return changed
 
 
