@@ -9,7 +9,8 @@ so the same command writes the same files on any machine and with any number of 
 interrupted run resumes. None of these seeds is a training seed (the recipe trains on seed 0 and
 validates on seed 1). Score a set with
 
-    python benchmarks/bench_real.py OUT_DIR/<set> --systems svt [--model BUNDLE] [--accompaniment-snr-db 0]
+    python benchmarks/bench_real.py OUT_DIR/<set> --systems svt [--model BUNDLE] \
+        [--accompaniment-snr-db 0]
 
 The sets sung by recorded voices need Debian's `gcin-voice` and `pyworld` (`legato_recorded`,
 `male`), or Festival and its voices (`festival`, `festival_clean`: `apt-get install festival
@@ -26,6 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from svt.synthetic.festival_voices import (  # noqa: E402
+    FESTIVAL_VOICES,
+    render_festival_bank,
+    split_speakers,
+)
 from svt.synthetic.recorded_singing import (  # noqa: E402
     CorpusStyle,
     make_recorded_corpus,
@@ -34,7 +40,7 @@ from svt.synthetic.recorded_singing import (  # noqa: E402
 
 MIXED_CLEAN = dataclasses.replace(CorpusStyle.mixed(), accompaniment_probability=0.0)
 LEGATO_CLEAN = CorpusStyle(articulations=(("legato", 1.0),), accompaniment_probability=0.0)
-FESTIVAL_VOICES = ("kal", "ked", "lp", "pc")
+ALL_FESTIVAL_VOICES = tuple(FESTIVAL_VOICES)  # kal, ked, lp, pc
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,33 +66,26 @@ EVAL_SETS = {
                                                   voice_bank_speakers=("male",)),
                     "every articulation, gcin-voice's recorded male speaker"),
     "festival": EvalSet(12, 4242, dataclasses.replace(CorpusStyle.mixed(), voice_bank_share=1.0,
-                                                      voice_bank_speakers=FESTIVAL_VOICES),
+                                                      voice_bank_speakers=ALL_FESTIVAL_VOICES),
                         "every articulation, Festival's four diphone voices, the corpus's "
                         "backing tracks in about a third of the songs"),
-    "festival_clean": EvalSet(12, 4242, dataclasses.replace(MIXED_CLEAN, voice_bank_share=1.0,
-                                                            voice_bank_speakers=FESTIVAL_VOICES),
-                              "the same songs drawn without backing tracks"),
+    "festival_clean": EvalSet(
+        12, 4242, dataclasses.replace(MIXED_CLEAN, voice_bank_share=1.0,
+                                      voice_bank_speakers=ALL_FESTIVAL_VOICES),
+        "the same songs drawn without backing tracks"),
 }
 
 
-def style_for(eval_set: EvalSet, out_dir: Path) -> CorpusStyle:
-    """The set's style, with Festival's syllable bank kept in `out_dir/festival_bank`."""
-    if any(s in FESTIVAL_VOICES for s in eval_set.style.voice_bank_speakers) \
-            and eval_set.style.voice_bank_share > 0:
-        return dataclasses.replace(eval_set.style,
-                                   festival_bank_folder=str(out_dir / "festival_bank"))
-    return eval_set.style
-
-
 def write_eval_set(name: str, out_dir: Path, workers: int = 1) -> Path:
-    """Write one set into `out_dir/<name>` (Festival's bank first, where its voices sing)."""
+    """Write one set into `out_dir/<name>`; where Festival's voices sing, their syllable bank is
+    rendered first into `out_dir/festival_bank` (kept between sets)."""
     eval_set = EVAL_SETS[name]
-    style = style_for(eval_set, out_dir)
-    if style.festival_bank_folder:
-        from svt.synthetic.festival_voices import render_festival_bank
-
-        speakers = [s for s in style.voice_bank_speakers if s in FESTIVAL_VOICES]
-        render_festival_bank(style.festival_bank_folder, speakers, progress=None)
+    style = eval_set.style
+    _, festival = split_speakers(style.voice_bank_speakers)
+    if festival and style.voice_bank_share > 0:
+        bank = out_dir / "festival_bank"
+        render_festival_bank(bank, festival, progress=None)
+        style = dataclasses.replace(style, festival_bank_folder=str(bank))
     return make_recorded_corpus(out_dir / name, eval_set.num_songs, seed=eval_set.seed,
                                 style=style, workers=workers)
 
