@@ -2,15 +2,21 @@
 """Real-recordings benchmark: the shipped transcriber vs pYIN + note rules vs basic-pitch.
 
     python benchmarks/bench_real.py DATA_DIR [--accompaniment-snr-db 0] [--sung-reference] \
-        [--basic-pitch-python /path/to/venv/bin/python] [--model BUNDLE] [--json OUT]
+        [--basic-pitch-python /path/to/venv/bin/python] [--model BUNDLE] [--json OUT] \
+        [--repeats 3]
 
 DATA_DIR holds recordings with notes in the SSVD layout (`<id>.flac|.wav` + `<id>.txt`, `onset
 offset midi`). Every system transcribes the same 16-kHz mono copies, each in its own process, so
 the table gives each one's seconds per second of audio, its model-load time and its own peak memory
-(max RSS). Scores: mir_eval note metrics, 50 ms / 50 cents, per-song mean F1 (%).
+(max RSS). With --repeats N the systems transcribe everything N times, taking turns; the table
+gives the median time, and each system's time against basic-pitch's is the median of the N
+rounds' ratios (this machine's speed drifts by 10-20 % within a run, so one round can favour
+either). Scores: mir_eval note metrics, 50 ms / 50 cents, per-song mean F1 (%).
 
 Systems:
 * ``svt``: `svt.transcribe` with the model shipped in the package (or --model);
+  ``svt-float32``: the same with its pitch network computed in float32 instead of with
+  bfloat16 products (`svt.load_bundle`'s `pitch_precision`), not run unless named;
 * ``pyin``: librosa pYIN + note rules (`svt.baselines.pyin_notes`), each note's median f0 (sung
   pitch); ``pyin-rounded``: the same notes rounded to semitones;
 * ``basic-pitch``: Spotify's basic-pitch 0.4.0 on the ONNX model inside its wheel, run with
@@ -46,7 +52,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-SYSTEMS = ("svt", "pyin", "pyin-rounded", "basic-pitch")
+SYSTEMS = ("svt", "pyin", "pyin-rounded", "basic-pitch", "svt-float32")
+#: What runs when --systems is not given (svt-float32 is the same model computed more slowly).
+DEFAULT_SYSTEMS = SYSTEMS[:4]
 BASIC_PITCH_WORKER = r"""
 import json, resource, sys, time
 jobs = json.load(open(sys.argv[1]))
@@ -151,7 +159,7 @@ def print_sung_reference(sung, rows) -> None:
 def run_worker(system, jobs, model):
     """Transcribe every job in this process; returns notes, timing and peak memory."""
     t0 = time.perf_counter()
-    if system == "svt":
+    if system in ("svt", "svt-float32"):
         import torch
 
         import svt
@@ -159,7 +167,8 @@ def run_worker(system, jobs, model):
 
         torch.set_num_threads(2)
         t1 = time.perf_counter()
-        loaded = load_bundle(model or DEFAULT_MODEL)
+        loaded = load_bundle(model or DEFAULT_MODEL,
+                             pitch_precision="float32" if system == "svt-float32" else "bfloat16")
 
         def transcribe(path):
             return svt.transcribe(path, model=loaded)
@@ -213,11 +222,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data_dir", nargs="?")
     parser.add_argument("--accompaniment-snr-db", type=float, default=None)
-    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS))
     parser.add_argument("--basic-pitch-python", default=None)
     parser.add_argument("--model", default=None, help="bundle for `svt` (default: shipped)")
     parser.add_argument("--limit", type=int, default=None, help="first N recordings only")
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="time every system this many times, taking turns (the machine's "
+                             "speed drifts by 10-20 %% within a run): the table gives the median "
+                             "time, and the median ratio of each round's times to basic-pitch's")
     parser.add_argument("--sung-reference", action="store_true",
                         help="also score against the pitch sung during each annotated note")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -230,6 +243,8 @@ def main(argv=None):
         return 0
     if not args.data_dir:
         parser.error("DATA_DIR is required")
+    if args.repeats < 1:
+        parser.error(f"--repeats must be 1 or more, got {args.repeats}")
 
     from svt.notes.scoring import score_songs
 
@@ -246,14 +261,26 @@ def main(argv=None):
                                                   args.accompaniment_snr_db, args.limit)
         sung = sung_references(Path(args.data_dir), references) if args.sung_reference else None
         rows, results = {}, {}
+        rounds = {system: [] for system in systems}
+        for _ in range(args.repeats):  # the systems take turns, so drift favours none of them
+            for system in systems:
+                if not (system == "pyin-rounded" and "pyin" in systems):
+                    rounds[system].append(run_system(system, jobs, work, args))
         for system in systems:
-            if system == "pyin-rounded" and "pyin" in results:
+            if system == "pyin-rounded" and "pyin" in systems:
                 # The same notes with their pitch rounded: pYIN runs once for both rows.
-                result = {**results["pyin"], "notes": {
-                    song: [[a, b, float(round(p))] for a, b, p in notes]
-                    for song, notes in results["pyin"]["notes"].items()}}
+                pyin = rounds["pyin"][0]
+                result = {**pyin, "round_seconds": [r["seconds"] for r in rounds["pyin"]],
+                          "seconds": float(np.median([r["seconds"] for r in rounds["pyin"]])),
+                          "notes": {song: [[a, b, float(round(p))] for a, b, p in notes]
+                                    for song, notes in pyin["notes"].items()}}
             else:
-                result = run_system(system, jobs, work, args)
+                result = {**rounds[system][0],
+                          "seconds": float(np.median([r["seconds"] for r in rounds[system]])),
+                          "round_seconds": [r["seconds"] for r in rounds[system]]}
+                if any(r["notes"] != result["notes"] for r in rounds[system][1:]):
+                    print(f"bench_real: warning: {system} gave other notes in another round; "
+                          "the scores are the first round's", file=sys.stderr)
             results[system] = result
             estimates = {song: np.asarray(n, dtype=np.float64).reshape(-1, 3)
                          for song, n in result["notes"].items()}
@@ -264,6 +291,8 @@ def main(argv=None):
                             "load_s": result["load_seconds"],
                             "import_s": result["import_seconds"],
                             "peak_rss_mb": result["peak_rss_mb"],
+                            "round_s_per_s": [t / seconds for t in
+                                              result.get("round_seconds", [result["seconds"]])],
                             # Over- or under-segmentation shows here before it shows in F1.
                             "notes_found": int(sum(len(n) for n in estimates.values())),
                             "notes_annotated": int(sum(len(n) for n in references.values()))}
@@ -282,6 +311,15 @@ def main(argv=None):
               f"{r['COff']:.2f} | {r['notes_found']} / {r['notes_annotated']} "
               f"({r['notes_found'] / max(r['notes_annotated'], 1):.2f}) | {r['s_per_s']:.4f} | "
               f"{r['load_s']:.2f} | {r['import_s']:.2f} | {r['peak_rss_mb']:.0f} |")
+    if "basic-pitch" in rows:
+        baseline = rows["basic-pitch"]["round_s_per_s"]
+        for system, r in rows.items():
+            if system != "basic-pitch" and len(r["round_s_per_s"]) == len(baseline):
+                ratios = [a / b for a, b in zip(r["round_s_per_s"], baseline)]
+                r["time_ratio_to_basic_pitch"] = float(np.median(ratios))
+                print(f"{system} / basic-pitch time: {np.median(ratios):.2f}x (median of "
+                      f"{len(ratios)} round{'s' * (len(ratios) > 1)}: "
+                      + ", ".join(f"{x:.2f}" for x in ratios) + ")")
     if sung is not None:
         print_sung_reference(sung, rows)
     if args.json:

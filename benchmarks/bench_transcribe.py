@@ -3,9 +3,9 @@
     python benchmarks/bench_transcribe.py [--seconds 60] [--long-minutes 60] [--sizes base,large]
 
 For a wav2vec2-base-sized and a wav2vec2-large-sized encoder (random weights: only timing matters),
-and for the shipped model (`shipped`: its FCPE pitch network computed by
-`svt.models.pitch_network.FastPitchNetwork`, as `svt.transcribe` runs it, against
-`shipped-torchfcpe`: the same network as torchfcpe computes it):
+and for the shipped model (`shipped`: as `svt.transcribe` runs it, its FCPE pitch network computed
+by `svt.models.pitch_network.FastPitchNetwork` with bfloat16 products; `shipped-float32`: the
+same in float32; `shipped-torchfcpe`: FCPE in float32 as torchfcpe's own modules compute it):
 
 * measured: seconds of processing per second of audio for `svt.transcribe` on a synthetic song
   (default chunking: 5 s kept + 0.5 s context on each side, 4 chunks per forward pass), the
@@ -70,12 +70,16 @@ def build_model(size, folder):
     return TranscriptionModel(encoder, TranscriptionHead(encoder.output_size), settings).eval()
 
 
-def shipped_model(torchfcpe=False):
-    """The shipped bundle; `torchfcpe`: FCPE computed by torchfcpe's own modules."""
+SHIPPED_VARIANTS = ("shipped", "shipped-float32", "shipped-torchfcpe")
+
+
+def shipped_model(variant="shipped"):
+    """The shipped bundle as `variant` (one of SHIPPED_VARIANTS) computes FCPE."""
     from svt.inference.bundle import DEFAULT_MODEL, load_bundle
 
-    model = load_bundle(DEFAULT_MODEL)
-    if torchfcpe:
+    model = load_bundle(DEFAULT_MODEL,
+                        pitch_precision="bfloat16" if variant == "shipped" else "float32")
+    if variant == "shipped-torchfcpe":
         model.encoder.fast_fcpe = None
     return model
 
@@ -114,7 +118,7 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=60.0, help="audio for the speed test")
     parser.add_argument("--long-minutes", type=float, default=60.0,
                         help="length of the memory test recording (0 to skip)")
-    parser.add_argument("--sizes", default="base,large,shipped-torchfcpe,shipped")
+    parser.add_argument("--sizes", default="base,large," + ",".join(reversed(SHIPPED_VARIANTS)))
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per model (median)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -132,8 +136,8 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         rows, sizes = [], args.sizes.split(",")
         for size in sizes:
-            if size.startswith("shipped"):
-                model = shipped_model(torchfcpe=size == "shipped-torchfcpe")
+            if size in SHIPPED_VARIANTS:
+                model = shipped_model(size)
                 # FCPE (frozen, outside the module tree) included.
                 params = sum(p.numel() for p in [*model.parameters(),
                                                  *model.encoder.fcpe.parameters()]) / 1e6
@@ -155,9 +159,11 @@ def main(argv=None):
             print(f"{size:<18}{params:>8.1f}M{per_second / 1e9:>15.1f}{bound:>11.4f}"
                   f"{measured:>14.4f}{measured / bound:>7.2f}x")
         medians = {size: float(np.median(times)) for size, _, _, _, times in rows}
-        if {"shipped", "shipped-torchfcpe"} <= medians.keys():
-            print(f"shipped / shipped-torchfcpe time: "
-                  f"{medians['shipped'] / medians['shipped-torchfcpe']:.3f}x")
+        for numerator, denominator in (("shipped-float32", "shipped-torchfcpe"),
+                                       ("shipped", "shipped-float32")):
+            if {numerator, denominator} <= medians.keys():
+                print(f"{numerator} / {denominator} time: "
+                      f"{medians[numerator] / medians[denominator]:.3f}x")
         if args.long_minutes > 0:
             path = Path(tmp) / "long.wav"
             minute = synthetic_song(60.0, seed=1)

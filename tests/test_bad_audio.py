@@ -167,9 +167,12 @@ def test_waveform_arrays_that_cannot_be_audio_are_refused(model, audio, rate, me
 def test_64_channels_as_soundfile_returns_them(model, sung):
     _, wav = sung
     many = np.repeat(wav[:, None], 64, axis=1)  # (samples, 64)
-    # The mean of 64 equal channels is the channel up to float rounding.
-    np.testing.assert_allclose(svt.transcribe(many, SR, model), svt.transcribe(wav, SR, model),
-                               atol=1e-4)
+    # The mean of 64 equal channels is the channel up to float rounding, which the pitch
+    # network's bfloat16 products can carry into a note's pitch (by hundredths of a cent here).
+    together, alone = svt.transcribe(many, SR, model), svt.transcribe(wav, SR, model)
+    assert together.shape == alone.shape
+    np.testing.assert_allclose(together[:, :2], alone[:, :2], atol=1e-4)
+    np.testing.assert_allclose(together[:, 2], alone[:, 2], atol=0.01)
 
 
 @pytest.mark.parametrize("options, message", [

@@ -37,7 +37,7 @@ import threading
 import time
 from pathlib import Path
 
-from svt.cli.argtypes import positive_float
+from svt.cli.argtypes import PITCH_PRECISION_CHOICES, PITCH_PRECISION_HELP, positive_float
 
 PROG = "svt-live"
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
@@ -80,6 +80,8 @@ def build_parser():
     parser.add_argument("--model", default=None,
                         help="model bundle (default: the model shipped in the package)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--pitch-precision", choices=PITCH_PRECISION_CHOICES,
+                        default=PITCH_PRECISION_CHOICES[0], help=PITCH_PRECISION_HELP)
     parser.add_argument("--out-dir", default=None, metavar="DIR",
                         help="write the notes here at the end: <name>.json, .csv, .mid")
     parser.add_argument("--name", default=None,
@@ -422,7 +424,8 @@ def run(args) -> int:
     from svt.inference.live import LiveTranscriber
 
     try:
-        live = LiveTranscriber(args.model, latency=args.latency, device=args.device)
+        live = LiveTranscriber(args.model, latency=args.latency, device=args.device,
+                               pitch_precision=args.pitch_precision)
     except (SvtUserError, ValueError) as err:
         raise CliError(str(err)) from None
     display = Display(sys.stdout.isatty() and not args.no_display)

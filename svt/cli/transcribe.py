@@ -39,7 +39,13 @@ import sys
 
 from tqdm import tqdm
 
-from svt.cli.argtypes import bounded_float, positive_int, probability
+from svt.cli.argtypes import (
+    PITCH_PRECISION_CHOICES,
+    PITCH_PRECISION_HELP,
+    bounded_float,
+    positive_int,
+    probability,
+)
 from svt.fileio import Terminated, stop_signals_raise
 from svt.inference.files import TranscribeFilesError, transcribe_files
 from svt.inference.transcribe import (
@@ -71,6 +77,8 @@ def build_parser():
                         help="lip video(s) for an audio-visual model: a .npy file (one input) or "
                              "a folder of <stem>.npy matched to the inputs by file stem")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    parser.add_argument("--pitch-precision", choices=PITCH_PRECISION_CHOICES,
+                        default=PITCH_PRECISION_CHOICES[0], help=PITCH_PRECISION_HELP)
     parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="chunks per forward pass (default: the model's, 16 for the shipped "
                              "model, 4 for SSL encoders)")
@@ -159,7 +167,7 @@ def run(args) -> int:
             batch_size=args.batch_size, onset_threshold=args.onset_threshold,
             offset_threshold=args.offset_threshold, separate=args.separate,
             separation_model=args.separation_model, save_vocals=args.save_vocals,
-            progress=tqdm, report=report)
+            pitch_precision=args.pitch_precision, progress=tqdm, report=report)
     except TranscribeFilesError as err:
         for line in err.errors:
             print(f"{PROG}: error: {line}", file=sys.stderr)

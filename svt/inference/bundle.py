@@ -28,6 +28,7 @@ from svt.models.audio_visual import AV_BUNDLE_PARTS, AudioVisualModel
 from svt.models.encoder import FrameEncoder
 from svt.models.fusion import FusionRCA
 from svt.models.head import FrameHead, TranscriptionHead, frame_predictions
+from svt.models.pitch_network import PITCH_PRECISIONS
 from svt.notes.decoding import DECODERS, MAX_ONSET_DELAY, decode_frames
 
 BUNDLE_FILE = "svt_bundle.json"
@@ -35,6 +36,10 @@ WEIGHTS_FILE = "weights.pt"
 FORMAT_VERSION = 1
 #: The model shipped in the package (docs/shipped-model.md): used when no model is given.
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "pretrained" / "singing_transcriber"
+#: How a loaded model's frozen pitch network computes (`load_bundle`): bfloat16 products make
+#: the shipped model's transcription 1.2-1.4x faster on an AVX-512 CPU for the same scores
+#: (docs/shipped-model.md, "Speed"); training computes FCPE in float32.
+DEFAULT_PITCH_PRECISION = "bfloat16"
 
 
 class BundleError(SvtUserError, FileNotFoundError):
@@ -412,11 +417,17 @@ def build_head(manifest: dict, folder) -> FrameHead:
                           "model again with this svt") from None
 
 
-def load_bundle(path, device="cpu", modality=None) -> TranscriptionModel:
+def load_bundle(path, device="cpu", modality=None,
+                pitch_precision=DEFAULT_PITCH_PRECISION) -> TranscriptionModel:
     """Load a bundle written by `export_bundle` (or a recipe output folder holding one).
 
     With `modality` ("audio", "video" or "audio_visual"), a bundle of another modality is a clear
-    error. An audio-visual bundle loads as `svt.models.audio_visual.AudioVisualModel`."""
+    error. An audio-visual bundle loads as `svt.models.audio_visual.AudioVisualModel`.
+    `pitch_precision` ("bfloat16" or "float32"): how an encoder with a frozen pitch network
+    (the shipped model's FCPE) computes it, see
+    `svt.models.pitch_network.PitchNetworkEncoder.set_pitch_precision`; other encoders have
+    none and ignore it."""
+    check_pitch_precision(pitch_precision)
     folder = find_bundle(path)
     manifest = read_manifest(folder)
     _check_settings(manifest, folder)
@@ -427,7 +438,7 @@ def load_bundle(path, device="cpu", modality=None) -> TranscriptionModel:
     if modality is not None and found != modality:
         raise BundleError(f"{folder}: this bundle is {modality_mismatch(found, modality)}")
     if found == "audio_visual":
-        return load_av_bundle(folder, manifest, device)
+        return load_av_bundle(folder, manifest, device, pitch_precision)
     _check_manifest(manifest, folder)
     state = _read_weights(folder / WEIGHTS_FILE)  # memory-mapped: nothing allocated yet
     check_config_sizes(manifest, folder, _tensor_dims(state))
@@ -448,9 +459,18 @@ def load_bundle(path, device="cpu", modality=None) -> TranscriptionModel:
     settings = {k: v for k, v in manifest.items()
                 if k not in ("encoder_config", "encoder_class", "encoder_type",
                              "head_input_size", "head_type", "head_config")}
+    if hasattr(encoder, "set_pitch_precision"):
+        encoder.set_pitch_precision(pitch_precision)
     model = TranscriptionModel(encoder, head, settings)
     _load_weights(model, folder / WEIGHTS_FILE, state)
     return model.to(device).eval()
+
+
+def check_pitch_precision(pitch_precision) -> None:
+    """Refuse (ValueError) a `pitch_precision` that is not one of `PITCH_PRECISIONS`."""
+    if pitch_precision not in PITCH_PRECISIONS:
+        raise ValueError(f"pitch_precision must be one of {', '.join(PITCH_PRECISIONS)}, got "
+                         f"{pitch_precision!r}")
 
 
 def _tensor_dims(state: dict) -> set:
@@ -582,14 +602,15 @@ def export_av_bundle(folder, audio_bundle, video_bundle, fusion, head, settings:
     return Path(folder)
 
 
-def load_av_bundle(folder, manifest: dict, device="cpu") -> AudioVisualModel:
+def load_av_bundle(folder, manifest: dict, device="cpu",
+                   pitch_precision=DEFAULT_PITCH_PRECISION) -> AudioVisualModel:
     """Load an audio-visual bundle (called by `svt.inference.bundle.load_bundle`)."""
     folder = Path(folder)
     for part in AV_BUNDLE_PARTS:
         if not (folder / part).is_dir():
             raise BundleError(f"{folder}: incomplete audio-visual bundle (no {part}/ model); "
                               "export it again")
-    audio = load_bundle(folder / "audio", modality="audio")
+    audio = load_bundle(folder / "audio", modality="audio", pitch_precision=pitch_precision)
     video = load_bundle(folder / "video", modality="video")
     check_config_sizes(manifest, folder, _tensor_dims(_read_weights(folder / WEIGHTS_FILE)))
     try:

@@ -62,7 +62,7 @@ from svt.audio import (
 )
 from svt.errors import SvtUserError
 from svt.fileio import atomic_path, raise_if_stopped, write_json_atomic
-from svt.inference.bundle import BundleError
+from svt.inference.bundle import DEFAULT_PITCH_PRECISION, BundleError, check_pitch_precision
 from svt.inference.transcribe import (
     DEFAULT_CONTEXT_SECONDS,
     DEFAULT_MODEL,
@@ -493,7 +493,7 @@ def transcribe_files(inputs, out_dir, *, model=None, formats=FORMATS, plot=False
                      context_seconds=DEFAULT_CONTEXT_SECONDS, batch_size=None,
                      onset_threshold=None, offset_threshold=None, separate=False,
                      separation_model=None, save_vocals=False, progress=None,
-                     report=None) -> list[FileResult]:
+                     report=None, pitch_precision=DEFAULT_PITCH_PRECISION) -> list[FileResult]:
     """Transcribe audio files and folders into note files in `out_dir`; one `FileResult` per
     input (inputs that do not exist first, then the audio files in the order found).
 
@@ -511,8 +511,9 @@ def transcribe_files(inputs, out_dir, *, model=None, formats=FORMATS, plot=False
         overwrite: replace files in `out_dir` that `transcribe_files` did not write (otherwise
             the run is refused before any work).
         skip_existing: leave out inputs whose outputs are all there (resumes a stopped run).
-        device, chunk_seconds, context_seconds, batch_size, onset_threshold, offset_threshold:
-            as for `svt.transcribe` (`device`: "auto" takes a GPU when there is one).
+        device, chunk_seconds, context_seconds, batch_size, onset_threshold, offset_threshold,
+        pitch_precision: as for `svt.transcribe` (`device`: "auto" takes a GPU when there is
+            one).
         separate: the inputs are whole songs (mixes): separate their vocals with Demucs first
             (needs demucs; see the module docstring).
         separation_model: with `separate`, the Demucs model: None (`htdemucs`, downloaded by
@@ -537,6 +538,7 @@ def transcribe_files(inputs, out_dir, *, model=None, formats=FORMATS, plot=False
         check_arguments(onset_threshold, offset_threshold, chunk_seconds, context_seconds,
                         batch_size)
         check_separation_arguments(separate, separation_model)
+        check_pitch_precision(pitch_precision)
     except ValueError as err:
         raise TranscribeFilesError(str(err)) from None
     if save_vocals and not separate:
@@ -599,7 +601,7 @@ def transcribe_files(inputs, out_dir, *, model=None, formats=FORMATS, plot=False
             raise TranscribeFilesError(f"cannot load the separation model: {err}") from None
     try:
         model = resolve_model(DEFAULT_MODEL if model is None else model, device,
-                              "audio" if video is None else "audio_visual")
+                              "audio" if video is None else "audio_visual", pitch_precision)
     except (BundleError, ValueError, OSError) as err:
         raise TranscribeFilesError(f"cannot load the model: {err}") from None
 

@@ -853,6 +853,8 @@ class LiveTranscriber:
         max_note_seconds: a note longer than this is cut (bounds the memory of one note).
         onset_threshold: the decoder's onset threshold (None: the bundle's).
         device: the torch device ("cpu", "cuda", ...).
+        pitch_precision: for a model loaded from a path, how its pitch network computes
+            ("bfloat16", None's choice, or "float32"), as for `svt.transcribe`.
 
     `push(samples, sample_rate)` takes a block of any size (1-D mono, or 2-D `(frames,
     channels)`, float or integer PCM) and returns the `NoteEvent`s it decided; `flush()` ends the
@@ -862,8 +864,13 @@ class LiveTranscriber:
     def __init__(self, model=None, latency: float = 0.3, *, hop=None, left_context=None,
                  carry_state=None, level_horizon=None,
                  max_note_seconds: float = DEFAULT_MAX_NOTE_SECONDS, onset_threshold=None,
-                 device="cpu"):
-        from svt.inference.bundle import DEFAULT_MODEL, is_finite_number
+                 device="cpu", pitch_precision=None):
+        from svt.inference.bundle import (
+            DEFAULT_MODEL,
+            DEFAULT_PITCH_PRECISION,
+            check_pitch_precision,
+            is_finite_number,
+        )
         from svt.inference.transcribe import resolve_model
 
         _check_seconds("latency", latency, MIN_LATENCY, MAX_LATENCY, allow_none=False)
@@ -872,7 +879,13 @@ class LiveTranscriber:
                                                 and 0 < onset_threshold < 1):
             raise LiveError(f"LiveTranscriber: onset_threshold must be between 0 and 1, got "
                             f"{onset_threshold!r}")
-        self.model = resolve_model(DEFAULT_MODEL if model is None else model, device, "audio")
+        pitch_precision = pitch_precision or DEFAULT_PITCH_PRECISION
+        try:
+            check_pitch_precision(pitch_precision)
+        except ValueError as err:
+            raise LiveError(f"LiveTranscriber: {err}") from None
+        self.model = resolve_model(DEFAULT_MODEL if model is None else model, device, "audio",
+                                   pitch_precision)
         self.decoder = self.model.settings.get("decoder", "paper")
         if self.decoder not in ("pitch", "voiced"):
             raise LiveError(f"LiveTranscriber needs a model that decodes with its pitch network "

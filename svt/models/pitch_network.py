@@ -18,7 +18,9 @@ so the output is `(B, T, 2H + 2)` at 100 frames/s. The head sees all of it; `sun
 reads the f0 channel back, so decoding can report each note's sung (fractional) pitch.
 
 FCPE runs as `FastPitchNetwork` computes it (the same function as torchfcpe's modules, faster on
-a CPU). Only the context network is trainable and stored in bundles: the FCPE weights (43 MB) stay in the
+a CPU). `pitch_precision` says how: "float32" (training, and what the feature cache holds) or
+"bfloat16" products (what `svt.inference.bundle.load_bundle` sets for inference: FCPE about 1.6x
+faster on an AVX-512 CPU for the same scores; `bfloat16_matmul`). Only the context network is trainable and stored in bundles: the FCPE weights (43 MB) stay in the
 torchfcpe wheel and are loaded from there with `torch.load(weights_only=True)`.
 
 `pitch_stride=2` has FCPE read every second mel frame and interpolates the rest (half of FCPE's
@@ -61,6 +63,9 @@ RECEPTIVE_FIELD = 1024
 MAX_LOOKAHEAD_FRAMES = 500
 #: The largest `pitch_stride` accepted: the pitch network sees one mel frame in this many.
 MAX_PITCH_STRIDE = 4
+#: How FCPE's matrix products may be computed (`PitchNetworkEncoder.pitch_precision`):
+#: float32, or bfloat16 operands with float32 sums (`bfloat16_matmul`).
+PITCH_PRECISIONS = ("float32", "bfloat16")
 
 
 def load_fcpe():
@@ -92,14 +97,44 @@ def load_fcpe():
 
 class FastPitchNetwork:
     """FCPE's network (torchfcpe's `CFNaiveMelPE`, conv-only) computed faster on a CPU, the same
-    function within float rounding (about 1e-7): the pointwise convolutions run as matrix
-    products and the 31-tap depthwise ones as 31 shifted multiply-adds (4x faster than torch's
-    grouped convolution on this project's 2-core CPU: 1.4 against 5.5 ms for a 6-s chunk). In all,
-    transcription takes about a tenth less time (`benchmarks/bench_transcribe.py`). `wrap`
+    function within float rounding (about 1e-6): each item in the (time, channels) layout, where
+    the pointwise convolutions are matrix products (oneDNN's, `_pointwise`) and the 31-tap
+    depthwise one is oneDNN's channels-last depthwise kernel (0.2-0.5 ms for a 6-s chunk against
+    1.3 ms for 31 shifted multiply-adds and 3.5 ms for torch's grouped Conv1d; the multiply-adds
+    remain where torch has no oneDNN, whose channels-last kernel is far slower than them). In
+    float32 the whole transcription takes 0.76x its time with torchfcpe's modules
+    (`benchmarks/bench_transcribe.py`).
+    `precision="bfloat16"` runs the products with bfloat16 operands (`bfloat16_matmul`). `wrap`
     returns None for a network of another shape (another torchfcpe), which then runs as it is."""
 
     def __init__(self, model, layers):
         self.model, self.layers = model, layers
+        # (products, device) -> (the weights' storages and versions, `_prepare`'s operands)
+        self._operands = {}
+
+    def _prepare(self, matmul, device: torch.device) -> dict:
+        """The weights as `matmul` takes them (rounded to bfloat16 for its bfloat16 products),
+        kept from call to call (rounding them took 5 % of a 6-s chunk's time) and made again
+        when the weights change: a move to another device, an edit in place (the key holds
+        each parameter's storage and version counter)."""
+        key = (matmul, device)
+        weights = tuple((p.data_ptr(), p._version) for p in self.model.parameters())
+        if key not in self._operands or self._operands[key][0] != weights:
+            model = self.model
+            first, _, _, second = model.input_stack
+            operands = {
+                "input": [(matmul.operand(conv.weight), matmul.operand(conv.bias), conv.padding)
+                          for conv in (first, second)],
+                "layers": [(norm_layer, matmul.operand(expand.weight[:, :, 0]),
+                            matmul.operand(expand.bias), depthwise.weight[:, 0, :],
+                            depthwise.bias, matmul.operand(shrink.weight[:, :, 0]),
+                            matmul.operand(shrink.bias))
+                           for norm_layer, expand, depthwise, shrink in self.layers],
+                "output": (matmul.operand(model.output_proj.weight),
+                           matmul.operand(model.output_proj.bias)),
+            }
+            self._operands[key] = (weights, operands)
+        return self._operands[key][1]
 
     @classmethod
     def wrap(cls, fcpe):
@@ -121,51 +156,194 @@ class FastPitchNetwork:
                         and isinstance(silu, nn.SiLU) and len(net) == 9):
                     return None
                 layers.append((norm, expand, depthwise, shrink))
-            model.input_stack, model.norm, model.output_proj, model.harmonic_emb  # noqa: B018
-        except (AttributeError, IndexError, TypeError):
+            first, group_norm, leaky_relu, second = model.input_stack
+            if not (all(isinstance(conv, nn.Conv1d) and conv.groups == 1
+                        and conv.stride == (1,) and conv.dilation == (1,)
+                        and conv.padding_mode == "zeros" for conv in (first, second))
+                    and isinstance(group_norm, nn.GroupNorm)
+                    and isinstance(leaky_relu, nn.LeakyReLU)):
+                return None
+            model.norm, model.output_proj, model.harmonic_emb  # noqa: B018
+        except (AttributeError, IndexError, TypeError, ValueError):
             return None
         return cls(model, layers) if layers else None
 
-    def __call__(self, mel: torch.Tensor) -> torch.Tensor:
-        """FCPE's salience `(B, T, 360)` for a log-mel `(B, T, 128)`, as `model(mel)`."""
+    def __call__(self, mel: torch.Tensor, precision: str = "float32") -> torch.Tensor:
+        """FCPE's salience `(B, T, 360)` for a log-mel `(B, T, 128)`, as `model(mel)`.
+
+        `precision="bfloat16"`: the matrix products and the input stack's two convolutions
+        (most of the work) take their operands rounded to bfloat16, accumulate in float32 and
+        round the result to bfloat16; norms, activations, the depthwise convolution and the
+        residual sums stay float32. See `bfloat16_matmul` for how this is computed on machines
+        without bfloat16 kernels."""
         import torch.nn.functional as F
 
+        if precision not in PITCH_PRECISIONS:
+            raise ValueError(f"FastPitchNetwork: precision must be one of {PITCH_PRECISIONS}, "
+                             f"got {precision!r}")
         model = self.model
-        x = model.input_stack(mel.transpose(-1, -2)).transpose(-1, -2)
+        matmul = bfloat16_matmul(mel.device) if precision == "bfloat16" else _Float32Matmul
+        operands = self._prepare(matmul, mel.device)
+        (first_weight, first_bias, first_padding), (second_weight, second_bias, second_padding) \
+            = operands["input"]
+        _, group_norm, leaky_relu, _ = model.input_stack
+        x = matmul.conv1d(mel.transpose(-1, -2), first_weight, first_bias, first_padding)
+        x = matmul.conv1d(leaky_relu(group_norm(x)), second_weight, second_bias,
+                          second_padding).transpose(-1, -2)
         if model.harmonic_emb is not None:
             x = x + model.harmonic_emb(torch.zeros(1, dtype=torch.long, device=x.device))
-        # Item by item, each layer's inner part in the (channels, time) layout that the
-        # expanding product gives for free (no transposed copies); the weights are read from
-        # the modules at each call (not kept as views) so they follow a move to another device.
+        depthwise_conv = _depthwise if _has_fast_depthwise(x.device) else _depthwise_by_taps
         items = []
-        for item in x:
-            for norm_layer, expand, depthwise, shrink in self.layers:
-                hidden = torch.addmm(expand.bias[:, None], expand.weight[:, :, 0],
-                                     norm_layer(item).t())
-                a, b = hidden.chunk(2, dim=0)
-                hidden = F.silu(_depthwise(a * torch.sigmoid(b), depthwise.weight[:, 0, :],
-                                           depthwise.bias))
-                item = item + F.linear(hidden.t(), shrink.weight[:, :, 0], shrink.bias)
+        for item in x:  # item by item, each a (time, channels) matrix
+            for norm_layer, expand_weight, expand_bias, taps, taps_bias, shrink_weight, \
+                    shrink_bias in operands["layers"]:
+                hidden = F.glu(matmul.linear(norm_layer(item), expand_weight, expand_bias), dim=1)
+                hidden = F.silu(depthwise_conv(hidden, taps, taps_bias))
+                item = item + matmul.linear(hidden, shrink_weight, shrink_bias)
             items.append(item)
         x = torch.stack(items)
-        return torch.sigmoid(model.output_proj(model.norm(x)))
+        return torch.sigmoid(matmul.linear(model.norm(x), *operands["output"]))
+
+
+def _uses_onednn(device: torch.device) -> bool:
+    """Whether torch computes channels-last convolutions on `device` with oneDNN (a CPU, with a
+    torch built with it, as the x86 and ARM wheels are)."""
+    return device.type == "cpu" and torch.backends.mkldnn.is_available()
+
+
+def _has_fast_depthwise(device: torch.device) -> bool:
+    """Whether torch's channels-last depthwise convolution is fast on `device`: oneDNN's on a
+    CPU, cuDNN's on a GPU. Without oneDNN it is about 75x slower than `_depthwise_by_taps`."""
+    return device.type == "cuda" or _uses_onednn(device)
+
+
+def _pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """`F.linear(x, weight, bias)` for `x` `(..., C)` as oneDNN's 1x1 convolution of `x` read as
+    a channels-last image (no copy): the same products within float32 rounding (1e-6), and on
+    this project's CPU (AMD EPYC with AVX-512, where torch's float32 linear takes MKL's slower
+    code for CPUs other than Intel's) 1.8x as fast: FCPE in float32 went from 79 to 54 ms per
+    6-s chunk."""
+    shape, channels = x.shape, x.shape[-1]
+    image = x.contiguous().view(1, 1, -1, channels).permute(0, 3, 1, 2)
+    out = torch.nn.functional.conv2d(image, weight[:, :, None, None], bias)
+    return out.permute(0, 2, 3, 1).reshape(*shape[:-1], weight.shape[0])
 
 
 def _depthwise(x: torch.Tensor, taps: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """A 'same' depthwise convolution of `(C, T)` along T with `taps` `(C, K)` (K odd), as
-    `Conv1d(C, C, K, padding=K // 2, groups=C)`: one multiply-add per tap on the overlapping
-    ranges, no padded copy."""
-    length, kernel = x.shape[1], taps.shape[1]
-    out = bias[:, None].expand(-1, length).clone()
+    """A 'same' depthwise convolution of `x` `(T, C)` along T with `taps` `(C, K)` (K odd), as
+    `Conv1d(C, C, K, padding=K // 2, groups=C)` on `x.t()`, in the same layout: `x` is read as a
+    channels-last image of height 1 (no copy), which oneDNN's depthwise kernel takes as it is."""
+    length, channels = x.shape
+    image = x.contiguous().view(1, 1, length, channels).permute(0, 3, 1, 2)
+    out = torch.nn.functional.conv2d(image, taps[:, None, None, :], bias,
+                                     padding=(0, taps.shape[1] // 2), groups=channels)
+    return out.permute(0, 2, 3, 1).reshape(length, channels)
+
+
+def _depthwise_by_taps(x: torch.Tensor, taps: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """`_depthwise` as one multiply-add per tap on the overlapping ranges, no padded copy: the
+    fast way where torch has no fast channels-last depthwise kernel."""
+    length, kernel = x.shape[0], taps.shape[1]
+    out = bias[None, :].expand(length, -1).clone()
     for k in range(kernel):
         shift = k - kernel // 2
         if abs(shift) >= length:
             continue  # a tap that reaches past the whole input only ever reads padding
         if shift >= 0:
-            out[:, :length - shift].addcmul_(x[:, shift:], taps[:, k, None])
+            out[:length - shift].addcmul_(x[shift:], taps[None, :, k])
         else:
-            out[:, -shift:].addcmul_(x[:, :length + shift], taps[:, k, None])
+            out[-shift:].addcmul_(x[:length + shift], taps[None, :, k])
     return out
+
+
+class _Float32Matmul:
+    """FCPE's products in float32: oneDNN's where torch has it (`_pointwise`), else torch's
+    linear."""
+
+    @staticmethod
+    def operand(t):
+        return t
+
+    @staticmethod
+    def linear(x, weight, bias):
+        import torch.nn.functional as F
+
+        if _uses_onednn(x.device):
+            return _pointwise(x, weight, bias)
+        return F.linear(x, weight, bias)
+
+    @staticmethod
+    def conv1d(x, weight, bias, padding):
+        import torch.nn.functional as F
+
+        return F.conv1d(x, weight, bias, padding=padding)
+
+
+class _NativeBfloat16Matmul:
+    """bfloat16 operands in bfloat16 tensors: oneDNN's (or the GPU's) bfloat16 kernels, which
+    accumulate in float32."""
+
+    @staticmethod
+    def operand(t):
+        return t.to(torch.bfloat16)
+
+    @staticmethod
+    def linear(x, weight, bias):
+        import torch.nn.functional as F
+
+        return F.linear(x.to(torch.bfloat16), weight, bias).float()
+
+    @staticmethod
+    def conv1d(x, weight, bias, padding):
+        import torch.nn.functional as F
+
+        return F.conv1d(x.to(torch.bfloat16), weight, bias, padding=padding).float()
+
+
+class _EmulatedBfloat16Matmul:
+    """The same products on hardware without fast bfloat16 kernels: operands rounded to
+    bfloat16 but held in float32 (a product of two bfloat16 numbers is exact in float32),
+    float32 kernels, the result rounded to bfloat16."""
+
+    @staticmethod
+    def operand(t):
+        return t.to(torch.bfloat16).float()
+
+    @staticmethod
+    def linear(x, weight, bias):
+        product = _Float32Matmul.linear(x.to(torch.bfloat16).float(), weight, bias)
+        return product.to(torch.bfloat16).float()
+
+    @staticmethod
+    def conv1d(x, weight, bias, padding):
+        import torch.nn.functional as F
+
+        return F.conv1d(x.to(torch.bfloat16).float(), weight, bias,
+                        padding=padding).to(torch.bfloat16).float()
+
+
+def bfloat16_matmul(device: torch.device):
+    """How to compute FCPE's bfloat16 products on `device`.
+
+    Why bfloat16: FCPE is most of the transcriber's time, nearly all of it in its products, and
+    oneDNN's bfloat16 kernels run them about 1.6x faster than its float32 ones (3x torch's
+    float32 linear on this project's AMD CPU) on an AVX-512 CPU; the salience moves by at most about 0.01 and the scores on recorded singing by a few hundredths
+    (docs/shipped-model.md, "Speed"). Native where torch has fast bfloat16 kernels (CPUs with
+    AVX-512, GPUs of compute capability 8 or more). Elsewhere torch's bfloat16 product has no
+    fast kernel, so the same products are emulated in float32 (as fast as float32): operands
+    rounded to bfloat16 (exact and machine-independent), float32 sums, the result rounded to
+    bfloat16. The two paths differ only where a float32 sum, added in another order, lands on
+    the other side of a bfloat16 rounding boundary (about 1 result in 10,000); measured on the
+    67 SSVD recordings, 26 of 3,526 notes move a boundary (by a frame) and the scores by 0.07 at
+    most. `pitch_precision="float32"` gives results that do not depend on it."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    elif device.type == "cuda":
+        native = torch.cuda.is_bf16_supported(including_emulation=False)
+    else:
+        native = False
+    return _NativeBfloat16Matmul if native else _EmulatedBfloat16Matmul
 
 
 class CompactPitchBlock(nn.Module):
@@ -323,7 +501,8 @@ class PitchNetworkEncoder(FrameEncoder):
 
     def __init__(self, hidden_size: int = 128, num_layers: int = 2, dropout: float = 0.1,
                  input_size: int = 192, lookahead_frames: int | None = None,
-                 compact_pitch_network: dict | None = None, pitch_stride: int = 1):
+                 compact_pitch_network: dict | None = None, pitch_stride: int = 1,
+                 pitch_precision: str = "float32"):
         super().__init__()
         self.hidden_size, self.num_layers = int(hidden_size), int(num_layers)
         self.dropout, self.input_size = float(dropout), int(input_size)
@@ -340,6 +519,8 @@ class PitchNetworkEncoder(FrameEncoder):
                              f"{MAX_PITCH_STRIDE} (1: the pitch network reads every 10-ms frame), "
                              f"got {pitch_stride!r}")
         self.pitch_stride = pitch_stride
+        self.pitch_precision = "float32"
+        self.set_pitch_precision(pitch_precision)
         # Kept out of the module tree on purpose: its weights come from the torchfcpe wheel, so
         # they are neither trained, nor saved in checkpoints/bundles, nor given to optimisers.
         self.__dict__["fcpe"] = load_fcpe()
@@ -371,6 +552,19 @@ class PitchNetworkEncoder(FrameEncoder):
         for parameter in network.parameters():
             parameter.requires_grad_(False)
         self.compact_pitch_network = network
+
+    def set_pitch_precision(self, precision: str) -> None:
+        """How the frozen pitch network computes its matrix products: "float32" (FCPE exactly
+        as trained, what training computes and caches) or "bfloat16" (bfloat16 operands,
+        float32 sums: FCPE about 1.6x faster on an AVX-512 CPU, salience within about 0.01 of
+        float32, `bfloat16_matmul`). Not part of the model: `svt.inference.bundle.load_bundle`
+        sets it for inference.
+        A compact network or torchfcpe's own modules (another torchfcpe) run under torch's
+        bfloat16 autocast instead."""
+        if precision not in PITCH_PRECISIONS:
+            raise ValueError(f"pitch_precision must be one of {', '.join(PITCH_PRECISIONS)}, "
+                             f"got {precision!r}")
+        self.pitch_precision = precision
 
     @property
     def pitch_network_name(self) -> str:
@@ -445,11 +639,20 @@ class PitchNetworkEncoder(FrameEncoder):
         With `pitch_stride` s the network reads mel frames 0, s, 2s, ... and frames in between
         are interpolated linearly (frames after the last one read repeat it): s times fewer
         frames for the network, which is most of the transcriber's time."""
-        network = self.compact_pitch_network or self.fast_fcpe or self.fcpe.model
-        if self.pitch_stride == 1:
+        if self.pitch_stride != 1:
+            return interpolate_frames(self._run_pitch_network(mel[:, ::self.pitch_stride]
+                                                              .contiguous()),
+                                      self.pitch_stride, mel.shape[1])
+        return self._run_pitch_network(mel)
+
+    def _run_pitch_network(self, mel: torch.Tensor) -> torch.Tensor:
+        if self.compact_pitch_network is None and self.fast_fcpe is not None:
+            return self.fast_fcpe(mel, self.pitch_precision)
+        network = self.compact_pitch_network or self.fcpe.model
+        if self.pitch_precision == "float32":
             return network(mel)
-        return interpolate_frames(network(mel[:, ::self.pitch_stride].contiguous()),
-                                  self.pitch_stride, mel.shape[1])
+        with torch.autocast(mel.device.type, dtype=torch.bfloat16):
+            return network(mel).float()
 
     def item_samples(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None) -> list:
         """Each item's number of samples in a padded batch."""
@@ -563,11 +766,14 @@ class PitchFeatureCache:
         return self.folder / f"{safe}-{zlib.crc32(data):08x}-{len(data) // 4}{network_tag}.npy"
 
     def network_tag(self, encoder: PitchNetworkEncoder) -> str:
-        """"" for FCPE reading every frame (the names of older caches), "-compact<crc>" for a
-        compact network, "-stride<s>" added for a `pitch_stride` above 1."""
+        """"" for FCPE reading every frame in float32 (the names of older caches),
+        "-compact<crc>" for a compact network, "-stride<s>" added for a `pitch_stride` above 1,
+        "-bfloat16" for bfloat16 products."""
         import zlib
 
         stride = "" if encoder.pitch_stride == 1 else f"-stride{encoder.pitch_stride}"
+        if encoder.pitch_precision != "float32":
+            stride += f"-{encoder.pitch_precision}"
         network = encoder.compact_pitch_network
         if network is None:
             return stride
