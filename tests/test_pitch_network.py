@@ -238,6 +238,15 @@ def test_pitch_precision_reaches_the_model_from_every_entry_point(tmp_path, caps
     assert LiveTranscriber(DEFAULT_MODEL, pitch_precision="float32") \
         .model.encoder.pitch_precision == "float32"
     assert LiveTranscriber(DEFAULT_MODEL).model.encoder.pitch_precision == "bfloat16"
+    # A loaded model is used as it was loaded: a precision that contradicts it is an error.
+    loaded = load_bundle(DEFAULT_MODEL, pitch_precision="float32")
+    with pytest.raises(ValueError, match="was loaded with 'float32': load it with "
+                                         r"load_bundle\(path, pitch_precision='bfloat16'\)"):
+        svt.transcribe(str(song), model=loaded, pitch_precision="bfloat16")
+    with pytest.raises(LiveError, match="was loaded with 'float32'"):
+        LiveTranscriber(loaded, pitch_precision="bfloat16")
+    assert len(svt.transcribe(str(song), model=loaded, pitch_precision="float32")) == 4
+    assert LiveTranscriber(loaded).model.encoder.pitch_precision == "float32"
     # The shipped model finds the same four notes either way.
     notes = {precision: svt.transcribe(str(song), pitch_precision=precision)
              for precision in PITCH_PRECISIONS}

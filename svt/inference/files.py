@@ -62,7 +62,7 @@ from svt.audio import (
 )
 from svt.errors import SvtUserError
 from svt.fileio import atomic_path, raise_if_stopped, write_json_atomic
-from svt.inference.bundle import DEFAULT_PITCH_PRECISION, BundleError, check_pitch_precision
+from svt.inference.bundle import BundleError, check_pitch_precision
 from svt.inference.transcribe import (
     DEFAULT_CONTEXT_SECONDS,
     DEFAULT_MODEL,
@@ -493,7 +493,7 @@ def transcribe_files(inputs, out_dir, *, model=None, formats=FORMATS, plot=False
                      context_seconds=DEFAULT_CONTEXT_SECONDS, batch_size=None,
                      onset_threshold=None, offset_threshold=None, separate=False,
                      separation_model=None, save_vocals=False, progress=None,
-                     report=None, pitch_precision=DEFAULT_PITCH_PRECISION) -> list[FileResult]:
+                     report=None, pitch_precision=None) -> list[FileResult]:
     """Transcribe audio files and folders into note files in `out_dir`; one `FileResult` per
     input (inputs that do not exist first, then the audio files in the order found).
 
@@ -538,7 +538,8 @@ def transcribe_files(inputs, out_dir, *, model=None, formats=FORMATS, plot=False
         check_arguments(onset_threshold, offset_threshold, chunk_seconds, context_seconds,
                         batch_size)
         check_separation_arguments(separate, separation_model)
-        check_pitch_precision(pitch_precision)
+        if pitch_precision is not None:
+            check_pitch_precision(pitch_precision)
     except ValueError as err:
         raise TranscribeFilesError(str(err)) from None
     if save_vocals and not separate:

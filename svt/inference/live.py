@@ -865,12 +865,7 @@ class LiveTranscriber:
                  carry_state=None, level_horizon=None,
                  max_note_seconds: float = DEFAULT_MAX_NOTE_SECONDS, onset_threshold=None,
                  device="cpu", pitch_precision=None):
-        from svt.inference.bundle import (
-            DEFAULT_MODEL,
-            DEFAULT_PITCH_PRECISION,
-            check_pitch_precision,
-            is_finite_number,
-        )
+        from svt.inference.bundle import DEFAULT_MODEL, check_pitch_precision, is_finite_number
         from svt.inference.transcribe import resolve_model
 
         _check_seconds("latency", latency, MIN_LATENCY, MAX_LATENCY, allow_none=False)
@@ -879,13 +874,13 @@ class LiveTranscriber:
                                                 and 0 < onset_threshold < 1):
             raise LiveError(f"LiveTranscriber: onset_threshold must be between 0 and 1, got "
                             f"{onset_threshold!r}")
-        pitch_precision = pitch_precision or DEFAULT_PITCH_PRECISION
         try:
-            check_pitch_precision(pitch_precision)
+            if pitch_precision is not None:
+                check_pitch_precision(pitch_precision)
+            self.model = resolve_model(DEFAULT_MODEL if model is None else model, device,
+                                       "audio", pitch_precision)
         except ValueError as err:
             raise LiveError(f"LiveTranscriber: {err}") from None
-        self.model = resolve_model(DEFAULT_MODEL if model is None else model, device, "audio",
-                                   pitch_precision)
         self.decoder = self.model.settings.get("decoder", "paper")
         if self.decoder not in ("pitch", "voiced"):
             raise LiveError(f"LiveTranscriber needs a model that decodes with its pitch network "

@@ -179,12 +179,12 @@ def _receptive_field(encoder) -> int:
 
 # ------------------------------------------------------------------------------ the API
 
-def resolve_model(model, device="cpu", modality="audio",
-                  pitch_precision=DEFAULT_PITCH_PRECISION):
+def resolve_model(model, device="cpu", modality="audio", pitch_precision=None):
     """A loaded model from a model object or a bundle / recipe output folder path. `modality`:
     "audio" (a `TranscriptionModel`) or "audio_visual" (an `svt.models.audio_visual.AudioVisualModel`).
-    `pitch_precision` applies to a model loaded here (`load_bundle`); a loaded model is used as
-    it was loaded."""
+    `pitch_precision` (None: `DEFAULT_PITCH_PRECISION`) is how a model loaded here computes its
+    pitch network (`load_bundle`); a loaded model is used as it was loaded, and a
+    `pitch_precision` that contradicts it is a ValueError (it would silently not apply)."""
     from svt.models.audio_visual import AudioVisualModel
 
     if isinstance(model, (TranscriptionModel, AudioVisualModel)):
@@ -192,9 +192,15 @@ def resolve_model(model, device="cpu", modality="audio",
             model.settings.get("modality", "audio")
         if found != modality:
             raise BundleError(f"the model is {modality_mismatch(found, modality)}")
+        current = getattr(model.encoder, "pitch_precision", None)
+        if pitch_precision is not None and current is not None and pitch_precision != current:
+            raise ValueError(f"pitch_precision={pitch_precision!r} applies to a model loaded from "
+                             f"a path; this model was loaded with {current!r}: load it with "
+                             f"load_bundle(path, pitch_precision={pitch_precision!r}) or call "
+                             f"model.encoder.set_pitch_precision({pitch_precision!r})")
         return model
     return load_bundle(model, device=resolve_device(device), modality=modality,
-                       pitch_precision=pitch_precision)
+                       pitch_precision=pitch_precision or DEFAULT_PITCH_PRECISION)
 
 
 def resolve_device(device="auto") -> str:
@@ -280,7 +286,7 @@ def transcribe(audio, sample_rate=None, model=None, *, video=None, chunk_seconds
                context_seconds=DEFAULT_CONTEXT_SECONDS, batch_size=None, device="cpu",
                progress=None, return_frames=False, onset_threshold=None,
                offset_threshold=None, separate=False, separation_model=None,
-               pitch_precision=DEFAULT_PITCH_PRECISION):
+               pitch_precision=None):
     """Transcribe singing into notes `(N, 3)` float64 `[onset_s, offset_s, midi]`.
 
     Args:
@@ -308,9 +314,10 @@ def transcribe(audio, sample_rate=None, model=None, *, video=None, chunk_seconds
             demucs on first use and cached), a pretrained name, a local model file or folder, or
             a model loaded once with `load_separation_model` (reused over many calls).
         pitch_precision: for a model loaded from a path, how its frozen pitch network (the
-            shipped model's FCPE) computes: "bfloat16" (bfloat16 products, 1.2-1.4x faster
-            on a CPU with AVX-512 for the same scores) or "float32" (FCPE exactly as in
-            training); see `svt.inference.bundle.load_bundle`.
+            shipped model's FCPE) computes: "bfloat16" (None's choice: bfloat16 products,
+            1.2-1.4x faster on a CPU with AVX-512 for the same scores) or "float32" (FCPE
+            exactly as in training); see `svt.inference.bundle.load_bundle`. For a loaded
+            model it must be None or what the model was loaded with.
 
     Raises ValueError for bad arguments (before anything loads); with `separate`,
     `svt.inference.separation.SeparationError`s (demucs missing, weights not on this machine and
@@ -321,7 +328,8 @@ def transcribe(audio, sample_rate=None, model=None, *, video=None, chunk_seconds
                      chunk_seconds=chunk_seconds, context_seconds=context_seconds,
                      batch_size=batch_size)
     check_separation_arguments(separate, separation_model)
-    check_pitch_precision(pitch_precision)
+    if pitch_precision is not None:
+        check_pitch_precision(pitch_precision)
     is_path = isinstance(audio, (str, os.PathLike))
     if not is_path and sample_rate is None:
         raise ValueError("transcribe: sample_rate is required for a waveform array")
