@@ -19,9 +19,10 @@ reads the f0 channel back, so decoding can report each note's sung (fractional) 
 
 FCPE runs as `FastPitchNetwork` computes it (the same function as torchfcpe's modules, faster on
 a CPU). `pitch_precision` says how: "float32" (training, and what the feature cache holds) or
-"bfloat16" products (what `svt.inference.bundle.load_bundle` sets for inference: FCPE about 1.6x
-faster on an AVX-512 CPU for the same scores; `bfloat16_matmul`). Only the context network is trainable and stored in bundles: the FCPE weights (43 MB) stay in the
-torchfcpe wheel and are loaded from there with `torch.load(weights_only=True)`.
+"bfloat16" products (what `svt.inference.bundle.load_bundle` sets for inference: FCPE about 1.5x
+faster on an AVX-512 CPU for the same scores; `bfloat16_matmul`). Only the context network is
+trainable and stored in bundles: the FCPE weights (43 MB) stay in the torchfcpe wheel and are
+loaded from there with `torch.load(weights_only=True)`.
 
 `pitch_stride=2` has FCPE read every second mel frame and interpolates the rest (half of FCPE's
 cost); the context network still runs at 100 frames/s. Measured, it loses notes that follow
@@ -326,16 +327,18 @@ def bfloat16_matmul(device: torch.device):
     """How to compute FCPE's bfloat16 products on `device`.
 
     Why bfloat16: FCPE is most of the transcriber's time, nearly all of it in its products, and
-    oneDNN's bfloat16 kernels run them about 1.6x faster than its float32 ones (3x torch's
-    float32 linear on this project's AMD CPU) on an AVX-512 CPU; the salience moves by at most about 0.01 and the scores on recorded singing by a few hundredths
-    (docs/shipped-model.md, "Speed"). Native where torch has fast bfloat16 kernels (CPUs with
-    AVX-512, GPUs of compute capability 8 or more). Elsewhere torch's bfloat16 product has no
+    on an AVX-512 CPU oneDNN's bfloat16 kernels run them about 1.6x faster than its float32
+    ones (3x torch's float32 linear on this project's AMD CPU); the salience moves by at most
+    about 0.01 and the scores on recorded singing by a few hundredths (docs/shipped-model.md,
+    "Speed"). Native where torch has fast bfloat16 kernels (CPUs with AVX-512, GPUs of compute
+    capability 8 or more). Elsewhere torch's bfloat16 product has no
     fast kernel, so the same products are emulated in float32 (as fast as float32): operands
     rounded to bfloat16 (exact and machine-independent), float32 sums, the result rounded to
     bfloat16. The two paths differ only where a float32 sum, added in another order, lands on
     the other side of a bfloat16 rounding boundary (about 1 result in 10,000); measured on the
-    67 SSVD recordings, 26 of 3,526 notes move a boundary (by a frame) and the scores by 0.07 at
-    most. `pitch_precision="float32"` gives results that do not depend on it."""
+    67 SSVD recordings, 17 of 3,526 notes move a boundary (15 by one frame, none by more than
+    40 ms) and no pitch moves by a cent. `pitch_precision="float32"` gives results that do not
+    depend on it."""
     device = torch.device(device)
     if device.type == "cpu":
         native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -556,7 +559,7 @@ class PitchNetworkEncoder(FrameEncoder):
     def set_pitch_precision(self, precision: str) -> None:
         """How the frozen pitch network computes its matrix products: "float32" (FCPE exactly
         as trained, what training computes and caches) or "bfloat16" (bfloat16 operands,
-        float32 sums: FCPE about 1.6x faster on an AVX-512 CPU, salience within about 0.01 of
+        float32 sums: FCPE about 1.5x faster on an AVX-512 CPU, salience within about 0.01 of
         float32, `bfloat16_matmul`). Not part of the model: `svt.inference.bundle.load_bundle`
         sets it for inference.
         A compact network or torchfcpe's own modules (another torchfcpe) run under torch's
