@@ -16,7 +16,8 @@ either). Scores: mir_eval note metrics, 50 ms / 50 cents, per-song mean F1 (%).
 Systems:
 * ``svt``: `svt.transcribe` with the model shipped in the package (or --model);
   ``svt-float32``: the same with its pitch network computed in float32 instead of with
-  bfloat16 products (`svt.load_bundle`'s `pitch_precision`), not run unless named;
+  bfloat16 products (`svt.inference.bundle.load_bundle`'s `pitch_precision`), not run unless
+  named;
 * ``pyin``: librosa pYIN + note rules (`svt.baselines.pyin_notes`), each note's median f0 (sung
   pitch); ``pyin-rounded``: the same notes rounded to semitones;
 * ``basic-pitch``: Spotify's basic-pitch 0.4.0 on the ONNX model inside its wheel, run with

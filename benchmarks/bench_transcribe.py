@@ -124,6 +124,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.child:
         return peak_memory_child(args.child)
+    unknown = [size for size in args.sizes.split(",") if size not in (*SIZES, *SHIPPED_VARIANTS)]
+    if unknown:
+        parser.error(f"--sizes: unknown {unknown}; choose from {[*SIZES, *SHIPPED_VARIANTS]}")
     import svt
 
     torch.manual_seed(0)
