@@ -28,7 +28,7 @@ from svt.models.audio_visual import AV_BUNDLE_PARTS, AudioVisualModel
 from svt.models.encoder import FrameEncoder
 from svt.models.fusion import FusionRCA
 from svt.models.head import FrameHead, TranscriptionHead, frame_predictions
-from svt.models.pitch_network import PITCH_PRECISIONS
+from svt.models.pitch_network import check_pitch_precision
 from svt.notes.decoding import DECODERS, MAX_ONSET_DELAY, decode_frames
 
 BUNDLE_FILE = "svt_bundle.json"
@@ -464,13 +464,6 @@ def load_bundle(path, device="cpu", modality=None,
     model = TranscriptionModel(encoder, head, settings)
     _load_weights(model, folder / WEIGHTS_FILE, state)
     return model.to(device).eval()
-
-
-def check_pitch_precision(pitch_precision) -> None:
-    """Refuse (ValueError) a `pitch_precision` that is not one of `PITCH_PRECISIONS`."""
-    if pitch_precision not in PITCH_PRECISIONS:
-        raise ValueError(f"pitch_precision must be one of {', '.join(PITCH_PRECISIONS)}, got "
-                         f"{pitch_precision!r}")
 
 
 def _tensor_dims(state: dict) -> set:

@@ -69,6 +69,13 @@ MAX_PITCH_STRIDE = 4
 PITCH_PRECISIONS = ("float32", "bfloat16")
 
 
+def check_pitch_precision(pitch_precision) -> None:
+    """Refuse (ValueError) a `pitch_precision` that is not one of `PITCH_PRECISIONS`."""
+    if pitch_precision not in PITCH_PRECISIONS:
+        raise ValueError(f"pitch_precision must be one of {', '.join(PITCH_PRECISIONS)}, got "
+                         f"{pitch_precision!r}")
+
+
 def load_fcpe():
     """FCPE's inference model from the torchfcpe wheel, frozen, on the CPU.
 
@@ -179,9 +186,7 @@ class FastPitchNetwork:
         without bfloat16 kernels."""
         import torch.nn.functional as F
 
-        if precision not in PITCH_PRECISIONS:
-            raise ValueError(f"FastPitchNetwork: precision must be one of {PITCH_PRECISIONS}, "
-                             f"got {precision!r}")
+        check_pitch_precision(precision)
         model = self.model
         matmul = bfloat16_matmul(mel.device) if precision == "bfloat16" else _Float32Matmul
         operands = self._prepare(matmul, mel.device)
@@ -564,9 +569,7 @@ class PitchNetworkEncoder(FrameEncoder):
         sets it for inference.
         A compact network or torchfcpe's own modules (another torchfcpe) run under torch's
         bfloat16 autocast instead."""
-        if precision not in PITCH_PRECISIONS:
-            raise ValueError(f"pitch_precision must be one of {', '.join(PITCH_PRECISIONS)}, "
-                             f"got {precision!r}")
+        check_pitch_precision(precision)
         self.pitch_precision = precision
 
     @property
