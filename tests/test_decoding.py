@@ -180,7 +180,16 @@ def test_pitch_level_cuts_is_the_optimal_least_squares_segmentation():
         penalty, min_frames = float(rng.uniform(1, 20)), int(rng.integers(2, 8))
         assert list(pitch_level_cuts(x, penalty, min_frames)) == \
             _least_squares_segmentation(x, penalty, min_frames)
+        # Penalties around the stretch's whole squared error, where the search is skipped at
+        # or below it: still the optimal segmentation.
+        spread = float(((x - x.mean()) ** 2).sum())
+        for factor in (0.5, 0.999, 1.001, 2.0):
+            assert list(pitch_level_cuts(x, spread * factor, min_frames)) == \
+                _least_squares_segmentation(x, spread * factor, min_frames)
     assert len(pitch_level_cuts(np.full(10, 60.0), 1.0, 6)) == 0  # shorter than two segments
+    two_levels = np.r_[np.full(20, 60.0), np.full(20, 61.0)]  # squared error 10; one cut saves 10
+    assert list(pitch_level_cuts(two_levels, 9.0, 5)) == [20]
+    assert len(pitch_level_cuts(two_levels, 10.0, 5)) == 0
 
 
 def _contour(*parts):

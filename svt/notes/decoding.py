@@ -245,23 +245,32 @@ def pitch_level_cuts(pitch, penalty: float = 32.0, min_frames: int = 12) -> np.n
     n = len(x)
     if n < 2 * min_frames:
         return np.zeros(0, dtype=np.int64)
+    # No segmentation can lower the squared error by more than the whole stretch's error about
+    # its mean, so a stretch whose error is within one penalty has no cut worth paying for: the
+    # answer without the search (most notes of steady singing).
+    if float(np.sum((x - x.mean()) ** 2)) <= penalty:
+        return np.zeros(0, dtype=np.int64)
     s1 = np.concatenate([[0.0], np.cumsum(x)])
     s2 = np.concatenate([[0.0], np.cumsum(x * x)])
     best = np.full(n + 1, np.inf)
     best[0] = -penalty
     previous = np.zeros(n + 1, dtype=np.int64)
-    candidates = np.zeros(0, dtype=np.int64)
+    candidates = np.empty(n + 1, dtype=np.int64)  # the live segment starts are candidates[:live]
+    live = 0
     for j in range(min_frames, n + 1):
-        candidates = np.append(candidates, j - min_frames)  # segments [i, j) of >= min_frames
-        length = j - candidates
-        cost = s2[j] - s2[candidates] - (s1[j] - s1[candidates]) ** 2 / length
-        total = best[candidates] + cost
+        candidates[live] = j - min_frames  # segments [i, j) of >= min_frames
+        live += 1
+        starts = candidates[:live]
+        cost = s2[j] - s2[starts] - (s1[j] - s1[starts]) ** 2 / (j - starts)
+        total = best[starts] + cost
         k = int(np.argmin(total))
         best[j] = total[k] + penalty
-        previous[j] = candidates[k]
+        previous[j] = starts[k]
         # PELT: a start that is already worse than the best split plus a new segment can never
         # become optimal later (the least-squares cost only grows by extending a segment).
-        candidates = candidates[total <= best[j]]
+        kept = starts[total <= best[j]]
+        live = len(kept)
+        candidates[:live] = kept
     cuts, j = [], n
     while j > 0:
         j = int(previous[j])
