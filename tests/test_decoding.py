@@ -216,12 +216,10 @@ def test_pitch_decoder_cuts_legato_steps_and_keeps_vibrato_and_scoops():
     assert abs(notes[1, 0] - glide_start) <= 0.03  # where the voice starts to move
     assert notes[0, 1] == notes[1, 0] and notes[1, 1] == pytest.approx((len(sung) - 5) / 100)
     # The voiced decoder, which only cuts at learned onsets, merges the two notes.
-    merged = decode_frames((onset, 0 * onset, 0 * onset + 4, 0 * onset + 12, sung), "voiced",
-                           0.5, frame_rate=100.0)
+    heard = (onset, 0 * onset, 0 * onset + 2, 0 * onset, sung)  # the head hears MIDI 60 throughout
+    merged = decode_frames(heard, "voiced", 0.5, frame_rate=100.0)
     assert len(merged) == 1
-    np.testing.assert_allclose(
-        decode_frames((onset, 0 * onset, 0 * onset + 4, 0 * onset + 12, sung), "pitch", 0.5,
-                      frame_rate=100.0), notes)
+    np.testing.assert_allclose(decode_frames(heard, "pitch", 0.5, frame_rate=100.0), notes)
 
 
 def test_onset_delay_moves_onsets_but_never_past_the_offset():
@@ -232,7 +230,8 @@ def test_onset_delay_moves_onsets_but_never_past_the_offset():
     sung[33:39] = 64.0  # a 6-frame note, shorter than the delay below
     onset = np.zeros(40)
     onset[[2, 33]] = 0.9  # both starts heard
-    frames = (onset, onset, onset.astype(int) + 4, onset.astype(int) + 12, sung)
+    heard = np.isfinite(sung)  # the head hears a note where the voice sings (MIDI 60)
+    frames = (onset, onset, np.where(heard, 2, 4), np.where(heard, 0, 12), sung)
     plain = decode_frames(frames, "pitch", 0.5, frame_rate=100.0)
     np.testing.assert_allclose(plain, [[0.02, 0.30, 60.0], [0.33, 0.39, 64.0]])
     delayed = decode_frames(frames, "pitch", 0.5, frame_rate=100.0, onset_delay=0.1)
@@ -317,3 +316,35 @@ def test_head_pitch_replaces_the_pitch_network_where_it_strayed_over_the_recordi
     assert len(per_frames) == len(whole) == 10
     np.testing.assert_allclose(per_frames[:, 2], strayed[:, 2])
     np.testing.assert_allclose(whole[[1, 4, 7, 9], 2], [61.0, 64.0, 67.0, 69.0])
+
+
+def test_pitch_decoder_leaves_out_the_notes_the_head_hears_as_silence():
+    from svt.notes.decoding import (
+        HEAD_SILENCE_SHARE,
+        decode_frames,
+        head_hears_silence,
+        notes_the_head_hears,
+    )
+
+    assert HEAD_SILENCE_SHARE == 0.9
+    # Four 18-frame notes the pitch network hears as voiced; the head hears MIDI 62 (octave 2,
+    # class 2) on 18, 2, 1 and 0 of each one's frames: silence on 0 %, 89 %, 94 % and 100 % of
+    # them, so the last two are left out.
+    n = 80
+    onset, sung = np.zeros(n), np.full(n, np.nan)
+    octave, pitch_class = np.full(n, 4), np.full(n, 12)
+    for k, heard in enumerate((18, 2, 1, 0)):
+        a = 20 * k
+        sung[a + 1:a + 19], onset[a + 1] = 62.1, 0.9
+        octave[a + 1:a + 1 + heard], pitch_class[a + 1:a + 1 + heard] = 2, 2
+    frames = (onset, onset, octave, pitch_class, sung)
+    notes = decode_frames(frames, "pitch", 0.5, frame_rate=100.0)
+    np.testing.assert_allclose(notes, [[0.01, 0.19, 62.1], [0.21, 0.39, 62.1]])
+    # The same on notes given directly; the paper's and the voiced decoder keep every note.
+    all_notes = np.array([[0.2 * k + 0.01, 0.2 * k + 0.19, 62.1] for k in range(4)])
+    np.testing.assert_allclose(notes_the_head_hears(all_notes, octave, pitch_class, 100.0), notes)
+    assert len(decode_frames(frames, "voiced", 0.5, frame_rate=100.0)) == 4
+    assert notes_the_head_hears(np.zeros((0, 3)), octave, pitch_class).shape == (0, 3)
+    # Per frame: NaN is silence, an infinite value (an unknown head pitch) counts as heard.
+    assert head_hears_silence([np.nan] * 10) and not head_hears_silence([np.nan] * 9 + [60.0])
+    assert not head_hears_silence([np.inf] * 10) and not head_hears_silence([])

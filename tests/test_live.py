@@ -502,3 +502,39 @@ def test_tracker_takes_the_heads_pitch_where_the_pitch_network_strayed_so_far():
         assert tracker.head_pitch_notes == 0
     with pytest.raises(ValueError, match="same number of frames"):
         NoteTracker().push_frames(onset, sung, head[:-1])
+
+
+def test_tracker_drops_the_notes_the_head_hears_as_silence():
+    """As the offline decoder (svt.notes.decoding.notes_the_head_hears); a note whose start went
+    out ends with a "drop" event instead of an "end"."""
+    from svt.notes.decoding import decode_frames
+
+    # Three 30-frame notes; the head hears the second as silence throughout.
+    n = 90
+    onset, sung = np.zeros(n), np.full(n, np.nan)
+    octave, pitch_class = np.full(n, 4), np.full(n, 12)
+    for k in range(3):
+        a = 30 * k
+        sung[a + 1:a + 29], onset[a + 1] = 60.2 + k, 0.9
+        if k != 1:
+            octave[a + 1:a + 29], pitch_class[a + 1:a + 29] = 2, k
+    head = np.where(octave == 2, 60.0 + pitch_class, np.nan)
+    offline = decode_frames((onset, onset, octave, pitch_class, sung), "pitch", 0.5,
+                            frame_rate=100.0, whole_recording=True)
+    np.testing.assert_allclose(offline[:, 2], [60.2, 62.2])
+    tracker = NoteTracker(100.0, 0.5, 0.0, "pitch")
+    events = []
+    for i in range(0, n, 4):
+        events += tracker.push_frames(onset[i:i + 4], sung[i:i + 4], head[i:i + 4])
+    events += tracker.end()
+    np.testing.assert_allclose(tracker.notes_array(), offline)
+    assert tracker.dropped_notes == 1
+    assert [(kind, note) for kind, _, _, note, _ in events] == [
+        ("start", 0), ("end", 0), ("start", 1), ("drop", 1), ("start", 2), ("end", 2)]
+    drop = events[3]
+    assert drop[1] == pytest.approx(0.59) and drop[4] == pytest.approx(0.31)
+    # Without the head's frames the rule cannot apply: three notes.
+    tracker = NoteTracker(100.0, 0.5, 0.0, "pitch")
+    tracker.push_frames(onset, sung)
+    tracker.end()
+    assert len(tracker.notes) == 3 and tracker.dropped_notes == 0

@@ -216,10 +216,14 @@ def test_pitch_precision_reaches_the_model_from_every_entry_point(tmp_path, caps
 
     assert set(PITCH_PRECISION_CHOICES) == set(PITCH_PRECISIONS)
     assert PITCH_PRECISION_CHOICES[0] == DEFAULT_PITCH_PRECISION == "bfloat16"
+    from svt.synthetic.singing import render_singing
+
+    # Four sung notes (the additive voice: vibrato, jitter, formants). Not harmonic_tone: the
+    # shipped model's head hears a perfectly steady synthetic tone as an instrument, not a voice,
+    # and the decoder leaves such notes out (svt.notes.decoding.notes_the_head_hears).
     song = tmp_path / "song.wav"
-    silence = np.zeros(SR // 4, np.float32)
-    write_audio(song, np.concatenate([silence, *(harmonic_tone(m, 0.5) for m in (60, 64, 67, 72)),
-                                      silence]), SR)
+    sung = np.array([[0.25, 0.75, 60], [0.85, 1.35, 64], [1.45, 1.95, 67], [2.05, 2.55, 72]])
+    write_audio(song, render_singing(sung, SR, 0, "tenor", 2.8), SR)
     for parser, given in ((transcribe_parser(), [str(song), "--out-dir", str(tmp_path)]),
                           (live_parser(), ["--input", str(song)])):
         assert parser.parse_args(given).pitch_precision == "bfloat16"
@@ -252,7 +256,8 @@ def test_pitch_precision_reaches_the_model_from_every_entry_point(tmp_path, caps
              for precision in PITCH_PRECISIONS}
     assert len(notes["float32"]) == len(notes["bfloat16"]) == 4
     assert np.abs(notes["float32"] - notes["bfloat16"]).max() < 0.02
-    assert np.allclose(notes["bfloat16"][:, 2], [60, 64, 67, 72], atol=0.1)
+    assert np.allclose(notes["bfloat16"][:, 2], [60, 64, 67, 72], atol=0.2)
+    assert np.allclose(notes["bfloat16"][:, 0], sung[:, 0] + 0.02, atol=0.03)  # the onset delay
     assert transcribe_main([str(song), "--out-dir", str(tmp_path / "cli"), "--format", "",
                             "--pitch-precision", "float32", "--device", "cpu"]) == 0
     written = json.loads((tmp_path / "cli" / "song.json").read_text())

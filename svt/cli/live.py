@@ -9,7 +9,8 @@ its time (default 0.3), and a note's start comes a few frames later than that.
 Outputs, as they happen:
 * stdout: one JSON object a line per event: {"kind": "start", "time": 1.23, "pitch": 64.12,
   "midi": 64, "note": 0, "onset": 1.23, "emitted_at": 1.59} (times in seconds of audio; a start's
-  pitch is provisional, an end's is the note's sung pitch), and {"kind": "gap", "time": ...,
+  pitch is provisional, an end's is the note's sung pitch; a "drop" ends a started note that the
+  model then left out, see svt.NoteEvent), and {"kind": "gap", "time": ...,
   "seconds": ...} where audio was lost (an input overflow: the lost time is filled with silence,
   so the notes stay in audio time);
 * a MIDI output port (`--midi-port NAME`, an existing one, or `--virtual-midi-port NAME`, one made
@@ -169,7 +170,7 @@ class MidiSender:
             self.port.send(mido.Message("pitchwheel", pitch=bend, channel=self.channel))
             self.port.send(mido.Message("note_on", note=note, velocity=self.velocity,
                                         channel=self.channel))
-        elif event.kind == "end" and event.note in self.sounding:
+        elif event.kind in ("end", "drop") and event.note in self.sounding:
             self.port.send(mido.Message("note_off", note=self.sounding.pop(event.note),
                                         velocity=0, channel=self.channel))
 

@@ -32,7 +32,9 @@ learned onsets and where the sung pitch settles on a new level,
 `svt.notes.decoding.pitch_frames_to_notes`; or "voiced") run on the stream of final frames, frame
 by frame, with `NoteTracker.LOOKAHEAD` frames of look-ahead for its own decisions (an onset peak,
 the end of a voiced run). A start goes out once its note is sure to last `min_frames` (5 frames),
-about 0.1 s after its first frame is final. Changes of level are found by the same least-squares
+about 0.1 s after its first frame is final; a note the head then turns out to hear as silence
+(`svt.notes.decoding.notes_the_head_hears`, as offline) ends with a "drop" event and is left out
+of the notes. Changes of level are found by the same least-squares
 segmentation (PELT), run online; a level cut is committed once it has held for `level_horizon`
 seconds (a note starting at a level change starts that much later). The notes are bit-identical
 to `pitch_frames_to_notes` (and `decode_frames`' onset delay) on the same frames whenever no level
@@ -80,6 +82,7 @@ from svt.notes.decoding import (
     START_EVIDENCE_FRAMES,
     STRAY_MIN_NOTES,
     STRAY_SHARE,
+    head_hears_silence,
     head_midi,
     head_vote,
     heard_start,
@@ -104,11 +107,17 @@ class LiveError(SvtUserError, ValueError):
 class NoteEvent:
     """A note start or end, in audio time.
 
-    kind: "start" or "end". time: seconds from the first sample pushed (the note's onset for a
-    start, its offset for an end). pitch: fractional MIDI (a start's is provisional: the sung pitch
-    of the note's first final frames; an end's is the note's final sung pitch). note: the note's
-    number (a start and its end share it). onset: the note's onset (the same as `time` for a
-    start). emitted_at: how much audio (seconds) had been pushed when the event was made."""
+    kind: "start", "end" or "drop". time: seconds from the first sample pushed (the note's onset
+    for a start, its offset for an end or a drop). pitch: fractional MIDI (a start's is
+    provisional: the sung pitch of the note's first final frames; an end's is the note's final
+    sung pitch). note: the note's number (a start and its end share it). onset: the note's onset
+    (the same as `time` for a start). emitted_at: how much audio (seconds) had been pushed when
+    the event was made.
+
+    A "drop" ends a started note that turned out not to be one: the head heard silence on most
+    of its frames (`svt.notes.decoding.head_hears_silence`; mostly an instrument or a breath the
+    pitch network followed). Treat it as the note's end (a note-off) and forget the note: the
+    transcriber's `notes` leave it out, as the offline decoder does."""
 
     kind: str
     time: float
@@ -190,7 +199,9 @@ class NoteTracker:
     heard and more than `STRAY_SHARE` of them strayed so: the offline rule
     (`head_pitch_where_pitch_network_strays`, for a pitch network following a backing track) on
     the share so far. The note's "start" event has gone out with the pitch network's pitch; its
-    "end" event and `notes` carry the vote."""
+    "end" event and `notes` carry the vote. Before that, a note on whose frames the head heard
+    silence (`head_hears_silence`) is left out of `notes`, as the offline decoder leaves it out;
+    if its start went out, a "drop" event ends it."""
 
     #: Frames of look-ahead the decisions about frame t need: whether the voiced run goes on to
     #: frame t + 4 (a run or a piece of min_frames), which can take frame t + 5 (a bridged gap);
@@ -224,6 +235,7 @@ class NoteTracker:
         self.notes_judged = 0   # notes the head's pitch was compared with
         self.notes_strayed = 0  # ... whose pitch strayed from the head's vote
         self.head_pitch_notes = 0  # notes given the head's vote
+        self.dropped_notes = 0  # notes left out: the head heard silence on them
         self._run_start = None  # the voiced run frames are in (None: none)
         self._unheard = False   # in a run whose start was not heard, before its first peak
         self._edge = None       # where the run's notes began: the smoothing's "nearest" edge
@@ -368,13 +380,19 @@ class NoteTracker:
         head = self._note_head[:stop - start]
         if stop - start >= self.MIN_FRAMES:
             pitch = self._pitch(raw)
-            if np.isfinite(pitch):
-                if self.levels:  # the "pitch" decoder's rule, as decode_frames applies it
+            onset, _ = self._onset_time(start, stop)
+            offset = stop / self.frame_rate
+            # The "pitch" decoder's rules, as decode_frames applies them: a note the head heard
+            # as silence is left out, then the stray rule.
+            if np.isfinite(pitch) and self.levels and head_hears_silence(head):
+                self.dropped_notes += 1
+                if self._note_id is not None:
+                    self._events.append(("drop", offset, pitch, self._note_id, onset))
+            elif np.isfinite(pitch):
+                if self.levels:
                     pitch = self._head_rule(pitch, head)
                 if self._note_id is None:
                     self._emit_start(stop, raw, final_only=False)
-                onset, _ = self._onset_time(start, stop)
-                offset = stop / self.frame_rate
                 self.notes.append([onset, offset, pitch])
                 self._events.append(("end", offset, pitch, self._note_id, onset))
         elif self._note_id is not None:  # pragma: no cover - starts wait for MIN_FRAMES
@@ -480,12 +498,13 @@ class NoteTracker:
     def push_frames(self, onset_prob, sung_pitch, head_pitch=None) -> list:
         """Final frames in order; returns `(kind, time, pitch, note, onset)` tuples.
         `head_pitch`: the head's pitch of each frame (`svt.notes.decoding.head_midi`; None:
-        not known, the stray rule never applies to these frames)."""
+        not known, neither the silence rule nor the stray rule applies to these frames)."""
         if self.ended:
             raise LiveError("the stream has ended; start a new tracker")
         onset_prob = np.asarray(onset_prob, dtype=np.float64).reshape(-1)
         sung_pitch = np.asarray(sung_pitch, dtype=np.float64).reshape(-1)
-        head_pitch = (np.full(len(sung_pitch), np.nan) if head_pitch is None
+        # Unknown head pitches are infinite: neither a vote nor silence.
+        head_pitch = (np.full(len(sung_pitch), np.inf) if head_pitch is None
                       else np.asarray(head_pitch, dtype=np.float64).reshape(-1))
         if not len(onset_prob) == len(sung_pitch) == len(head_pitch):
             raise ValueError("onset_prob, sung_pitch and head_pitch must have the same number "
@@ -511,7 +530,7 @@ class NoteTracker:
         events = self._take_events()
         if duration is not None:  # as transcribe_source: no note may outlast the recording
             late = {e[3] for e in events if e[4] >= duration}
-            events = [(kind, min(time, duration) if kind == "end" else time, pitch, note, onset)
+            events = [(kind, time if kind == "start" else min(time, duration), pitch, note, onset)
                       for kind, time, pitch, note, onset in events if note not in late]
             self.notes = [[a, min(b, duration), p] for a, b, p in self.notes if a < duration]
         return events
