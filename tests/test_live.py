@@ -51,14 +51,16 @@ def random_frames(rng, n):
     return onset, sung
 
 
-def track(onset, sung, sizes, decoder="pitch", delay=0.02, horizon=10 ** 9):
+def track(onset, sung, sizes, decoder="pitch", delay=0.02, horizon=10 ** 9, offset=None):
     tracker = NoteTracker(100.0, 0.5, delay, decoder, level_horizon=horizon,
                           max_note_frames=10 ** 9)
     events, i = [], 0
     for size in sizes:
-        events += tracker.push_frames(onset[i:i + size], sung[i:i + size])
+        events += tracker.push_frames(onset[i:i + size], sung[i:i + size], None,
+                                      None if offset is None else offset[i:i + size])
         i += size
-    events += tracker.push_frames(onset[i:], sung[i:])
+    rest = None if offset is None else offset[i:]
+    events += tracker.push_frames(onset[i:], sung[i:], None, rest)
     events += tracker.end()
     return tracker.notes_array(), events
 
@@ -82,10 +84,12 @@ def test_tracker_equals_the_offline_decoder(seed):
     onset, sung = random_frames(rng, int(rng.integers(0, 1200)))
     decoder = "voiced" if seed % 4 == 0 else "pitch"
     delay = float(rng.choice([0.0, 0.02, 0.1]))
-    frames = (onset, onset, np.zeros(len(onset), int), np.zeros(len(onset), int), sung)
+    # The head hears MIDI 36 throughout; its offset output reaches 0.5 now and then.
+    offset = rng.random(len(onset)) ** 6
+    frames = (onset, offset, np.zeros(len(onset), int), np.zeros(len(onset), int), sung)
     offline = decode_frames(frames, decoder, onset_threshold=0.5, frame_rate=100.0,
                             onset_delay=delay)
-    notes, events = track(onset, sung, rng.integers(1, 60, 60), decoder, delay)
+    notes, events = track(onset, sung, rng.integers(1, 60, 60), decoder, delay, offset=offset)
     np.testing.assert_array_equal(notes, offline)  # bit for bit
     check_events(events, notes)
 

@@ -34,10 +34,12 @@ by frame, with `NoteTracker.LOOKAHEAD` frames of look-ahead for its own decision
 the end of a voiced run). A start goes out once its note is sure to last `min_frames` (5 frames),
 about 0.1 s after its first frame is final; a note the head then turns out to hear as silence
 (`svt.notes.decoding.notes_the_head_hears`, as offline) ends with a "drop" event and is left out
-of the notes. Changes of level are found by the same least-squares
-segmentation (PELT), run online; a level cut is committed once it has held for `level_horizon`
-seconds (a note starting at a level change starts that much later). The notes are bit-identical
-to `pitch_frames_to_notes` (and `decode_frames`' onset delay) on the same frames whenever no level
+of the notes. A note's end goes out once the note is cut or its voiced stretch ends, at the frame
+where the head heard it end (`svt.notes.decoding.heard_offset`, as offline). Changes of level
+are found by the same least-squares segmentation (PELT), run online; a level cut is committed
+once it has held for `level_horizon` seconds (a note starting at a level change starts that much
+later). The notes are bit-identical to `decode_frames`' "pitch" decoder (onset delay, silence
+and offset rules included) on the same frames whenever no level
 cut is committed before its piece of a voiced run ends (tested on random frame sequences with an
 unbounded horizon); with the default horizon, the offline frames decoded in stream scored within
 0.3 F1 points of the offline decoder. A note is cut after `max_note_seconds`, which bounds the
@@ -84,6 +86,7 @@ from svt.notes.decoding import (
     STRAY_SHARE,
     head_hears_silence,
     head_midi,
+    heard_offset,
     head_vote,
     heard_start,
     stable_pitch,
@@ -201,7 +204,9 @@ class NoteTracker:
     the share so far. The note's "start" event has gone out with the pitch network's pitch; its
     "end" event and `notes` carry the vote. Before that, a note on whose frames the head heard
     silence (`head_hears_silence`) is left out of `notes`, as the offline decoder leaves it out;
-    if its start went out, a "drop" event ends it."""
+    if its start went out, a "drop" event ends it. With the head's offset probabilities
+    (`offset_prob`), a note ends where the head hears it end (`heard_offset` with
+    `offset_threshold`), as offline."""
 
     #: Frames of look-ahead the decisions about frame t need: whether the voiced run goes on to
     #: frame t + 4 (a run or a piece of min_frames), which can take frame t + 5 (a bridged gap);
@@ -211,19 +216,21 @@ class NoteTracker:
 
     def __init__(self, frame_rate: float = 100.0, onset_threshold: float = 0.5,
                  onset_delay: float = 0.0, decoder: str = "pitch", level_horizon: int = 30,
-                 max_note_frames: int = 3000):
+                 max_note_frames: int = 3000, offset_threshold: float = 0.5):
         if decoder not in ("pitch", "voiced"):
             raise LiveError(f"streaming decodes with the 'pitch' or 'voiced' decoder (models "
                             f"with a pitch network, like the shipped one), not {decoder!r}")
         if not 0.0 <= onset_delay <= MAX_ONSET_DELAY:
             raise LiveError(f"onset_delay is {onset_delay!r} s; expected 0 .. {MAX_ONSET_DELAY}")
         self.frame_rate, self.onset_threshold = float(frame_rate), float(onset_threshold)
+        self.offset_threshold = float(offset_threshold)
         self.onset_delay, self.levels = float(onset_delay), decoder == "pitch"
         self.level_horizon = max(int(level_horizon), self.LEVEL_MIN)
         self.max_note_frames = max(int(max_note_frames), 2 * self.LEVEL_MIN + self.MIN_FRAMES)
         self._onset = np.zeros(0)
         self._sung = np.zeros(0)
         self._head = np.zeros(0)
+        self._offset = np.zeros(0)
         self._base = 0          # frame number of _onset[0] / _sung[0]
         self.received = 0       # frames pushed
         self.position = 0       # next frame to decide
@@ -247,6 +254,7 @@ class NoteTracker:
         self._note_start = None
         self._note_raw = []
         self._note_head = []
+        self._note_offset = []
         self._note_id = None    # set once its start event went out
         self._events = []
 
@@ -337,7 +345,7 @@ class NoteTracker:
 
     def _open_note(self, frame):
         self._note_start, self._note_raw, self._note_id = frame, [], None
-        self._note_head = []
+        self._note_head, self._note_offset = [], []
 
     def _head_rule(self, pitch, head) -> float:
         """The note's pitch after the running stray rule (see the class)."""
@@ -382,6 +390,11 @@ class NoteTracker:
             pitch = self._pitch(raw)
             onset, _ = self._onset_time(start, stop)
             offset = stop / self.frame_rate
+            if self.levels:  # where the head hears the note end, as decode_frames moves it
+                end = start + heard_offset(np.asarray(self._note_offset[:stop - start]), 0,
+                                           stop - start, self.offset_threshold)
+                offset = max(end / self.frame_rate if end < stop else offset,
+                             onset + 1.0 / self.frame_rate)
             # The "pitch" decoder's rules, as decode_frames applies them: a note the head heard
             # as silence is left out, then the stray rule.
             if np.isfinite(pitch) and self.levels and head_hears_silence(head):
@@ -398,8 +411,9 @@ class NoteTracker:
         elif self._note_id is not None:  # pragma: no cover - starts wait for MIN_FRAMES
             raise AssertionError("a started note turned out shorter than min_frames")
         rest, rest_head = self._note_raw[stop - start:], self._note_head[stop - start:]
+        rest_offset = self._note_offset[stop - start:]
         self._open_note(stop)
-        self._note_raw, self._note_head = rest, rest_head
+        self._note_raw, self._note_head, self._note_offset = rest, rest_head, rest_offset
 
     def _close_piece(self, stop):
         """The piece of a run between two cuts ends at `stop`: its level cuts, then its notes."""
@@ -462,6 +476,7 @@ class NoteTracker:
             return
         self._note_raw.append(self._sung_at(t))
         self._note_head.append(float(self._value(self._head, t, np.nan)))
+        self._note_offset.append(float(self._value(self._offset, t, -np.inf)))
         if self.levels:
             value = self._smoothed(t)
             self._pelt.feed(value)
@@ -488,17 +503,19 @@ class NoteTracker:
         keep = max(0, self.position - 2 * self.LOOKAHEAD) - self._base
         if keep > 0:
             self._onset, self._sung = self._onset[keep:], self._sung[keep:]
-            self._head = self._head[keep:]
+            self._head, self._offset = self._head[keep:], self._offset[keep:]
             self._base += keep
 
     def _take_events(self):
         events, self._events = self._events, []
         return events
 
-    def push_frames(self, onset_prob, sung_pitch, head_pitch=None) -> list:
+    def push_frames(self, onset_prob, sung_pitch, head_pitch=None, offset_prob=None) -> list:
         """Final frames in order; returns `(kind, time, pitch, note, onset)` tuples.
         `head_pitch`: the head's pitch of each frame (`svt.notes.decoding.head_midi`; None:
-        not known, neither the silence rule nor the stray rule applies to these frames)."""
+        not known, neither the silence rule nor the stray rule applies to these frames).
+        `offset_prob`: the head's offset probability of each frame (None: not known, the notes
+        end where their voiced stretch or the next note cuts them)."""
         if self.ended:
             raise LiveError("the stream has ended; start a new tracker")
         onset_prob = np.asarray(onset_prob, dtype=np.float64).reshape(-1)
@@ -506,12 +523,15 @@ class NoteTracker:
         # Unknown head pitches are infinite: neither a vote nor silence.
         head_pitch = (np.full(len(sung_pitch), np.inf) if head_pitch is None
                       else np.asarray(head_pitch, dtype=np.float64).reshape(-1))
-        if not len(onset_prob) == len(sung_pitch) == len(head_pitch):
-            raise ValueError("onset_prob, sung_pitch and head_pitch must have the same number "
-                             "of frames")
+        offset_prob = (np.full(len(sung_pitch), -np.inf) if offset_prob is None
+                       else np.asarray(offset_prob, dtype=np.float64).reshape(-1))
+        if not len(onset_prob) == len(sung_pitch) == len(head_pitch) == len(offset_prob):
+            raise ValueError("onset_prob, sung_pitch, head_pitch and offset_prob must have the "
+                             "same number of frames")
         self._onset = np.concatenate([self._onset, onset_prob])
         self._sung = np.concatenate([self._sung, sung_pitch])
         self._head = np.concatenate([self._head, head_pitch])
+        self._offset = np.concatenate([self._offset, offset_prob])
         self.received += len(onset_prob)
         self._advance()
         return self._take_events()
@@ -921,7 +941,8 @@ class LiveTranscriber:
         self._tracker = NoteTracker(
             g.frame_rate, self.onset_threshold, float(self.model.settings.get("onset_delay", 0.0)),
             self.decoder, level_horizon=g.level_horizon_frames,
-            max_note_frames=int(round(self.max_note_seconds * g.frame_rate)))
+            max_note_frames=int(round(self.max_note_seconds * g.frame_rate)),
+            offset_threshold=float(self.model.settings["offset_threshold"]))
         self.sample_rate = None
         self._resampler = None
         self.samples_in = 0        # samples pushed, at the input rate (gaps included)
@@ -1041,10 +1062,11 @@ class LiveTranscriber:
 
     def _frames(self, outputs) -> list:
         events = []
-        for onset, _, octave, pitch_class, sung in outputs:
+        for onset, offset, octave, pitch_class, sung in outputs:
             if len(sung):
                 self.current_pitch = float(sung[-1])
-            events += self._tracker.push_frames(onset, sung, head_midi(octave, pitch_class))
+            events += self._tracker.push_frames(onset, sung, head_midi(octave, pitch_class),
+                                                offset)
         return self._to_events(events)
 
     def _to_events(self, raw) -> list:
