@@ -527,10 +527,9 @@ def decode_frames(frames, decoder: str = "paper", onset_threshold: float = 0.4,
                        frame_rate=frame_rate)
         if decoder == "pitch":
             notes = notes_the_head_hears(notes, frames[2], frames[3], frame_rate)
-        if decoder == "pitch" and whole_recording:
-            notes = head_pitch_where_pitch_network_strays(notes, frames[2], frames[3],
-                                                          frame_rate)
-        if decoder == "pitch":
+            if whole_recording:
+                notes = head_pitch_where_pitch_network_strays(notes, frames[2], frames[3],
+                                                              frame_rate)
             heard_ends = notes_end_where_the_head_hears(notes, frames[1], offset_threshold,
                                                         frame_rate)[:, 1]
     else:
