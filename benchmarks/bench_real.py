@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Real-recordings benchmark: the shipped transcriber vs pYIN + note rules vs basic-pitch.
 
-    python benchmarks/bench_real.py DATA_DIR [--accompaniment-snr-db 0] [--sung-reference] \
+    python benchmarks/bench_real.py DATA_DIR [--accompaniment-snr-db 0] [--reverb-rt60 1.0] \
+        [--reverb-drr-db 0] [--sung-reference] \
         [--basic-pitch-python /path/to/venv/bin/python] [--model BUNDLE] [--json OUT] \
         [--repeats 3]
 
@@ -35,6 +36,12 @@ voice is then not charged for an annotation convention or a transposed song.
 With --accompaniment-snr-db, each recording is first mixed with a synthetic backing track in the key
 of its reference notes (`svt.synthetic.singing.render_accompaniment`, seeded per song) at that
 vocals-to-accompaniment SNR.
+
+With --reverb-rt60, each recording is first heard in a room
+(`svt.synthetic.recorded_singing.add_room_reverb`, seeded per song): reverberation that decays by
+60 dB in that many seconds, --reverb-drr-db below the direct sound (default 0 dB: as much
+reverberation as direct sound). A backing track, if asked for too, is mixed in after the room
+(a reverberated vocal in a dry mix).
 """
 from __future__ import annotations
 
@@ -81,10 +88,12 @@ json.dump({"notes": out, "seconds": total, "load_seconds": load, "import_seconds
 """
 
 
-def prepare_audio(data_dir: Path, work: Path, snr_db, limit=None):
-    """16-kHz mono copies (mixed with accompaniment when asked) and the reference notes."""
+def prepare_audio(data_dir: Path, work: Path, snr_db, limit=None, reverb=None):
+    """16-kHz mono copies (in a room, `reverb` = (RT60 s, DRR dB), and mixed with accompaniment
+    when asked) and the reference notes."""
     from svt.audio import read_audio, write_audio
     from svt.notes.formats import read_onset_offset_midi
+    from svt.synthetic.recorded_singing import add_room_reverb
     from svt.synthetic.singing import render_accompaniment
 
     wavs, references, seconds = {}, {}, 0.0
@@ -96,6 +105,10 @@ def prepare_audio(data_dir: Path, work: Path, snr_db, limit=None):
         song = path.stem
         notes = read_onset_offset_midi(path.with_suffix(".txt"))
         wav = read_audio(path)  # 16 kHz mono float32
+        if reverb is not None:
+            room_rng = np.random.default_rng([zlib.crc32(song.encode()), 1])
+            wav = add_room_reverb(wav, 16000, reverb[0], reverb[1], room_rng)
+            wav = (wav / max(1.0, float(np.max(np.abs(wav))) / 0.99)).astype(np.float32)
         if snr_db is not None:
             written = notes.copy()
             written[:, 2] = np.round(written[:, 2])
@@ -223,6 +236,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data_dir", nargs="?")
     parser.add_argument("--accompaniment-snr-db", type=float, default=None)
+    parser.add_argument("--reverb-rt60", type=float, default=None,
+                        help="reverberation time (s) of a room each recording is heard in")
+    parser.add_argument("--reverb-drr-db", type=float, default=0.0,
+                        help="direct-to-reverberant ratio (dB) with --reverb-rt60 (default 0)")
     parser.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS))
     parser.add_argument("--basic-pitch-python", default=None)
     parser.add_argument("--model", default=None, help="bundle for `svt` (default: shipped)")
@@ -246,6 +263,11 @@ def main(argv=None):
         parser.error("DATA_DIR is required")
     if args.repeats < 1:
         parser.error(f"--repeats must be 1 or more, got {args.repeats}")
+    if args.reverb_rt60 is not None and not 0.05 <= args.reverb_rt60 <= 10.0:
+        parser.error(f"--reverb-rt60 must be from 0.05 to 10 seconds, got {args.reverb_rt60}")
+    if not np.isfinite(args.reverb_drr_db):
+        parser.error(f"--reverb-drr-db must be a finite number of dB, got {args.reverb_drr_db}")
+    reverb = None if args.reverb_rt60 is None else (args.reverb_rt60, args.reverb_drr_db)
 
     from svt.notes.scoring import score_songs
 
@@ -259,7 +281,8 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="bench_real_") as tmp:
         work = Path(tmp)
         jobs, references, seconds = prepare_audio(Path(args.data_dir), work,
-                                                  args.accompaniment_snr_db, args.limit)
+                                                  args.accompaniment_snr_db, args.limit,
+                                                  reverb)
         sung = sung_references(Path(args.data_dir), references) if args.sung_reference else None
         rows, results = {}, {}
         rounds = {system: [] for system in systems}
@@ -301,8 +324,11 @@ def main(argv=None):
                 _, sung_summary, _ = score_songs(sung["references"], estimates)
                 rows[system].update({f"{k}_sung": 100 * sung_summary["mean"][f"{k}_f1"]
                                      for k in ("COnPOff", "COnP")})
-    condition = ("clean" if args.accompaniment_snr_db is None
-                 else f"accompaniment at {args.accompaniment_snr_db:g} dB SNR")
+    conditions = ([] if reverb is None else
+                  [f"reverb RT60 {reverb[0]:g} s at {reverb[1]:g} dB direct-to-reverberant"])
+    if args.accompaniment_snr_db is not None:
+        conditions.append(f"accompaniment at {args.accompaniment_snr_db:g} dB SNR")
+    condition = ", ".join(conditions) or "clean"
     print(f"{args.data_dir}: {len(jobs)} recordings, {seconds / 60:.1f} min, {condition}")
     print("| system | COnPOff | COnP | COn | COff | notes found / annotated | s per s of audio | "
           "model load s | imports s | peak RSS MB |")

@@ -528,7 +528,7 @@ def test_real_recordings_benchmark_runs_on_a_folder(tmp_path):
     out = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_real.py"), str(data),
                           "--systems", "pyin-rounded,svt,pyin,svt-float32", "--json",
                           str(tmp_path / "r.json"), "--accompaniment-snr-db", "5",
-                          "--sung-reference", "--repeats", "2"],
+                          "--reverb-rt60", "0.4", "--sung-reference", "--repeats", "2"],
                          capture_output=True, text=True, check=True)
     result = json.loads((tmp_path / "r.json").read_text())
     assert result["recordings"] == 2
@@ -539,11 +539,43 @@ def test_real_recordings_benchmark_runs_on_a_folder(tmp_path):
         assert len(system["round_s_per_s"]) == 2
         assert system["s_per_s"] == pytest.approx(np.median(system["round_s_per_s"]))
     assert "warning" not in out.stderr  # every system gave the same notes in both rounds
-    assert "| svt |" in out.stdout and "accompaniment at 5 dB SNR" in out.stdout
+    assert "| svt |" in out.stdout
+    assert result["condition"] == ("reverb RT60 0.4 s at 0 dB direct-to-reverberant, "
+                                   "accompaniment at 5 dB SNR")
     # The generated songs are sung at their written pitches: the annotations sit on the voice.
     assert abs(result["annotated_minus_sung"]["median_cents"]) < 10
     assert "scored against the sung pitch" in out.stdout
     assert {"COnPOff_sung", "COnP_sung"} <= set(pyin) and 0 <= pyin["COnP_sung"] <= 100
+
+
+def test_real_recordings_benchmark_hears_each_recording_in_its_own_room(tmp_path):
+    import importlib.util
+    import zlib
+    from pathlib import Path
+
+    from svt.audio import read_audio
+    from svt.synthetic.recorded_singing import add_room_reverb
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("bench_real", root / "benchmarks" /
+                                                  "bench_real.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    data = make_recorded_corpus(tmp_path / "data", 2, seed=4, duration_range=(2.0, 3.0),
+                                progress=False)
+    (tmp_path / "dry").mkdir(), (tmp_path / "room").mkdir()
+    dry, _, _ = bench.prepare_audio(data, tmp_path / "dry", None)
+    wet, references, _ = bench.prepare_audio(data, tmp_path / "room", None, reverb=(0.7, 2.0))
+    for song, path in wet.items():
+        expected = add_room_reverb(read_audio(dry[song]), 16000, 0.7, 2.0,
+                                   np.random.default_rng([zlib.crc32(song.encode()), 1]))
+        expected /= max(1.0, np.abs(expected).max() / 0.99)
+        np.testing.assert_allclose(read_audio(path), expected, atol=1e-4)  # 16-bit files
+    a, b = (read_audio(wet[song]) - read_audio(dry[song]) for song in sorted(wet))
+    assert not np.allclose(a[:len(b)], b[:len(a)], atol=1e-3)  # each song its own room
+    assert len(references) == 2
+    with pytest.raises(SystemExit):
+        bench.main([str(data), "--reverb-rt60", "0"])
 
 
 def test_pitch_feature_cache_computes_each_utterance_once(tmp_path, encoder, monkeypatch):

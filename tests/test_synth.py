@@ -354,3 +354,66 @@ def test_n20emv2_corpus_with_video(tmp_path):
     assert synth.main([str(tmp_path / "cli"), "--layout", "n20emv2", "--num-train", "1",
                        "--num-test", "0", "--duration", "2", "--video"]) == 0
     assert np.load(tmp_path / "cli/data/song_001/video_50fps.npy").shape == (100, 96, 96)
+
+
+# ---------------------------------------------------------------------------
+# Room reverberation (the benchmarks' reverberant condition)
+# ---------------------------------------------------------------------------
+def test_room_reverb_decays_by_60_db_over_its_rt60():
+    from svt.synthetic.recorded_singing import add_room_reverb
+
+    sr, rt60 = 16000, 0.8
+    impulse = np.zeros(2 * sr)
+    impulse[0] = 1.0
+    response = add_room_reverb(impulse, sr, rt60, 0.0, np.random.default_rng(3))
+    # The direct sound first (the FFT convolution leaves only rounding before the 5-ms delay).
+    assert response[0] == pytest.approx(1.0)
+    assert np.abs(response[1:int(0.005 * sr)]).max() < 1e-9 * np.abs(response[1:]).max()
+    tail = response[1:]
+    # ISO 3382's T20: the Schroeder decay curve's slope from -5 to -25 dB, extrapolated to -60.
+    decay = 10 * np.log10(np.cumsum(tail[::-1] ** 2)[::-1] / np.sum(tail ** 2))
+    t = np.arange(len(decay)) / sr
+    span = (decay <= -5) & (decay >= -25)
+    slope = np.polyfit(t[span], decay[span], 1)[0]  # dB per second
+    assert -60 / slope == pytest.approx(rt60, rel=0.1)
+
+
+@pytest.mark.parametrize("drr_db", [0.0, 6.0, -3.0])
+def test_room_reverb_sits_its_direct_to_reverberant_ratio_below_the_dry_signal(drr_db):
+    from svt.synthetic.recorded_singing import add_room_reverb
+
+    sr = 16000
+    dry = np.random.default_rng(0).standard_normal(20 * sr)
+    wet = add_room_reverb(dry, sr, 0.5, drr_db, np.random.default_rng(1)) - dry
+    measured = 10 * np.log10(np.sum(dry[sr:] ** 2) / np.sum(wet[sr:] ** 2))  # after the build-up
+    assert measured == pytest.approx(drr_db, abs=0.5)
+
+
+def test_room_reverb_is_seeded_keeps_the_length_and_refuses_bad_rooms():
+    from svt.synthetic.recorded_singing import add_room_reverb
+
+    x = np.random.default_rng(0).standard_normal(8000)
+    a = add_room_reverb(x, 16000, 0.3, 3.0, np.random.default_rng(7))
+    assert a.shape == x.shape
+    np.testing.assert_array_equal(a, add_room_reverb(x, 16000, 0.3, 3.0,
+                                                     np.random.default_rng(7)))
+    assert not np.array_equal(a, add_room_reverb(x, 16000, 0.3, 3.0, np.random.default_rng(8)))
+    for rt60 in (0.0, -1.0, float("nan"), 60.0):
+        with pytest.raises(ValueError, match="rt60_s must be a reverberation time"):
+            add_room_reverb(x, 16000, rt60, 0.0, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="direct_to_reverberant_db must be a finite"):
+        add_room_reverb(x, 16000, 0.3, float("inf"), np.random.default_rng(0))
+
+
+def test_corpus_rooms_reverberate_at_the_styles_level():
+    from svt.synthetic.recorded_singing import CorpusStyle, _room
+
+    assert CorpusStyle().room_reverb_gain == (0.05, 0.6)  # the shipped model's corpus
+    sr = 16000
+    x = np.random.default_rng(0).standard_normal(10 * sr)
+    np.testing.assert_array_equal(_room(np.random.default_rng(1), x, sr, (0.0, 0.0)), x)
+    for gain in (0.3, 1.0):
+        wet = _room(np.random.default_rng(1), x, sr, (gain, gain)) - x
+        # The reverberation's energy is the dry signal's times gain squared (after the build-up).
+        assert np.sum(wet[2 * sr:] ** 2) / np.sum(x[2 * sr:] ** 2) == pytest.approx(gain ** 2,
+                                                                                 rel=0.1)
