@@ -530,6 +530,16 @@ def test_song_seconds_must_be_a_range_of_song_lengths(tmp_path, never_built, val
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("value", ["[0.6, 0.05]", "[-0.1, 0.5]", "[0.05]", "[0.05, 4.0]",
+                                   "[0.05, .nan]"])
+def test_room_reverb_gain_must_be_a_range_of_reverberation_levels(tmp_path, never_built, value,
+                                                                 stopped_with):
+    message = stopped_with([str(ST_YAML), "--output_folder", str(tmp_path / "run"),
+                            "--room_reverb_gain", value], recipe="SingingTranscriber")
+    assert message.startswith("--room_reverb_gain:") and "0 <= low <= high <= 3.2" in message
+    assert not (tmp_path / "run").exists()
+
+
 def test_label_rate_that_the_encoder_does_not_produce(assets, tmp_path, stopped_with):
     # Training: checked once the encoder is built, before any preparation.
     message = stopped_with(mir_args(assets, tmp_path, label_frame_rate=100))

@@ -153,6 +153,7 @@ def check_options(hparams_file, overrides: str, run_opts) -> str:
     check_ranges(values, origin)
     check_inputs(values, origin)
     check_song_seconds(values, origin)
+    check_room_reverb_gain(values, origin)
     check_bundle_targets(values, origin)
     check_device(run_opts.get("device"))
     check_run_option_ranges(run_opts)
@@ -332,6 +333,26 @@ def check_song_seconds(values: Mapping, origin) -> None:
         raise OptionError(f"{origin('song_seconds')}: {_shown(value)} is not a song length range; "
                           f"give two numbers [min, max] of seconds with {MIN_SONG_SECONDS:g} <= "
                           "min <= max (finite), e.g. [12.0, 30.0]")
+
+
+#: The loudest room reverberation a generated corpus may ask for, relative to the dry voice
+#: (`room_reverb_gain`): 10 dB above the direct sound.
+MAX_ROOM_REVERB_GAIN = 3.2
+
+
+def check_room_reverb_gain(values: Mapping, origin) -> None:
+    """`room_reverb_gain` (SingingTranscriber's rooms) is `[low, high]` with 0 <= low <= high <=
+    MAX_ROOM_REVERB_GAIN (numpy draws from a reversed range without a word)."""
+    if "room_reverb_gain" not in values or _tag(values["room_reverb_gain"]) is not None:
+        return
+    value = values["room_reverb_gain"]
+    numbers = isinstance(value, list) and len(value) == 2 and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) and x == x for x in value)
+    if not numbers or not 0 <= value[0] <= value[1] <= MAX_ROOM_REVERB_GAIN:
+        raise OptionError(f"{origin('room_reverb_gain')}: {_shown(value)} is not a range of "
+                          "reverberation levels; give two numbers [low, high] with 0 <= low <= "
+                          f"high <= {MAX_ROOM_REVERB_GAIN:g} (the reverberation's amplitude "
+                          "relative to the dry voice), e.g. [0.05, 0.6]")
 
 
 def check_voice_bank(values: Mapping, origin) -> None:

@@ -18,7 +18,7 @@ Which options must match (RUN_SETTINGS_KEYS), and why:
 * which songs train and which validate (a changed hold-out would select checkpoints on songs
   the model trained on): `valid_seed`, `num_valid`, `mix_train`, and SingingTranscriber's
   generated corpus (`corpus_seed`, `corpus_style`, `num_train_songs`, `num_valid_songs`,
-  `song_seconds`, `voice_bank_share`, `voice_bank_speakers`);
+  `song_seconds`, `voice_bank_share`, `voice_bank_speakers`, `room_reverb_gain`);
 * the model the checkpoint's tensors belong to: the encoder (`ssl_source`, `output_layer`,
   `output_norm`, `weighted_layers`, `freeze_encoder`, `freeze_feature_extractor`,
   `avhubert_checkpoint`, `feature_grad_mult`, `audio_model`, `video_model`,
@@ -61,6 +61,7 @@ RUN_SETTINGS_KEYS = (
     "condition", "system",
     "valid_seed", "num_valid", "mix_train", "corpus_seed", "corpus_style", "num_train_songs",
     "num_valid_songs", "song_seconds", "voice_bank_share", "voice_bank_speakers",
+    "room_reverb_gain",
     "ssl_source", "output_layer", "output_norm", "weighted_layers", "freeze_encoder",
     "freeze_feature_extractor", "avhubert_checkpoint", "feature_grad_mult", "audio_model",
     "video_model", "init_head_from",
