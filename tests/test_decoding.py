@@ -222,6 +222,46 @@ def test_pitch_decoder_cuts_legato_steps_and_keeps_vibrato_and_scoops():
     np.testing.assert_allclose(decode_frames(heard, "pitch", 0.5, frame_rate=100.0), notes)
 
 
+def _onset_then_step(first_frames):
+    """Onset peaks at frames 5 and 55; from 55 the voice sits `first_frames` on the way
+    (a glide 60 -> 64, or 62 held), then holds 64 to frame 155."""
+    onset = np.zeros(160)
+    onset[[5, 55]] = 0.9
+    if first_frames <= 10:
+        way = np.linspace(60.0, 64.0, first_frames + 1)[:-1]
+    else:
+        way = np.full(first_frames, 62.0)
+    sung = _contour(np.full(5, np.nan), np.full(50, 60.0), way,
+                    np.full(100 - first_frames, 64.0), np.full(5, np.nan))
+    return onset, sung
+
+
+def test_pitch_decoder_keeps_the_glide_after_an_onset_in_the_note_it_reaches():
+    from svt.inference.live import NoteTracker
+    from svt.notes.decoding import SCOOP_FRAMES, pitch_frames_to_notes
+
+    # The onset head fires as the voice leaves 60; the pitch arrives at 64 ten frames later.
+    onset, sung = _onset_then_step(10)
+    notes = pitch_frames_to_notes(onset, sung, onset_threshold=0.5, frame_rate=100.0)
+    np.testing.assert_allclose(notes, [[0.05, 0.55, 60.0], [0.55, 1.55, 64.0]], atol=1e-9)
+    # Every level cut made: the glide becomes a 100-ms note of its own.
+    every_cut = pitch_frames_to_notes(onset, sung, onset_threshold=0.5, frame_rate=100.0,
+                                      scoop_frames=0)
+    assert len(every_cut) == 3 and every_cut[1, 1] - every_cut[1, 0] <= SCOOP_FRAMES / 100.0
+    # A note of 62 held for 25 frames before the step to 64 is a note: three notes either way.
+    onset, sung = _onset_then_step(25)
+    held = pitch_frames_to_notes(onset, sung, onset_threshold=0.5, frame_rate=100.0)
+    np.testing.assert_allclose(held[:, 2], [60.0, 62.0, 64.0])
+    assert abs(held[2, 0] - 0.80) <= 0.03
+    # The live tracker decides the same.
+    for first_frames, offline in ((10, notes), (25, held)):
+        onset, sung = _onset_then_step(first_frames)
+        tracker = NoteTracker(100.0, 0.5, 0.0, "pitch")
+        tracker.push_frames(onset, sung)
+        tracker.end()
+        np.testing.assert_array_equal(tracker.notes_array(), offline)
+
+
 def test_onset_delay_moves_onsets_but_never_past_the_offset():
     from svt.notes.decoding import decode_frames
 

@@ -81,6 +81,7 @@ from svt.notes.decoding import (
     LEVEL_SMOOTHING_FRAMES,
     MAX_ONSET_DELAY,
     ONSET_HALF_WINDOW,
+    SCOOP_FRAMES,
     START_EVIDENCE_FRAMES,
     STRAY_MIN_NOTES,
     STRAY_SHARE,
@@ -193,7 +194,8 @@ class NoteTracker:
     are decided.
 
     Settings as `pitch_frames_to_notes`'s (min_frames 5, bridge 1 frame, level penalty 32 over
-    12-frame levels, cut 2 frames before the change point, a run's start heard within 5 frames)
+    12-frame levels, cut 2 frames before the change point, none
+    within a piece's first 12 frames, a run's start heard within 5 frames)
     plus `onset_delay` (as `decode_frames`), `level_horizon` (frames a level cut must hold before
     it is committed) and `max_note_frames`.
 
@@ -248,6 +250,7 @@ class NoteTracker:
         self._edge = None       # where the run's notes began: the smoothing's "nearest" edge
         self._skip_until = 0    # frames of a run too short to be a note
         self._piece_start = None
+        self._piece_level_cuts = 0  # level cuts of the open piece so far
         self._pelt = None
         self._pelt_start = None
         self._levels_buffer = []  # smoothed pitch since _pelt_start (for a restart)
@@ -337,6 +340,7 @@ class NoteTracker:
     # ------------------------------------------------------------------ notes
     def _open_piece(self, frame):
         self._piece_start = frame
+        self._piece_level_cuts = 0
         self._open_note(frame)
         if self.levels:
             self._pelt = _OnlinePelt(self.LEVEL_PENALTY, self.LEVEL_MIN)
@@ -420,9 +424,18 @@ class NoteTracker:
         if self.levels:
             cuts = sorted(self._pelt_start + c - self.LEVEL_LEAD for c in self._pelt.cuts())
             for cut in cuts:
-                self._close_note(cut)
+                self._level_cut(cut)
         self._close_note(stop)
         self._piece_start = self._pelt = None
+
+    def _level_cut(self, cut):
+        """A level cut of the open piece, in order: the piece's first one within `SCOOP_FRAMES`
+        of its start is the glide or scoop into the next note, and cuts nothing (as
+        `pitch_frames_to_notes`)."""
+        first = self._piece_level_cuts == 0
+        self._piece_level_cuts += 1
+        if not (first and cut - self._piece_start <= SCOOP_FRAMES):
+            self._close_note(cut)
 
     def _commit_levels(self, frame):
         """Commit the level cuts of the open piece that have held for `level_horizon` frames."""
@@ -432,7 +445,7 @@ class NoteTracker:
         if not old:
             return
         for c in sorted(old):
-            self._close_note(self._pelt_start + c - self.LEVEL_LEAD)
+            self._level_cut(self._pelt_start + c - self.LEVEL_LEAD)
         restart = old[0]
         values = self._levels_buffer[restart:]
         self._pelt = _OnlinePelt(self.LEVEL_PENALTY, self.LEVEL_MIN)
