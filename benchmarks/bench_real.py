@@ -88,6 +88,12 @@ json.dump({"notes": out, "seconds": total, "load_seconds": load, "import_seconds
 """
 
 
+def below_clipping(wav) -> np.ndarray:
+    """`wav` scaled down to peak at 0.99 where it would clip (a room or a backing track adds to
+    the recording's level)."""
+    return wav / max(1.0, float(np.max(np.abs(wav))) / 0.99)
+
+
 def prepare_audio(data_dir: Path, work: Path, snr_db, limit=None, reverb=None):
     """16-kHz mono copies (in a room, `reverb` = (RT60 s, DRR dB), and mixed with accompaniment
     when asked) and the reference notes."""
@@ -107,8 +113,8 @@ def prepare_audio(data_dir: Path, work: Path, snr_db, limit=None, reverb=None):
         wav = read_audio(path)  # 16 kHz mono float32
         if reverb is not None:
             room_rng = np.random.default_rng([zlib.crc32(song.encode()), 1])
-            wav = add_room_reverb(wav, 16000, reverb[0], reverb[1], room_rng)
-            wav = (wav / max(1.0, float(np.max(np.abs(wav))) / 0.99)).astype(np.float32)
+            wav = below_clipping(add_room_reverb(wav, 16000, reverb[0], reverb[1], room_rng))
+            wav = wav.astype(np.float32)
         if snr_db is not None:
             written = notes.copy()
             written[:, 2] = np.round(written[:, 2])
@@ -116,8 +122,7 @@ def prepare_audio(data_dir: Path, work: Path, snr_db, limit=None, reverb=None):
             accomp = render_accompaniment(written, 16000, rng, len(wav) / 16000)[:len(wav)]
             power_ratio = np.mean(wav ** 2) / (np.mean(accomp ** 2) + 1e-12)
             gain = np.sqrt(power_ratio) * 10 ** (-snr_db / 20)
-            wav = wav + gain * accomp
-            wav = wav / max(1.0, float(np.max(np.abs(wav))) / 0.99)
+            wav = below_clipping(wav + gain * accomp)
         out = work / f"{song}.wav"
         write_audio(out, wav, 16000)
         wavs[song], references[song] = str(out), notes
@@ -263,8 +268,11 @@ def main(argv=None):
         parser.error("DATA_DIR is required")
     if args.repeats < 1:
         parser.error(f"--repeats must be 1 or more, got {args.repeats}")
-    if args.reverb_rt60 is not None and not 0.05 <= args.reverb_rt60 <= 10.0:
-        parser.error(f"--reverb-rt60 must be from 0.05 to 10 seconds, got {args.reverb_rt60}")
+    from svt.synthetic.recorded_singing import RT60_RANGE
+
+    if args.reverb_rt60 is not None and not RT60_RANGE[0] <= args.reverb_rt60 <= RT60_RANGE[1]:
+        parser.error(f"--reverb-rt60 must be from {RT60_RANGE[0]:g} to {RT60_RANGE[1]:g} "
+                     f"seconds, got {args.reverb_rt60}")
     if not np.isfinite(args.reverb_drr_db):
         parser.error(f"--reverb-drr-db must be a finite number of dB, got {args.reverb_drr_db}")
     reverb = None if args.reverb_rt60 is None else (args.reverb_rt60, args.reverb_drr_db)

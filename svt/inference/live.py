@@ -194,8 +194,8 @@ class NoteTracker:
     are decided.
 
     Settings as `pitch_frames_to_notes`'s (min_frames 5, bridge 1 frame, level penalty 32 over
-    12-frame levels, cut 2 frames before the change point, none
-    within a piece's first 12 frames, a run's start heard within 5 frames)
+    12-frame levels, cut 2 frames before the change point, none within a piece's first 12
+    frames, a run's start heard within 5 frames)
     plus `onset_delay` (as `decode_frames`), `level_horizon` (frames a level cut must hold before
     it is committed) and `max_note_frames`.
 

@@ -252,6 +252,10 @@ def room_impulse_response(rng: np.random.Generator, rt60_s: float, sample_rate: 
     return ir
 
 
+#: The reverberation times (seconds) `add_room_reverb` accepts: from a damped booth to a cathedral.
+RT60_RANGE = (0.05, 10.0)
+
+
 def add_room_reverb(wav, sample_rate: int, rt60_s: float, direct_to_reverberant_db: float,
                     rng: np.random.Generator) -> np.ndarray:
     """`wav` as heard in a room: the dry signal plus its convolution with
@@ -259,8 +263,9 @@ def add_room_reverb(wav, sample_rate: int, rt60_s: float, direct_to_reverberant_
     above the reverberation's (0 dB: as much reverberation as direct sound, a singer in a hall or
     a heavily reverberated vocal; the training corpus's rooms span about +4 to +26 dB). Same
     length as `wav`; the tail after its end is cut. Seeded through `rng`."""
-    if not (np.isfinite(rt60_s) and 0.05 <= rt60_s <= 10.0):
-        raise ValueError(f"rt60_s must be a reverberation time from 0.05 to 10 s, got {rt60_s!r}")
+    if not (np.isfinite(rt60_s) and RT60_RANGE[0] <= rt60_s <= RT60_RANGE[1]):
+        raise ValueError(f"rt60_s must be a reverberation time from {RT60_RANGE[0]:g} to "
+                         f"{RT60_RANGE[1]:g} s, got {rt60_s!r}")
     if not np.isfinite(direct_to_reverberant_db):
         raise ValueError("direct_to_reverberant_db must be a finite number of dB, got "
                          f"{direct_to_reverberant_db!r}")

@@ -321,15 +321,19 @@ def _check_range(name: str, value, bounds) -> None:
         raise OptionError(f"{name}: {_shown(value)} is out of range; it must be {wanted}")
 
 
+def _number_pair(value) -> bool:
+    """Whether an option's value is a list of two numbers (not NaN), as a `[low, high]` range."""
+    return isinstance(value, list) and len(value) == 2 and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) and x == x for x in value)
+
+
 def check_song_seconds(values: Mapping, origin) -> None:
     """`song_seconds` (SingingTranscriber's generated song lengths) is `[min, max]` with
     MIN_SONG_SECONDS <= min <= max (numpy fails on min > max; shorter songs hold no notes)."""
     if "song_seconds" not in values or _tag(values["song_seconds"]) is not None:
         return
     value = values["song_seconds"]
-    numbers = isinstance(value, list) and len(value) == 2 and all(
-        isinstance(x, (int, float)) and not isinstance(x, bool) and x == x for x in value)
-    if not numbers or not MIN_SONG_SECONDS <= value[0] <= value[1] or value[1] == float("inf"):
+    if not _number_pair(value) or not MIN_SONG_SECONDS <= value[0] <= value[1] or value[1] == float("inf"):
         raise OptionError(f"{origin('song_seconds')}: {_shown(value)} is not a song length range; "
                           f"give two numbers [min, max] of seconds with {MIN_SONG_SECONDS:g} <= "
                           "min <= max (finite), e.g. [12.0, 30.0]")
@@ -346,9 +350,7 @@ def check_room_reverb_gain(values: Mapping, origin) -> None:
     if "room_reverb_gain" not in values or _tag(values["room_reverb_gain"]) is not None:
         return
     value = values["room_reverb_gain"]
-    numbers = isinstance(value, list) and len(value) == 2 and all(
-        isinstance(x, (int, float)) and not isinstance(x, bool) and x == x for x in value)
-    if not numbers or not 0 <= value[0] <= value[1] <= MAX_ROOM_REVERB_GAIN:
+    if not _number_pair(value) or not 0 <= value[0] <= value[1] <= MAX_ROOM_REVERB_GAIN:
         raise OptionError(f"{origin('room_reverb_gain')}: {_shown(value)} is not a range of "
                           "reverberation levels; give two numbers [low, high] with 0 <= low <= "
                           f"high <= {MAX_ROOM_REVERB_GAIN:g} (the reverberation's amplitude "
