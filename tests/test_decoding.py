@@ -388,3 +388,32 @@ def test_pitch_decoder_leaves_out_the_notes_the_head_hears_as_silence():
     # Per frame: NaN is silence, an infinite value (an unknown head pitch) counts as heard.
     assert head_hears_silence([np.nan] * 10) and not head_hears_silence([np.nan] * 9 + [60.0])
     assert not head_hears_silence([np.inf] * 10) and not head_hears_silence([])
+
+
+def test_a_note_ends_where_the_heads_offset_output_first_saturates():
+    from svt.notes.decoding import OFFSET_TIE, decode_frames, heard_offset
+
+    # A note on frames 1..39. The head's offset output is saturated from frame 25 on (a decay
+    # into a room's reverberation), creeping up in its last digits to the strongest value at 39;
+    # frame 10, in the note's first half, is not looked at.
+    offset = np.zeros(40)
+    offset[10] = 1.0
+    offset[25:40] = 0.99995 + 3e-6 * np.arange(15)  # all within OFFSET_TIE of 0.999992
+    assert OFFSET_TIE == 5e-5
+    assert heard_offset(offset, 1, 40) == 25
+    assert heard_offset(offset, 1, 40, tie=0.0) == 39  # the strongest frame alone: the end
+    # A peak that stands out is where the note ends; below the threshold the note keeps its end.
+    peak = np.where(np.arange(40) >= 20, 0.6, 0.0)
+    peak[31] = 0.8
+    assert heard_offset(peak, 1, 40) == 31
+    assert heard_offset(peak * 0.5, 1, 40) == 40
+    assert heard_offset(np.full(40, np.nan), 1, 40) == 40
+    # Decoded: the note's offset is frame 25 (0.25 s), its onset and pitch as the voice's.
+    sung = np.full(40, np.nan)
+    sung[1:40] = 60.0
+    onset = np.zeros(40)
+    onset[1] = 0.9
+    heard = np.isfinite(sung)
+    frames = (onset, offset, np.where(heard, 2, 4), np.where(heard, 0, 12), sung)
+    np.testing.assert_allclose(decode_frames(frames, "pitch", 0.5, frame_rate=100.0),
+                               [[0.01, 0.25, 60.0]])

@@ -463,11 +463,22 @@ def notes_the_head_hears(notes, octave, pitch_class, frame_rate: float = 100.0) 
     return notes[np.asarray(keep, dtype=bool)]
 
 
+#: Offset probabilities within this of a note's strongest are a tie (`heard_offset`), which goes
+#: to the first. The head's offset output saturates: after a note it stays at 0.9999... while the
+#: voice decays, through a room's reverberation and in silence, creeping up in the last digits,
+#: so the strongest frame of such a plateau is arbitrary and most often its end, far after the
+#: note in a reverberant room. Measured on the shipped model's frames (docs/shipped-model.md,
+#: "Offsets"): any tie from 1e-6 to 1.2e-4 gains COnPOff and COff on every set measured, dry and
+#: reverberant; the recorded voices do best at 3e-5 (gcin-voice's male speaker, Festival's) and
+#: 1e-4 (SSVD), and 5e-5 lies between them.
+OFFSET_TIE = 5e-5
+
+
 def heard_offset(offset_prob, start: int, stop: int, threshold: float = 0.5,
-                 min_frames: int = 5) -> int:
-    """The frame a note of frames `[start, stop)` ends at by the head: the frame of the strongest
-    offset probability (the first of equal ones) in the note's second half, never within its first
-    `min_frames`, when it reaches `threshold`; `stop` otherwise.
+                 min_frames: int = 5, tie: float = OFFSET_TIE) -> int:
+    """The frame a note of frames `[start, stop)` ends at by the head: the first frame of the
+    note's second half (never within its first `min_frames`) whose offset probability is within
+    `tie` of the strongest there, when that reaches `threshold`; `stop` otherwise.
 
     The head's offset output means "a note ends here, or nothing sounds" (`svt.notes.labels`:
     silence frames carry the offset flag). The pitch network keeps a stretch voiced through a
@@ -475,12 +486,16 @@ def heard_offset(offset_prob, start: int, stop: int, threshold: float = 0.5,
     stretch often ends after the note and a note cut at the next onset spans the rest before
     it. The strongest offset in the second half of the note is where the head is surest the note
     is over (the first frame above a threshold is not: in recorded voices the head's offset output
-    rises early in a note's decay and now and then inside a held note)."""
+    rises early in a note's decay and now and then inside a held note); where the output is
+    saturated over many frames, the first of them (`OFFSET_TIE`)."""
     lo = max(start + min_frames, (start + stop) // 2)
     if lo >= stop:
         return stop
-    end = lo + int(np.argmax(offset_prob[lo:stop]))
-    return end if offset_prob[end] >= threshold else stop
+    second_half = np.asarray(offset_prob[lo:stop], dtype=np.float64)
+    strongest = second_half.max()
+    if not strongest >= threshold:
+        return stop
+    return lo + int(np.argmax(second_half >= strongest - tie))
 
 
 def notes_end_where_the_head_hears(notes, offset_prob, threshold: float = 0.5,
