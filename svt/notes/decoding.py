@@ -468,9 +468,10 @@ def notes_the_head_hears(notes, octave, pitch_class, frame_rate: float = 100.0) 
 #: voice decays, through a room's reverberation and in silence, creeping up in the last digits,
 #: so the strongest frame of such a plateau is arbitrary and most often its end, far after the
 #: note in a reverberant room. Measured on the shipped model's frames (docs/shipped-model.md,
-#: "Offsets"): any tie from 1e-6 to 1.2e-4 gains COnPOff and COff on every set measured, dry and
-#: reverberant; the recorded voices do best at 3e-5 (gcin-voice's male speaker, Festival's) and
-#: 1e-4 (SSVD), and 5e-5 lies between them.
+#: "A note ends where the head's offset output first saturates"): with any tie up to 1.2e-4 no
+#: set loses COnPOff or COff, dry or reverberant, and from 1e-5 on every set gains; the recorded
+#: voices do best at 3e-5 (gcin-voice's male speaker, Festival's) and 1e-4 (SSVD), and 5e-5 lies
+#: between them.
 OFFSET_TIE = 5e-5
 
 
