@@ -256,6 +256,13 @@ def room_impulse_response(rng: np.random.Generator, rt60_s: float, sample_rate: 
 RT60_RANGE = (0.05, 10.0)
 
 
+def _with_reverberation(x, ir, level):
+    """`x` plus its convolution with `ir` scaled to energy `level ** 2` (white input: the
+    reverberation's energy is the input's times the response's), cut to `x`'s length."""
+    ir = ir * (level / (np.sqrt(np.sum(ir ** 2)) + 1e-12))
+    return x + signal.fftconvolve(x, ir)[: len(x)]
+
+
 def add_room_reverb(wav, sample_rate: int, rt60_s: float, direct_to_reverberant_db: float,
                     rng: np.random.Generator) -> np.ndarray:
     """`wav` as heard in a room: the dry signal plus its convolution with
@@ -269,18 +276,15 @@ def add_room_reverb(wav, sample_rate: int, rt60_s: float, direct_to_reverberant_
     if not np.isfinite(direct_to_reverberant_db):
         raise ValueError("direct_to_reverberant_db must be a finite number of dB, got "
                          f"{direct_to_reverberant_db!r}")
-    x = np.asarray(wav, dtype=np.float64)
     ir = room_impulse_response(rng, rt60_s, sample_rate)
-    # White input: the reverberation's energy is the input's times the response's energy.
-    ir *= 10 ** (-direct_to_reverberant_db / 20) / (np.sqrt(np.sum(ir ** 2)) + 1e-12)
-    return x + signal.fftconvolve(x, ir)[: len(x)]
+    return _with_reverberation(np.asarray(wav, dtype=np.float64), ir,
+                               10 ** (-direct_to_reverberant_db / 20))
 
 
 def _room(rng, x, sr, reverb_gain=(0.05, 0.6)):
     rt60 = float(np.exp(rng.uniform(np.log(0.15), np.log(1.5))))
     ir = room_impulse_response(rng, rt60, sr)
-    ir *= float(rng.uniform(*reverb_gain)) / (np.sqrt(np.sum(ir ** 2)) + 1e-12)
-    return x + signal.fftconvolve(x, ir)[: len(x)]
+    return _with_reverberation(x, ir, float(rng.uniform(*reverb_gain)))
 
 
 def _coloured_noise(rng, n, sr):

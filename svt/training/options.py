@@ -333,7 +333,8 @@ def check_song_seconds(values: Mapping, origin) -> None:
     if "song_seconds" not in values or _tag(values["song_seconds"]) is not None:
         return
     value = values["song_seconds"]
-    if not _number_pair(value) or not MIN_SONG_SECONDS <= value[0] <= value[1] or value[1] == float("inf"):
+    if (not _number_pair(value) or not MIN_SONG_SECONDS <= value[0] <= value[1]
+            or value[1] == float("inf")):
         raise OptionError(f"{origin('song_seconds')}: {_shown(value)} is not a song length range; "
                           f"give two numbers [min, max] of seconds with {MIN_SONG_SECONDS:g} <= "
                           "min <= max (finite), e.g. [12.0, 30.0]")
