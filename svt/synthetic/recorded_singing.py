@@ -101,9 +101,9 @@ class CorpusStyle:
                    accompaniment_probability=0.0)
 
 
-#: Corpus styles by name (the recipe's `corpus_style`): every articulation (shipped since the
-#: second generation), SSVD-like detached singing (corpus v2, the first shipped model) and the
-#: old in-tune studio stems.
+#: Corpus styles by name (the recipe's `corpus_style`): every articulation, SSVD-like detached
+#: singing (corpus v2; the shipped weights' corpus, docs/shipped-model.md) and the old in-tune
+#: studio stems.
 CORPUS_STYLES = {"mixed": CorpusStyle.mixed, "detached": CorpusStyle, "clean": CorpusStyle.clean}
 
 
