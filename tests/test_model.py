@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from svt.models.head import TranscriptionHead, frame_predictions, transcription_loss
+from svt.models.head import (TranscriptionHead, TranscriptionLoss, frame_predictions,
+                             legato_onset_weights, transcription_loss)
+from svt.notes.labels import notes_to_frames
 
 
 def random_batch(b=3, t=40, seed=0):
@@ -78,6 +80,45 @@ def test_padded_frames_do_not_count():
     changed[1, 25:] = 100.0  # beyond item 1's valid half
     total2, _ = transcription_loss(changed, labels, lengths, reduction="batch")
     torch.testing.assert_close(total, total2)
+
+
+# A note entered legato at 0.5 s (frame 50), one after a 50-ms rest (frame 95) and one after a
+# 15-ms rest (frame 122: one silent label frame before it), at 100 frames/s.
+LEGATO_SONG = [[0.1, 0.5, 60], [0.5, 0.9, 62], [0.95, 1.2, 64], [1.215, 1.4, 65]]
+
+
+def test_legato_onset_weights_blank_only_around_notes_entered_voiced():
+    labels = torch.from_numpy(notes_to_frames(LEGATO_SONG, 150, 100.0))[None]
+    assert torch.nonzero(labels[0, :, 0]).ravel().tolist() == [10, 50, 95, 122]
+    weights = legato_onset_weights(labels, 2)
+    assert torch.nonzero(weights[0] == 0).ravel().tolist() == [48, 49, 50, 51, 52]
+    assert torch.equal(legato_onset_weights(labels, 0), torch.ones(1, 150))
+    # An onset in an utterance's first frame has no frame before it: articulated.
+    assert torch.equal(legato_onset_weights(labels[:, 50:], 2)[0, :3], torch.ones(3))
+    with pytest.raises(ValueError, match=">= 0"):
+        legato_onset_weights(labels, -1)
+
+
+def test_loss_ignores_onsets_only_in_the_legato_window():
+    labels = torch.from_numpy(notes_to_frames(LEGATO_SONG, 150, 100.0))[None]
+    logits = torch.randn(1, 150, 20, generator=torch.Generator().manual_seed(1))
+    lengths = torch.tensor([1.0])
+    loss = TranscriptionLoss(onset_pos_weight=15.0, legato_onset_ignore_frames=3)
+    _, parts = loss(logits, labels, lengths)
+    # Written out: the onset BCE summed over the frames outside 47..53, over all 150 frames.
+    per_frame = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits[0, :, 0], labels[0, :, 0].float(), reduction="none", pos_weight=torch.tensor(15.0))
+    keep = torch.ones(150)
+    keep[47:54] = 0
+    torch.testing.assert_close(parts["onset"], (per_frame * keep).sum() / 150)
+    # The other parts are those of the plain loss; window 0 is the plain loss.
+    _, plain = transcription_loss(logits, labels, lengths)
+    for name in ("offset", "octave", "pitch"):
+        torch.testing.assert_close(parts[name], plain[name])
+    _, zero = TranscriptionLoss(onset_pos_weight=15.0)(logits, labels, lengths)
+    torch.testing.assert_close(zero["onset"], plain["onset"])
+    with pytest.raises(ValueError, match="legato_onset_ignore_frames"):
+        TranscriptionLoss(legato_onset_ignore_frames=-2)
 
 
 def test_head_keys_and_predictions():

@@ -10,6 +10,8 @@ laid out as
 
 The loss is the original recipes' (docs/original-recipes.md §3.1): onset BCE with positive weight 15, offset BCE, octave
 and pitch-class NLL on log-softmax, each averaged over the valid frames of the batch, summed.
+An option the original lacks, `legato_onset_ignore_frames`, leaves the onset loss out around the
+onsets of notes entered without a silence (see `legato_onset_weights`).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import torch.nn.functional as F
 from speechbrain.nnet import losses as sb_losses
 
 from svt.models import Registry
-from svt.notes.labels import NUM_FRAME_OUTPUTS, NUM_OCTAVE_CLASSES
+from svt.notes.labels import NUM_FRAME_OUTPUTS, NUM_OCTAVE_CLASSES, SILENT_OCTAVE
 
 ONSET, OFFSET = 0, 1
 OCTAVE_SLICE = slice(2, 2 + NUM_OCTAVE_CLASSES)
@@ -112,8 +114,30 @@ def truncate_to_common_length(logits: torch.Tensor, targets: torch.Tensor):
     return logits[:, :length], targets[:, :length]
 
 
+def legato_onset_weights(targets: torch.Tensor, window: int) -> torch.Tensor:
+    """Onset-loss weights `(B, T)`: 0 within `window` frames of a legato onset, 1 elsewhere.
+
+    A legato onset is an onset target whose previous label frame is voiced (the note is entered
+    without a silent frame, so only the pitch marks it); an onset in the first frame of an
+    utterance counts as articulated. Why: a head trained to fire at such pitch steps also fires
+    at a real voice's scoops and pitch drift (measured on SSVD, docs/shipped-model.md); the
+    decoder's pitch-level cuts split legato notes instead. `window` 0 gives all ones.
+    """
+    if window < 0:
+        raise ValueError(f"the legato onset window must be >= 0 frames, got {window}")
+    onset = targets[..., 0] == 1
+    weights = torch.ones(onset.shape, dtype=torch.float32, device=targets.device)
+    if window == 0 or onset.shape[1] < 2:
+        return weights
+    voiced = targets[..., 2] != SILENT_OCTAVE
+    legato = torch.zeros_like(onset)
+    legato[:, 1:] = onset[:, 1:] & voiced[:, :-1]
+    near = F.max_pool1d(legato.float().unsqueeze(1), 2 * window + 1, stride=1, padding=window)
+    return weights - near.squeeze(1)
+
+
 def transcription_loss(logits, targets, lengths, onset_pos_weight=15.0, offset_pos_weight=1.0,
-                       reduction="mean"):
+                       reduction="mean", legato_onset_ignore_frames=0):
     """Total loss and its four parts, from SpeechBrain's masked losses.
 
     Args:
@@ -122,6 +146,8 @@ def transcription_loss(logits, targets, lengths, onset_pos_weight=15.0, offset_p
         lengths: (B,) relative lengths of the valid targets in (0, 1].
         reduction: "mean" averages over all valid frames of the batch (training);
             "batch" gives per-utterance means, shape (B,) (evaluation statistics).
+        legato_onset_ignore_frames: N > 0 leaves the onset loss out within N frames of each
+            legato onset (`legato_onset_weights`; those frames still count in the mean).
 
     Returns:
         (total, {"onset": ..., "offset": ..., "octave": ..., "pitch": ...}).
@@ -131,8 +157,11 @@ def transcription_loss(logits, targets, lengths, onset_pos_weight=15.0, offset_p
     logits, targets = truncate_to_common_length(logits, targets)
     logits = logits.float()
     pos_weight = functools.partial(torch.tensor, device=logits.device)
+    onset_weight = (legato_onset_weights(targets, legato_onset_ignore_frames)
+                    if legato_onset_ignore_frames else None)
     parts = {
         "onset": sb_losses.bce_loss(logits[..., ONSET], targets[..., 0].float(), lengths,
+                                    weight=onset_weight,
                                     pos_weight=pos_weight(float(onset_pos_weight)),
                                     reduction=reduction),
         "offset": sb_losses.bce_loss(logits[..., OFFSET], targets[..., 1].float(), lengths,
@@ -158,11 +187,17 @@ class TranscriptionLoss(torch.nn.Module):
     """`transcription_loss` with its weights fixed, as a YAML object (`loss:` in the recipes):
     `loss(logits, targets, lengths, reduction="mean") -> (total, parts)`."""
 
-    def __init__(self, onset_pos_weight: float = 15.0, offset_pos_weight: float = 1.0):
+    def __init__(self, onset_pos_weight: float = 15.0, offset_pos_weight: float = 1.0,
+                 legato_onset_ignore_frames: int = 0):
         super().__init__()
         self.onset_pos_weight = float(onset_pos_weight)
         self.offset_pos_weight = float(offset_pos_weight)
+        if int(legato_onset_ignore_frames) < 0:
+            raise ValueError("legato_onset_ignore_frames must be >= 0, got "
+                             f"{legato_onset_ignore_frames}")
+        self.legato_onset_ignore_frames = int(legato_onset_ignore_frames)
 
     def forward(self, logits, targets, lengths, reduction="mean"):
         return transcription_loss(logits, targets, lengths, self.onset_pos_weight,
-                                  self.offset_pos_weight, reduction=reduction)
+                                  self.offset_pos_weight, reduction=reduction,
+                                  legato_onset_ignore_frames=self.legato_onset_ignore_frames)
