@@ -120,8 +120,9 @@ def legato_onset_weights(targets: torch.Tensor, window: int) -> torch.Tensor:
     A legato onset is an onset target whose previous label frame is voiced (the note is entered
     without a silent frame, so only the pitch marks it); an onset in the first frame of an
     utterance counts as articulated. Why: a head trained to fire at such pitch steps also fires
-    at a real voice's scoops and pitch drift (measured on SSVD, docs/shipped-model.md); the
-    decoder's pitch-level cuts split legato notes instead. `window` 0 gives all ones.
+    at a real voice's scoops and pitch drift (measured on SSVD, docs/shipped-model.md), and the
+    decoder's pitch-level cuts can split legato notes instead; they come later than the onset
+    head's, so on legato singing this costs notes (measured there too). `window` 0: all ones.
     """
     if window < 0:
         raise ValueError(f"the legato onset window must be >= 0 frames, got {window}")
