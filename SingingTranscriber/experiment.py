@@ -90,7 +90,8 @@ def generate_corpus(hparams, prefix=""):
         voice_bank_speakers=speakers,
         voice_bank_folder=hparams["voice_bank_folder"],
         festival_bank_folder=None if festival_folder is None else str(festival_folder),
-        room_reverb_gain=tuple(hparams["room_reverb_gain"]))
+        room_reverb_gain=tuple(hparams["room_reverb_gain"]),
+        pitch_gestures=hparams["pitch_gestures"])
     root = Path(hparams[f"{prefix}corpus_folder"])
     lengths = tuple(hparams["song_seconds"])
     seed = hparams[f"{prefix}corpus_seed"]
@@ -167,7 +168,9 @@ def corpus_description(hparams, prefix=""):
     return (f"svt.synthetic.recorded_singing, {hparams[f'{prefix}num_train_songs']} songs, seed "
             f"{hparams[f'{prefix}corpus_seed']}, style={hparams[f'{prefix}corpus_style']}, "
             f"recorded voices {hparams[f'{prefix}voice_bank_share']:g} "
-            f"({', '.join(hparams['voice_bank_speakers'])})")
+            f"({', '.join(hparams['voice_bank_speakers'])})"
+            + (f", pitch gestures on {hparams['pitch_gestures']:g} of the notes"
+               if hparams["pitch_gestures"] > 0 else ""))
 
 
 def dataio_prepare(hparams):

@@ -417,3 +417,91 @@ def test_corpus_rooms_reverberate_at_the_styles_level():
         # The reverberation's energy is the dry signal's times gain squared (after the build-up).
         assert np.sum(wet[2 * sr:] ** 2) / np.sum(x[2 * sr:] ** 2) == pytest.approx(gain ** 2,
                                                                                  rel=0.1)
+
+
+# ---------------------------------------------------------------------- pitch gestures
+
+
+def _gesture(kind, notes, seed=0, t_end=None):
+    notes = np.asarray(notes, dtype=np.float64)
+    t = np.arange(0.0, t_end or notes[-1, 1] + 0.3, 0.001)
+    return t, synth.pitch_gestures(notes, t, np.random.default_rng(seed), 1.0, ((kind, 1.0),))
+
+
+def test_pitch_gestures_move_only_the_part_of_the_note_they_describe():
+    for seed in range(20):
+        t, g = _gesture("fall", [[0.0, 1.0, 60.0]], seed)  # a note before the end: it may fall
+        assert np.all(g[t <= 0.7] == 0.0)  # at most 0.25 s and 30 % of the note move
+        assert -4.0 <= g[t >= 1.0].max() <= -1.0 and np.all(np.diff(g) <= 1e-12)
+        moving = t[(g < 0) & (g > g[-1])]
+        assert 0.08 - 0.002 <= moving[-1] - moving[0] <= 0.25
+
+        t, g = _gesture("approach", [[0.5, 1.5, 60.0]], seed)
+        assert np.all(g[t < 0.5] == 0.0) and np.all(g[t >= 0.75] == 0.0)
+        assert -1.5 <= g[t >= 0.5][0] <= -0.5 or 0.3 <= g[t >= 0.5][0] <= 0.8
+
+        t, g = _gesture("dip", [[0.0, 1.0, 60.0]], seed)
+        assert 0.3 - 1e-9 <= np.abs(g).max() <= 0.9
+        assert np.all(np.abs(g[(t < 0.2) | (t > 0.8)]) < 1e-12)
+
+        t, g = _gesture("drift", [[0.0, 1.0, 60.0]], seed)
+        assert g[0] == pytest.approx(-g[t >= 1.0][0]) and 0.075 <= abs(g[0]) <= 0.2
+
+
+def test_pitch_gestures_that_do_not_fit_the_note_leave_it_alone():
+    # Overshoot needs a connected step of half a semitone or more; a correction 0.3 s of note; a
+    # dip 0.35 s; a fall a rest of 0.1 s after the note.
+    assert not _gesture("overshoot", [[0.0, 0.5, 60.0], [1.0, 1.5, 62.0]])[1].any()
+    assert not _gesture("overshoot", [[0.0, 0.5, 60.0], [0.52, 1.0, 60.2]])[1].any()
+    assert not _gesture("correction", [[0.0, 0.25, 60.0]])[1].any()
+    assert not _gesture("dip", [[0.0, 0.3, 60.0]])[1].any()
+    _, g = _gesture("fall", [[0.0, 0.5, 60.0], [0.55, 1.0, 62.0]], seed=1)
+    t = np.arange(len(g)) * 0.001
+    assert not g[t < 0.55].any() and g[t >= 1.0].min() < -0.9  # only the last note falls
+
+
+def test_pitch_gestures_of_a_joined_note_start_at_the_sounding_pitch():
+    for kind in ("approach", "correction", "drift"):
+        t, g = _gesture(kind, [[0.0, 0.5, 60.0], [0.505, 1.2, 62.0]], seed=3)
+        joined = t >= 0.505
+        assert g[joined][0] == pytest.approx(0.0, abs=1e-9)  # faded in, no jump
+        assert np.all(np.abs(np.diff(g[joined][:60])) < 0.05)
+    t, g = _gesture("overshoot", [[0.0, 0.5, 60.0], [0.505, 1.2, 62.0]], seed=3)
+    assert 0.2 - 1e-9 <= g.max() <= 0.7 and g.min() == 0.0  # past the new pitch, upwards
+
+
+def test_pitch_gestures_keep_each_notes_median_pitch():
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        n = 40
+        dur = rng.uniform(0.1, 2.0, n)
+        gap = np.where(rng.random(n) < 0.4, 0.005, rng.uniform(0.05, 0.5, n))
+        on = np.cumsum(np.r_[0.0, (dur + gap)[:-1]])
+        notes = np.c_[on, on + dur, rng.integers(50, 70, n)]
+        t = np.arange(0.0, on[-1] + dur[-1] + 0.5, 0.001)
+        g = synth.pitch_gestures(notes, t, np.random.default_rng(seed + 100), 1.0)
+        assert np.mean([np.abs(g[(t >= a) & (t < b)]).max() > 0.1 for a, b, _ in notes]) > 0.5
+        for a, b, _ in notes:
+            assert abs(np.median(g[(t >= a) & (t < b)])) < 0.01
+    t = np.arange(0.0, 2.0, 0.001)
+    assert not synth.pitch_gestures([[0.0, 1.0, 60.0]], t, np.random.default_rng(0), 0.0).any()
+
+
+def test_rendered_gestures_change_only_the_pitch_and_only_when_asked():
+    import dataclasses
+
+    from svt.synthetic.recorded_singing import CorpusStyle, render_recorded_song
+
+    notes, audio, info = render_recorded_song(5, 8.0, CorpusStyle())
+    again = render_recorded_song(5, 8.0, dataclasses.replace(CorpusStyle(), pitch_gestures=0.0))
+    np.testing.assert_array_equal(audio, again[1])  # 0: the songs stay byte-identical
+    moved_notes, moved, moved_info = render_recorded_song(
+        5, 8.0, dataclasses.replace(CorpusStyle(), pitch_gestures=0.5))
+    np.testing.assert_array_equal(notes, moved_notes)  # the annotation is the same notes
+    assert moved_info["timbre"] == {**info["timbre"], "pitch_gestures": 0.5}
+    assert not np.array_equal(audio, moved)
+    # Only the f0 differs: the loudness follows the same envelope (frames of 50 ms).
+    frames = lambda x: np.sqrt(np.mean(x[: len(x) // 800 * 800].reshape(-1, 800) ** 2, axis=1))
+    level, moved_level = frames(audio), frames(moved)
+    loud = level > 0.1 * level.max()
+    assert np.median(np.abs(np.log(moved_level[loud] / level[loud]))) < 0.2

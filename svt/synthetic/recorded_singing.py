@@ -27,6 +27,9 @@ singers differ from them in ways a transcriber must survive. Each difference is 
   (default the female set, CC-BY-3.0) and ``voice_bank_folder`` the bank (default Debian's);
   the speakers may include Festival's diphone voices ("kal", "ked", "lp", "pc":
   `svt.synthetic.festival_voices`), whose syllables are rendered into ``festival_bank_folder``.
+* ``pitch_gestures``: the share of notes whose pitch also moves *inside* the note (an approach
+  from below, an overshoot after a step, a correction, a fall at the end, a dip, a drift), which
+  annotators of recorded singing do not mark as new notes; additive voices only.
 * ``articulations``: how songs are sung, as `(name, share)` pairs (``detached`` applies when this
   is empty): ``detached`` (sight-singing: a short silence after most notes), ``legato`` (notes of
   a phrase joined, the voice gliding from one pitch to the next without a break), ``melismatic``
@@ -84,6 +87,11 @@ class CorpusStyle:
     #: The room's reverberation, in amplitude relative to the dry voice, is drawn uniformly from
     #: this range (0.6: 4.4 dB below the direct sound; 1.0: as loud as it).
     room_reverb_gain: tuple = (0.05, 0.6)
+    #: The share of notes whose pitch also moves inside the note, as a real voice's does
+    #: (approaches, overshoots, corrections, falls, dips, drifts:
+    #: `svt.synthetic.singing.pitch_gestures`), without a new note in the annotation. Additive
+    #: voices only; 0 keeps every song as it was.
+    pitch_gestures: float = 0.0
 
     #: Articulations and their shares in `mixed()`.
     MIXED_ARTICULATIONS = (("detached", 0.35), ("legato", 0.3), ("melismatic", 0.12),
@@ -334,6 +342,8 @@ def render_recorded_song(seed, duration_s: float, style: CorpusStyle = CorpusSty
     timbre = None
     if style.performance:
         timbre = _timbre(voice_rng, articulation) if style.articulations else _timbre(voice_rng)
+    if style.pitch_gestures > 0:  # no draw here: songs without gestures stay byte-identical
+        timbre = {**(timbre or {}), "pitch_gestures": float(style.pitch_gestures)}
     recorded = (style.voice_bank_share > 0 and np.random.default_rng(
         [*np.atleast_1d(seed), 8]).random() < style.voice_bank_share)
     if recorded:
@@ -342,8 +352,8 @@ def render_recorded_song(seed, duration_s: float, style: CorpusStyle = CorpusSty
         vocals = render_voice_bank_singing(
             notes, SAMPLE_RATE, voice_rng, voice_bank(style), duration_s,
             melisma=0.7 if articulation == "melismatic" else None,
-            vibrato=timbre["vibrato_scale"] if timbre else 1.0,
-            glide=timbre["glide_scale"] if timbre else 1.0)
+            vibrato=(timbre or {}).get("vibrato_scale", 1.0),
+            glide=(timbre or {}).get("glide_scale", 1.0))
     else:
         vocals = render_singing(notes, SAMPLE_RATE, voice_rng, voice, duration_s, timbre=timbre)
     audio = vocals.astype(np.float64)

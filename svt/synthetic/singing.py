@@ -18,6 +18,7 @@ Public API
 ----------
 ``generate_melody``      -> ``(N, 3)`` array of ``[onset_s, offset_s, midi]``
 ``render_singing``       -> float32 mono vocal waveform
+``pitch_gestures``       -> pitch movements inside notes (approach, fall, ...), in semitones
 ``render_accompaniment`` -> float32 mono accompaniment waveform
 ``render_lip_video``     -> uint8 ``(T, 96, 96)`` grayscale mouth-region video
 ``make_corpus``          -> writes a MIR-ST500 or N20EMv2 style corpus
@@ -262,8 +263,99 @@ def _lowpass_noise(rng: np.random.Generator, n: int, cutoff_hz: float, fs: float
     return x / (np.std(x) + 1e-12)
 
 
+#: The pitch gestures `pitch_gestures` draws, with their shares: movements of a real voice's
+#: pitch *inside* a note, which no annotator marks as a new note.
+PITCH_GESTURES = (("approach", 0.3), ("overshoot", 0.15), ("correction", 0.2), ("fall", 0.15),
+                  ("dip", 0.1), ("drift", 0.1))
+
+
+#: A note that starts less than this after the previous one ends is joined to it: its gesture
+#: fades in over this time, so the pitch does not jump while the voice sounds.
+JOINED_GAP_S = 0.05
+
+
+def _ramp(x: np.ndarray) -> np.ndarray:
+    """Raised-cosine step: 0 for x <= 0, 1 for x >= 1."""
+    return 0.5 * (1.0 - np.cos(np.pi * np.clip(x, 0.0, 1.0)))
+
+
+def pitch_gestures(notes, frame_t: np.ndarray, rng: np.random.Generator, share: float,
+                   kinds: Sequence[Tuple[str, float]] = PITCH_GESTURES) -> np.ndarray:
+    """Pitch movements inside notes (semitones, one value per time in `frame_t`) to add to a
+    note-following f0 contour: each note gets one gesture with probability `share`, its kind
+    drawn from `kinds` (`(name, share)` pairs of `PITCH_GESTURES`):
+
+    * ``approach``: the note starts 0.5-1.5 semitones below its pitch (a fifth of them 0.3-0.8
+      above) and reaches it over 80-250 ms;
+    * ``overshoot``: after a connected step (rest < 0.25 s, pitch changed by >= 0.5) the voice
+      passes the new pitch by 0.2-0.7 semitones and comes back within 100-300 ms;
+    * ``correction``: the note's first 10-35 % sits 0.25-0.7 semitones off, then moves to the
+      pitch over 50-150 ms (at most 15 % of the note; notes of 0.3 s and longer);
+    * ``fall``: before a rest of >= 0.1 s (or the end), the last 80-250 ms fall 1-4 semitones;
+    * ``dip``: a 60-200-ms excursion (at most 40 % of the note) of 0.3-0.9 semitones up or down
+      and back, in the note's middle (notes of 0.35 s and longer);
+    * ``drift``: the pitch slides 0.15-0.4 semitones over the note, centred on it.
+
+    A gesture that does not fit its note (too short, no connected step) leaves it alone; on a
+    note joined to the previous one it fades in over `JOINED_GAP_S`. Each
+    gesture is bounded so that the note's median pitch stays its own: it moves the pitch in at
+    most half of the note, or (``drift``) is centred on it. Between notes the last note's value is held, as
+    `_f0_track` holds the pitch.
+    """
+    notes = _notes_array(notes)
+    n = len(notes)
+    out = np.zeros(len(frame_t))
+    if n == 0 or share <= 0:
+        return out
+    names = [name for name, _ in kinds]
+    p = np.array([w for _, w in kinds], dtype=np.float64)
+    on, off, midi = notes[:, 0], notes[:, 1], notes[:, 2]
+    has = rng.random(n) < share
+    kind = rng.choice(len(names), size=n, p=p / p.sum())
+    u = rng.random((n, 4))  # each gesture's own draws, so one kind's range never shifts another
+    prev_gap = np.r_[np.inf, on[1:] - off[:-1]]
+    next_gap = np.r_[on[1:] - off[:-1], np.inf]
+    step = np.r_[0.0, midi[1:] - midi[:-1]]
+    idx = _frame_note_index(frame_t, on)
+    for i in np.flatnonzero(has):
+        rows = idx == i
+        if not rows.any():
+            continue
+        tau = frame_t[rows] - on[i]
+        dur = off[i] - on[i]
+        a, b, c, d = u[i]
+        name = names[kind[i]]
+        if name == "approach":
+            depth = -(0.5 + 1.0 * a) if b < 0.8 else 0.3 + 0.5 * a
+            span = min(0.08 + 0.17 * c, 0.3 * dur)
+            out[rows] = depth * (1.0 - _ramp(tau / span))
+        elif name == "overshoot" and prev_gap[i] < 0.25 and abs(step[i]) >= 0.5:
+            size = np.sign(step[i]) * (0.2 + 0.5 * a)
+            span = min(0.1 + 0.2 * b, 0.4 * dur)
+            out[rows] = size * np.sin(np.pi * np.clip(tau / span, 0.0, 1.0))
+        elif name == "correction" and dur >= 0.3:
+            error = (0.25 + 0.45 * a) * (1.0 if b < 0.5 else -1.0)
+            at, move = (0.1 + 0.25 * c) * dur, min(0.05 + 0.1 * d, 0.15 * dur)
+            out[rows] = error * (1.0 - _ramp((tau - at) / move))
+        elif name == "fall" and next_gap[i] >= 0.1:
+            span = min(0.08 + 0.17 * b, 0.3 * dur)
+            out[rows] = -(1.0 + 3.0 * a) * _ramp((tau - (dur - span)) / span)
+        elif name == "dip" and dur >= 0.35:
+            size = (0.3 + 0.6 * a) * (1.0 if b < 0.5 else -1.0)
+            span, centre = min(0.06 + 0.14 * c, 0.4 * dur), (0.3 + 0.4 * d) * dur
+            x = (tau - centre) / span + 0.5
+            out[rows] = size * np.sin(np.pi * np.clip(x, 0.0, 1.0)) ** 2
+        elif name == "drift":
+            out[rows] = (0.15 + 0.25 * a) * (1.0 if b < 0.5 else -1.0) * (
+                np.clip(tau / dur, 0.0, 1.0) - 0.5)
+        if prev_gap[i] < JOINED_GAP_S:  # a joined note: the voice is already sounding, no jump
+            out[rows] *= _ramp(tau / JOINED_GAP_S)
+    return out
+
+
 def _f0_track(notes: np.ndarray, frame_t: np.ndarray, rng: np.random.Generator,
-              vibrato_scale: float = 1.0, glide_scale: float = 1.0) -> np.ndarray:
+              vibrato_scale: float = 1.0, glide_scale: float = 1.0,
+              gesture_share: float = 0.0) -> np.ndarray:
     """Continuous f0 contour (in fractional MIDI) at the control rate.
 
     Per note: a short glide (30-80 ms, raised-cosine) from the previous pitch
@@ -271,6 +363,9 @@ def _f0_track(notes: np.ndarray, frame_t: np.ndarray, rng: np.random.Generator,
     after a rest; vibrato (5-6.5 Hz, 20-60 cents) fading in ~200 ms after the
     onset; plus slow drift and fast jitter of a few cents everywhere.
     Between notes the pitch is held (it is inaudible there anyway).
+    With ``gesture_share`` > 0, that share of the notes also moves inside the
+    note (`pitch_gestures`), drawn from a generator of its own so that the
+    other draws stay those of a song without gestures.
     """
     n = len(notes)
     on, off, midi = notes[:, 0], notes[:, 1], notes[:, 2]
@@ -296,6 +391,9 @@ def _f0_track(notes: np.ndarray, frame_t: np.ndarray, rng: np.random.Generator,
     fs = 1.0 / (frame_t[1] - frame_t[0])
     pitch += 0.08 * _lowpass_noise(rng, len(frame_t), 0.7, fs)  # drift, ~8 cents
     pitch += 0.03 * _lowpass_noise(rng, len(frame_t), 25.0, fs)  # jitter, ~3 cents
+    if gesture_share > 0:
+        pitch += pitch_gestures(notes, frame_t, rng.spawn(1)[0],
+                                gesture_share)
     return pitch
 
 
@@ -521,7 +619,9 @@ def render_singing(
     about 0.6 = pressed/bright .. 2.2 = breathy/dark; default drawn from 1.0-1.5), ``aspiration``
     (breath noise relative to the voiced level, default 0.04), ``vibrato_scale`` and
     ``glide_scale`` (multipliers of the drawn vibrato depths and glide times) and
-    ``formant_scale`` (vocal-tract length relative to the voice type).  Without it every random
+    ``formant_scale`` (vocal-tract length relative to the voice type) and ``pitch_gestures``
+    (the share of notes whose pitch also moves inside the note: approaches, overshoots,
+    corrections, falls, dips, drifts; see `pitch_gestures`).  Without it every random
     draw is as before, so existing corpora stay byte-identical.
 
     Returns float32 mono audio peak-normalised to 0.5, of length
@@ -546,7 +646,8 @@ def render_singing(
     ctrl_rate = sr / hop
     frame_t = np.arange(n_frames) / ctrl_rate
     f0_hz = midi_to_hz(_f0_track(notes, frame_t, rng, timbre.get("vibrato_scale", 1.0),
-                                 timbre.get("glide_scale", 1.0)))
+                                 timbre.get("glide_scale", 1.0),
+                                 timbre.get("pitch_gestures", 0.0)))
     env = _amplitude_track(notes, frame_t, rng)
     env *= 1.0 + 0.03 * _lowpass_noise(rng, n_frames, 15.0, ctrl_rate)  # shimmer
     formants = _formant_tracks(notes, frame_t, rng, voice, nyquist,
