@@ -91,7 +91,7 @@ def generate_corpus(hparams, prefix=""):
         voice_bank_folder=hparams["voice_bank_folder"],
         festival_bank_folder=None if festival_folder is None else str(festival_folder),
         room_reverb_gain=tuple(hparams["room_reverb_gain"]),
-        pitch_gestures=hparams["pitch_gestures"])
+        pitch_gestures=hparams["pitch_gestures"], voiced_gaps=hparams["voiced_gaps"])
     root = Path(hparams[f"{prefix}corpus_folder"])
     lengths = tuple(hparams["song_seconds"])
     seed = hparams[f"{prefix}corpus_seed"]
@@ -170,7 +170,9 @@ def corpus_description(hparams, prefix=""):
             f"recorded voices {hparams[f'{prefix}voice_bank_share']:g} "
             f"({', '.join(hparams['voice_bank_speakers'])})"
             + (f", pitch gestures on {hparams['pitch_gestures']:g} of the notes"
-               if hparams["pitch_gestures"] > 0 else ""))
+               if hparams["pitch_gestures"] > 0 else "")
+            + (f", {hparams['voiced_gaps']:g} of the short rests sung through"
+               if hparams["voiced_gaps"] > 0 else ""))
 
 
 def dataio_prepare(hparams):

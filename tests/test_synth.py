@@ -505,3 +505,68 @@ def test_rendered_gestures_change_only_the_pitch_and_only_when_asked():
     level, moved_level = frames(audio), frames(moved)
     loud = level > 0.1 * level.max()
     assert np.median(np.abs(np.log(moved_level[loud] / level[loud]))) < 0.2
+
+
+# ---------------------------------------------------------------------- sung-through rests
+
+
+def test_voiced_gaps_choose_only_short_rests_and_draw_in_range():
+    notes = np.array([[0.0, 0.5, 60], [0.505, 1.0, 62], [1.1, 1.5, 64], [2.5, 3.0, 60],
+                      [3.02, 3.5, 59]], dtype=np.float64)  # rests: 5 ms, 100 ms, 1 s, 20 ms
+    plan = synth.voiced_gaps(notes, np.random.default_rng(0), 1.0)
+    assert plan.shape == (5, 2)
+    assert np.all(plan[[0, 1, 3]] == 0.0)  # the first note, a legato join, a breath
+    assert np.all((plan[[2, 4], 0] >= 0.2) & (plan[[2, 4], 0] <= 0.8))
+    assert np.all((plan[[2, 4], 1] >= 0.2) & (plan[[2, 4], 1] <= 0.7))
+    assert not synth.voiced_gaps(notes, np.random.default_rng(0), 0.0).any()
+    shares = [synth.voiced_gaps(np.c_[np.arange(200) * 0.6, np.arange(200) * 0.6 + 0.5,
+                                      np.full(200, 60.0)], np.random.default_rng(s), 0.3)
+              [1:, 0].astype(bool).mean() for s in range(5)]
+    assert np.mean(shares) == pytest.approx(0.3, abs=0.05)
+
+
+def test_a_sung_through_rest_moves_the_pitch_and_keeps_the_voice_sounding():
+    notes = np.array([[0.0, 0.5, 60.0], [0.6, 1.2, 64.0]])
+    t = np.arange(0.0, 1.6, 0.001)
+    plan = np.array([[0.0, 0.0], [0.5, 0.5]])  # half the level, the move over the rest's first half
+    f0 = synth._f0_track(notes, t, np.random.default_rng(1), 0.0, 1.0, 0.0, plan)
+    plain = synth._f0_track(notes, t, np.random.default_rng(1), 0.0, 1.0, 0.0, None)
+    at = lambda s: int(round(s * 1000))
+    # Same draws: identical outside the rest and the next note's glide (drift and jitter < 0.2).
+    np.testing.assert_array_equal(f0[: at(0.5)], plain[: at(0.5)])
+    assert abs(f0[at(0.55)] - 64.0) < 0.25 and abs(plain[at(0.55)] - 60.0) < 0.25  # arrived
+    assert abs(f0[at(0.525)] - 62.0) < 0.25  # halfway through the move
+    assert np.all(np.abs(f0[at(0.6): at(0.7)] - 64.0) < 0.25)  # the note starts on its pitch
+    assert abs(plain[at(0.6)] - 60.0) < 0.25  # without it the glide starts at the onset
+    env = synth._amplitude_track(notes, t, np.random.default_rng(2), plan)
+    dry = synth._amplitude_track(notes, t, np.random.default_rng(2))
+    np.testing.assert_array_equal(env[: at(0.5)], dry[: at(0.5)])
+    rest = env[at(0.5): at(0.6)]
+    # Half the quieter note's level (>= 0.5 * 0.45), never below it; without it the voice stops.
+    assert rest.min() >= 0.5 * 0.45 - 1e-9 and np.ptp(rest[-30:]) == 0.0 and dry[at(0.59)] < 0.05
+    assert np.all(env >= dry)
+
+
+def test_rendered_sung_through_rests_change_the_song_only_when_asked():
+    import dataclasses
+
+    from svt.synthetic.recorded_singing import CorpusStyle, render_recorded_song
+
+    notes, audio, info = render_recorded_song(6, 8.0, CorpusStyle())
+    again = render_recorded_song(6, 8.0, dataclasses.replace(CorpusStyle(), voiced_gaps=0.0))
+    np.testing.assert_array_equal(audio, again[1])
+    sung_notes, _, sung_info = render_recorded_song(
+        6, 8.0, dataclasses.replace(CorpusStyle(), voiced_gaps=1.0))
+    np.testing.assert_array_equal(notes, sung_notes)  # the rests stay in the annotation
+    assert sung_info["timbre"] == {**info["timbre"], "voiced_gaps": 1.0}
+    # Without the room and noise: more voice in the short rests, the same inside the notes.
+    dry = dataclasses.replace(CorpusStyle(), recording=False)
+    notes, audio, _ = render_recorded_song(6, 8.0, dry)
+    sung = render_recorded_song(6, 8.0, dataclasses.replace(dry, voiced_gaps=1.0))[1]
+    rests = [(a + 0.01, b - 0.005) for (_, a, _), (b, _, _) in zip(notes[:-1], notes[1:])
+             if 0.03 <= b - a <= 0.3]
+    middles = [(a + 0.1, b - 0.05) for a, b, _ in notes if b - a > 0.3]
+    assert len(rests) >= 4
+    energy = lambda x, spans: sum(np.sum(x[int(a * 16000): int(b * 16000)] ** 2) for a, b in spans)
+    assert energy(sung, rests) > 2 * energy(audio, rests)
+    assert energy(sung, middles) == pytest.approx(energy(audio, middles), rel=0.05)

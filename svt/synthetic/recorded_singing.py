@@ -30,6 +30,9 @@ singers differ from them in ways a transcriber must survive. Each difference is 
 * ``pitch_gestures``: the share of notes whose pitch also moves *inside* the note (an approach
   from below, an overshoot after a step, a correction, a fall at the end, a dip, a drift), which
   annotators of recorded singing do not mark as new notes; additive voices only.
+* ``voiced_gaps``: the share of short rests (15-300 ms) the voice sings through, quieter, while
+  its pitch moves to the next note; the annotation keeps the rest, so each note starts where its
+  pitch has arrived, as on SSVD; additive voices only.
 * ``articulations``: how songs are sung, as `(name, share)` pairs (``detached`` applies when this
   is empty): ``detached`` (sight-singing: a short silence after most notes), ``legato`` (notes of
   a phrase joined, the voice gliding from one pitch to the next without a break), ``melismatic``
@@ -92,6 +95,10 @@ class CorpusStyle:
     #: `svt.synthetic.singing.pitch_gestures`), without a new note in the annotation. Additive
     #: voices only; 0 keeps every song as it was.
     pitch_gestures: float = 0.0
+    #: The share of short rests (15-300 ms) that the voice sings through, quieter, while its
+    #: pitch moves to the next note; the annotation keeps the rest, as SSVD's annotators do
+    #: (`svt.synthetic.singing.voiced_gaps`). Additive voices only; 0 keeps every song as it was.
+    voiced_gaps: float = 0.0
 
     #: Articulations and their shares in `mixed()`.
     MIXED_ARTICULATIONS = (("detached", 0.35), ("legato", 0.3), ("melismatic", 0.12),
@@ -342,8 +349,11 @@ def render_recorded_song(seed, duration_s: float, style: CorpusStyle = CorpusSty
     timbre = None
     if style.performance:
         timbre = _timbre(voice_rng, articulation) if style.articulations else _timbre(voice_rng)
-    if style.pitch_gestures > 0:  # no draw here: songs without gestures stay byte-identical
+    # No draws here: songs without gestures or sung-through rests stay byte-identical.
+    if style.pitch_gestures > 0:
         timbre = {**(timbre or {}), "pitch_gestures": float(style.pitch_gestures)}
+    if style.voiced_gaps > 0:
+        timbre = {**(timbre or {}), "voiced_gaps": float(style.voiced_gaps)}
     recorded = (style.voice_bank_share > 0 and np.random.default_rng(
         [*np.atleast_1d(seed), 8]).random() < style.voice_bank_share)
     if recorded:
