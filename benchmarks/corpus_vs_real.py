@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """What separates a synthetic corpus from recorded singing: note statistics side by side.
 
-    python benchmarks/corpus_vs_real.py REAL_DIR [--songs 60]
+    python benchmarks/corpus_vs_real.py REAL_DIR [--songs 60] [--rests]
 
 REAL_DIR holds recordings with notes in the SSVD layout. Compared with it: the old corpus
-(`svt.synthetic.singing`, in tune, studio stems) and the recorded-singing corpus
-(`svt.synthetic.recorded_singing`) that trains the shipped model. Printed per corpus: distance of
-the annotated pitches from the tempered scale, note durations and gaps, repeated notes, pitch range,
-and the level and noise floor of the audio.
+(`svt.synthetic.singing`, in tune, studio stems), the recorded-singing corpus
+(`svt.synthetic.recorded_singing`) that trains the shipped model, and the same with half of its
+short rests sung through (`voiced_gaps`). Printed per corpus: distance of the annotated pitches
+from the tempered scale, note durations and gaps, repeated notes, pitch range, and the level and
+noise floor of the audio. `--rests` adds what the voice does in the annotated rests of 15-300 ms,
+heard by the shipped model's pitch network (FCPE; a minute or two for SSVD's dev songs): the
+share voiced throughout, and where the pitch sits in those between the notes around them (0: the
+previous note's pitch, 1: the next note's; rests between notes a semitone or more apart).
 """
 from __future__ import annotations
 
@@ -56,10 +60,37 @@ def statistics(songs):
     }
 
 
+def rest_statistics(songs):
+    """What the voice does in the annotated rests of 15-300 ms (see the module docstring)."""
+    import svt
+
+    rests = voiced = 0
+    positions = []
+    for notes, audio in songs:
+        _, frames = svt.transcribe(audio, sample_rate=16000, return_frames=True)
+        sung = frames[4]  # the pitch network's sung pitch, 100 frames/s, NaN where unvoiced
+        for (_, end, before), (start, _, after) in zip(notes[:-1], notes[1:]):
+            if not 0.015 <= start - end <= 0.3:
+                continue
+            rests += 1
+            pitch = sung[int(round(end * 100)): int(round(start * 100)) + 1]
+            if len(pitch) and np.isfinite(pitch).all():
+                voiced += 1
+                if abs(after - before) >= 1.0:
+                    positions.append(np.median((pitch - before) / (after - before)))
+    quartiles = np.percentile(positions, [25, 50, 75]) if positions else [np.nan] * 3
+    return {"rests of 15-300 ms": rests,
+            "share voiced throughout": voiced / max(rests, 1),
+            "pitch in them, 0 = previous note, 1 = next (quartiles)":
+                "/".join(f"{q:.2f}" for q in quartiles)}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("real_dir")
     parser.add_argument("--songs", type=int, default=60, help="synthetic songs per corpus")
+    parser.add_argument("--rests", action="store_true",
+                        help="also what the voice does in short rests (runs the shipped model)")
     args = parser.parse_args(argv)
     real = []
     for txt in sorted(Path(args.real_dir).glob("*.txt")):
@@ -68,9 +99,11 @@ def main(argv=None):
         if audio is not None:
             real.append((read_onset_offset_midi(txt), read_audio(audio)))
     corpora = {"real": real}
-    for name, style in (("old synth", CorpusStyle.clean()), ("recorded_singing", CorpusStyle())):
+    for name, style in (("old synth", CorpusStyle.clean()), ("recorded_singing", CorpusStyle()),
+                        ("+ voiced_gaps 0.5", CorpusStyle(voiced_gaps=0.5))):
         corpora[name] = [render_recorded_song([7, k], 20.0, style)[:2] for k in range(args.songs)]
-    table = {name: statistics(songs) for name, songs in corpora.items()}
+    table = {name: {**statistics(songs), **(rest_statistics(songs) if args.rests else {})}
+             for name, songs in corpora.items()}
     print("| statistic | " + " | ".join(table) + " |")
     print("|---|" + "---|" * len(table))
     for key in table["real"]:
