@@ -298,10 +298,10 @@ def pitch_gestures(notes, frame_t: np.ndarray, rng: np.random.Generator, share: 
     * ``drift``: the pitch slides 0.15-0.4 semitones over the note, centred on it.
 
     A gesture that does not fit its note (too short, no connected step) leaves it alone; on a
-    note joined to the previous one it fades in over `JOINED_GAP_S`. Each
-    gesture is bounded so that the note's median pitch stays its own: it moves the pitch in at
-    most half of the note, or (``drift``) is centred on it. Between notes the last note's value is held, as
-    `_f0_track` holds the pitch.
+    note joined to the previous one it fades in over `JOINED_GAP_S`. Each gesture is bounded so
+    that the note's median pitch, its label, stays its own: it moves the pitch in at most half
+    of the note, or (``drift``) is centred on it. Between notes the last note's value is held,
+    as `_f0_track` holds the pitch.
     """
     notes = _notes_array(notes)
     n = len(notes)
@@ -386,7 +386,7 @@ def voiced_gaps(notes, rng: np.random.Generator, share: float) -> np.ndarray:
 
 def _f0_track(notes: np.ndarray, frame_t: np.ndarray, rng: np.random.Generator,
               vibrato_scale: float = 1.0, glide_scale: float = 1.0,
-              gesture_share: float = 0.0, gap_levels: Optional[np.ndarray] = None) -> np.ndarray:
+              gesture_share: float = 0.0, gap_plan: Optional[np.ndarray] = None) -> np.ndarray:
     """Continuous f0 contour (in fractional MIDI) at the control rate.
 
     Per note: a short glide (30-80 ms, raised-cosine) from the previous pitch
@@ -396,7 +396,7 @@ def _f0_track(notes: np.ndarray, frame_t: np.ndarray, rng: np.random.Generator,
     Between notes the pitch is held (it is inaudible there anyway).
     With ``gesture_share`` > 0, that share of the notes also moves inside the
     note (`pitch_gestures`), drawn from a generator of its own so that the
-    other draws stay those of a song without gestures.  Where ``gap_levels``
+    other draws stay those of a song without gestures.  Where ``gap_plan``
     (`voiced_gaps`) sings a rest through, the pitch moves to the next note
     *during* the rest (raised-cosine over its drawn part, the vibrato fading
     out) and the note starts on its pitch.
@@ -408,7 +408,7 @@ def _f0_track(notes: np.ndarray, frame_t: np.ndarray, rng: np.random.Generator,
     prev_pitch = np.r_[midi[0], midi[:-1]]
     scoop = midi - rng.uniform(0.4, 1.2, n)
     start_pitch = np.where(prev_gap < 0.25, prev_pitch, scoop)
-    sung_gap = np.zeros(n, dtype=bool) if gap_levels is None else gap_levels[:, 0] > 0
+    sung_gap = np.zeros(n, dtype=bool) if gap_plan is None else gap_plan[:, 0] > 0
     start_pitch = np.where(sung_gap, midi, start_pitch)  # it moved during the rest
     vib_rate = rng.uniform(5.0, 6.5, n)
     vib_depth = rng.uniform(0.20, 0.60, n) * vibrato_scale  # semitones (= 20-60 cents)
@@ -425,7 +425,7 @@ def _f0_track(notes: np.ndarray, frame_t: np.ndarray, rng: np.random.Generator,
     ramp = np.clip((tau - vib_delay[idx]) / 0.15, 0.0, 1.0)
     for i in np.flatnonzero(sung_gap):  # the move to note i, within the rest before it
         rows = (frame_t >= off[i - 1]) & (frame_t < on[i])
-        x = _ramp((frame_t[rows] - off[i - 1]) / ((on[i] - off[i - 1]) * gap_levels[i, 1]))
+        x = _ramp((frame_t[rows] - off[i - 1]) / ((on[i] - off[i - 1]) * gap_plan[i, 1]))
         pitch[rows] += (midi[i] - midi[i - 1]) * x
         ramp[rows] *= 1.0 - x
     pitch += vib_depth[idx] * ramp * np.sin(2 * np.pi * vib_rate[idx] * tau + vib_phase[idx])
@@ -433,21 +433,20 @@ def _f0_track(notes: np.ndarray, frame_t: np.ndarray, rng: np.random.Generator,
     pitch += 0.08 * _lowpass_noise(rng, len(frame_t), 0.7, fs)  # drift, ~8 cents
     pitch += 0.03 * _lowpass_noise(rng, len(frame_t), 25.0, fs)  # jitter, ~3 cents
     if gesture_share > 0:
-        pitch += pitch_gestures(notes, frame_t, rng.spawn(1)[0],
-                                gesture_share)
+        pitch += pitch_gestures(notes, frame_t, rng.spawn(1)[0], gesture_share)
     return pitch
 
 
 def _amplitude_track(
     notes: np.ndarray, frame_t: np.ndarray, rng: np.random.Generator,
-    gap_levels: Optional[np.ndarray] = None,
+    gap_plan: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """Linear amplitude envelope at the control rate.
 
     Each note gets a raised-cosine attack (20-60 ms), a gentle swell/decay and
     a per-note loudness; after the offset it releases exponentially (15-30 ms
     time constant).  Where a release overlaps the next attack we take the
-    maximum, which gives smooth legato joins.  A rest that ``gap_levels``
+    maximum, which gives smooth legato joins.  A rest that ``gap_plan``
     (`voiced_gaps`) sings through stays at its drawn fraction of the quieter of
     its two notes until the next note's attack has risen above it.
     """
@@ -477,8 +476,8 @@ def _amplitude_track(
     env_off = np.where(j >= 0, end_level * np.exp(-np.maximum(since, 0.0) / release[jj]), 0.0)
     env_off[since > 0.3] = 0.0
     env = np.maximum(env_on, env_off)
-    for i in np.flatnonzero(np.zeros(n) if gap_levels is None else gap_levels[:, 0] > 0):
-        floor = gap_levels[i, 0] * min(level[i - 1] * (1.0 + swell[i - 1]), level[i])
+    for i in np.flatnonzero(np.zeros(n) if gap_plan is None else gap_plan[:, 0] > 0):
+        floor = gap_plan[i, 0] * min(level[i - 1] * (1.0 + swell[i - 1]), level[i])
         rows = (frame_t >= off[i - 1]) & (frame_t < on[i] + attack[i])
         env[rows] = np.maximum(env[rows], floor)
     return env
@@ -696,13 +695,13 @@ def render_singing(
     n_frames = n_blocks + 1
     ctrl_rate = sr / hop
     frame_t = np.arange(n_frames) / ctrl_rate
-    gap_levels = None
+    gap_plan = None
     if timbre.get("voiced_gaps", 0.0) > 0:  # a generator of its own: the other draws stay
-        gap_levels = voiced_gaps(notes, rng.spawn(1)[0], timbre["voiced_gaps"])
+        gap_plan = voiced_gaps(notes, rng.spawn(1)[0], timbre["voiced_gaps"])
     f0_hz = midi_to_hz(_f0_track(notes, frame_t, rng, timbre.get("vibrato_scale", 1.0),
                                  timbre.get("glide_scale", 1.0),
-                                 timbre.get("pitch_gestures", 0.0), gap_levels))
-    env = _amplitude_track(notes, frame_t, rng, gap_levels)
+                                 timbre.get("pitch_gestures", 0.0), gap_plan))
+    env = _amplitude_track(notes, frame_t, rng, gap_plan)
     env *= 1.0 + 0.03 * _lowpass_noise(rng, n_frames, 15.0, ctrl_rate)  # shimmer
     formants = _formant_tracks(notes, frame_t, rng, voice, nyquist,
                                timbre.get("formant_scale", 1.0))
