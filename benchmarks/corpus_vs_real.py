@@ -79,7 +79,7 @@ def rest_statistics(songs):
                 if abs(after - before) >= 1.0:
                     positions.append(np.median((pitch - before) / (after - before)))
     quartiles = np.percentile(positions, [25, 50, 75]) if positions else [np.nan] * 3
-    return {"rests of 15-300 ms": rests,
+    return {"rests of 15-300 ms": str(rests),
             "share voiced throughout": voiced / max(rests, 1),
             "pitch in them, 0 = previous note, 1 = next (quartiles)":
                 "/".join(f"{q:.2f}" for q in quartiles)}
