@@ -540,6 +540,19 @@ def test_room_reverb_gain_must_be_a_range_of_reverberation_levels(tmp_path, neve
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("option, value, expected", [
+    ("pitch_gestures", "1.5", "1.5 is out of range; it must be in [0, 1]"),
+    ("voiced_gaps", "-0.2", "-0.2 is out of range; it must be in [0, 1]"),
+    ("voiced_gaps", ".nan", "nan is out of range; it must be in [0, 1]"),
+])
+def test_corpus_shares_out_of_range_are_refused_up_front(tmp_path, never_built, option, value,
+                                                         expected, stopped_with):
+    message = stopped_with([str(ST_YAML), "--output_folder", str(tmp_path / "run"),
+                            f"--{option}", value], recipe="SingingTranscriber")
+    assert message == f"--{option}: {expected}"
+    assert not (tmp_path / "run").exists()
+
+
 def test_label_rate_that_the_encoder_does_not_produce(assets, tmp_path, stopped_with):
     # Training: checked once the encoder is built, before any preparation.
     message = stopped_with(mir_args(assets, tmp_path, label_frame_rate=100))

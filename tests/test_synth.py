@@ -570,3 +570,13 @@ def test_rendered_sung_through_rests_change_the_song_only_when_asked():
     energy = lambda x, spans: sum(np.sum(x[int(a * 16000): int(b * 16000)] ** 2) for a, b in spans)
     assert energy(sung, rests) > 2 * energy(audio, rests)
     assert energy(sung, middles) == pytest.approx(energy(audio, middles), rel=0.05)
+
+
+def test_corpus_style_refuses_shares_outside_zero_to_one():
+    from svt.synthetic.recorded_singing import CorpusStyle
+
+    for name in ("pitch_gestures", "voiced_gaps"):
+        for share in (-0.1, 1.5, float("nan"), "half"):
+            with pytest.raises(ValueError, match=f"CorpusStyle.{name} is a share of the notes"):
+                CorpusStyle(**{name: share})
+        assert getattr(CorpusStyle(**{name: 1.0}), name) == 1.0

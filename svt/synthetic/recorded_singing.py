@@ -100,6 +100,13 @@ class CorpusStyle:
     #: (`svt.synthetic.singing.voiced_gaps`). Additive voices only; 0 keeps every song as it was.
     voiced_gaps: float = 0.0
 
+    def __post_init__(self):
+        for name in ("pitch_gestures", "voiced_gaps"):
+            share = getattr(self, name)
+            if not (isinstance(share, (int, float)) and 0.0 <= share <= 1.0):
+                raise ValueError(f"CorpusStyle.{name} is a share of the notes, from 0 to 1; "
+                                 f"got {share!r}")
+
     #: Articulations and their shares in `mixed()`.
     MIXED_ARTICULATIONS = (("detached", 0.35), ("legato", 0.3), ("melismatic", 0.12),
                            ("fast", 0.11), ("held", 0.12))

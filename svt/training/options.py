@@ -86,6 +86,8 @@ RANGES = {
     "voice_bank_share": (0, 1, True, True),
     "distill_voice_bank_share": (0, 1, True, True),
     "distill_recordings_share": (0, 1, True, False),
+    "pitch_gestures": (0, 1, True, True),
+    "voiced_gaps": (0, 1, True, True),
     "corpus_workers": (1, None, True, True),
     "lookahead_frames": (0, 500, True, True),  # svt.models.pitch_network.MAX_LOOKAHEAD_FRAMES
     "pitch_stride": (1, 4, True, True),  # svt.models.pitch_network.MAX_PITCH_STRIDE
