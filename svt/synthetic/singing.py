@@ -417,7 +417,7 @@ def _f0_track(notes: np.ndarray, frame_t: np.ndarray, rng: np.random.Generator,
 
     idx = np.clip(_frame_note_index(frame_t, on), 0, n - 1)
     tau = np.maximum(frame_t - on[idx], 0.0)  # time since the current onset
-    w = 0.5 * (1.0 - np.cos(np.pi * np.clip(tau / glide[idx], 0.0, 1.0)))
+    w = _ramp(tau / glide[idx])
     pitch = start_pitch[idx] + (midi[idx] - start_pitch[idx]) * w
     before_first = frame_t < on[0]
     pitch[before_first] = midi[0]
@@ -464,7 +464,7 @@ def _amplitude_track(
     tau = frame_t - on[i]
     dur = off[i] - on[i]
     inside = ok & (tau < dur)
-    att = 0.5 * (1.0 - np.cos(np.pi * np.clip(tau / attack[i], 0.0, 1.0)))
+    att = _ramp(tau / attack[i])
     shape = 1.0 + swell[i] * np.clip(tau / dur, 0.0, 1.0)
     env_on = np.where(inside, level[i] * att * shape, 0.0)
 
@@ -476,7 +476,8 @@ def _amplitude_track(
     env_off = np.where(j >= 0, end_level * np.exp(-np.maximum(since, 0.0) / release[jj]), 0.0)
     env_off[since > 0.3] = 0.0
     env = np.maximum(env_on, env_off)
-    for i in np.flatnonzero(np.zeros(n) if gap_plan is None else gap_plan[:, 0] > 0):
+    sung_gap = [] if gap_plan is None else np.flatnonzero(gap_plan[:, 0] > 0)
+    for i in sung_gap:
         floor = gap_plan[i, 0] * min(level[i - 1] * (1.0 + swell[i - 1]), level[i])
         rows = (frame_t >= off[i - 1]) & (frame_t < on[i] + attack[i])
         env[rows] = np.maximum(env[rows], floor)
