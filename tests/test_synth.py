@@ -572,6 +572,55 @@ def test_rendered_sung_through_rests_change_the_song_only_when_asked():
     assert energy(sung, middles) == pytest.approx(energy(audio, middles), rel=0.05)
 
 
+def test_murmur_tracks_cover_each_sung_through_rest_with_a_voiced_consonant():
+    notes = np.array([[0.0, 0.5, 60.0], [0.6, 1.2, 64.0], [1.25, 1.8, 62.0], [2.8, 3.3, 60.0]])
+    t = np.arange(0.0, 3.5, 0.001)
+    plan = np.array([[0.0, 0.0], [0.5, 0.5], [0.0, 0.0], [0.0, 0.0]])  # only the first rest
+    weight, formants, corner = synth.murmur_tracks(notes, t, plan, np.random.default_rng(3), 1.1)
+    at = lambda s: int(round(s * 1000))
+    half = synth.MURMUR_FADE_S / 2
+    assert np.all(weight[at(0.5 + half): at(0.6 - half)] == 1.0)  # the rest, between the fades
+    assert weight[at(0.5)] == pytest.approx(0.5) and weight[at(0.6)] == pytest.approx(0.5)
+    assert not weight[: at(0.5 - half)].any() and not weight[at(0.6 + half):].any()
+    tables = {name: (np.array(f) * 1.1, band) for name, (f, band) in synth.MURMURS.items()}
+    inside = formants[at(0.55)]
+    matches = [name for name, (f, _) in tables.items() if np.all(np.abs(inside / f - 1) <= 0.05)]
+    assert matches and tables[matches[0]][1][0] <= corner[at(0.55)] <= tables[matches[0]][1][1]
+    assert np.all(corner[at(0.7):] == 1e9)
+
+
+def test_a_sung_through_rest_is_sung_on_a_murmur_and_the_notes_are_unchanged(monkeypatch):
+    notes = np.array([[0.1, 0.6, 57.0], [0.7, 1.3, 60.0], [1.4, 2.0, 62.0], [2.1, 2.7, 59.0]])
+    timbre = {"voiced_gaps": 1.0}
+    monkeypatch.setattr(synth, "_reverb", lambda x, sr, rng: x)  # the voice alone, no room tail
+    murmured = synth.render_singing(notes, 16000, 5, "tenor", timbre=timbre)
+    real = synth.murmur_tracks
+
+    def no_murmur(*args, **kwargs):  # the same draws, the vowel's spectrum kept in the rests
+        weight, formants, corner = real(*args, **kwargs)
+        return np.zeros_like(weight), formants, corner
+
+    monkeypatch.setattr(synth, "murmur_tracks", no_murmur)
+    vowel = synth.render_singing(notes, 16000, 5, "tenor", timbre=timbre)
+
+    def band_db(x, a, b, lo, hi):
+        piece = x[int(a * 16000): int(b * 16000)]
+        spectrum = np.abs(np.fft.rfft(piece * np.hanning(len(piece)))) ** 2
+        hz = np.fft.rfftfreq(len(piece), 1 / 16000)
+        return 10 * np.log10(spectrum[(hz >= lo) & (hz < hi)].sum())
+
+    for a, b in [(0.615, 0.685), (1.315, 1.385), (2.015, 2.085)]:  # the rests, past the fades
+        # The murmur's upper harmonics and the vowel's breath noise are gone.
+        assert band_db(vowel, a, b, 500, 1000) - band_db(murmured, a, b, 500, 1000) > 10
+        assert band_db(vowel, a, b, 2000, 8000) - band_db(murmured, a, b, 2000, 8000) > 20
+    # Inside the notes, away from the crossfades and the vowels' 41-ms smoothing, the voice is
+    # the same within 1 % (the breath noise is scaled by the whole song's voiced level).
+    for a, b, _ in notes:
+        span = slice(int((a + 0.08) * 16000), int((b - 0.08) * 16000))
+        big = np.abs(vowel[span]) > 0.05
+        assert np.max(np.abs(murmured[span][big] / vowel[span][big] - 1)) < 0.01
+
+
 def test_corpus_style_refuses_shares_outside_zero_to_one():
     from svt.synthetic.recorded_singing import CorpusStyle
 

@@ -356,6 +356,19 @@ def pitch_gestures(notes, frame_t: np.ndarray, rng: np.random.Generator, share: 
 
 #: The rests `voiced_gaps` may sing through (seconds): a consonant or a transition, not a breath.
 VOICED_GAP_RANGE_S = (0.015, 0.3)
+#: The voiced consonants a sung-through rest is sung on (`murmur_tracks`): formants F1..F4 (Hz,
+#: an adult male voice, scaled like the vowels) and the range of the low-pass corner (Hz) above
+#: which the murmur's harmonics fall off. Nasals radiate through the nose, their energy below
+#: about 500 Hz; a lateral or an approximant keeps more of the upper spectrum. (Rough values of
+#: the acoustic-phonetics literature, e.g. Stevens, *Acoustic Phonetics*, ch. 6 and 9.)
+MURMURS = {
+    "m": ((250.0, 1100.0, 2200.0, 3300.0), (350.0, 600.0)),
+    "n": ((250.0, 1650.0, 2550.0, 3400.0), (350.0, 600.0)),
+    "l": ((360.0, 1050.0, 2700.0, 3500.0), (700.0, 1400.0)),
+    "r": ((350.0, 1100.0, 1550.0, 3300.0), (700.0, 1400.0)),
+}
+#: Raised-cosine crossfade (seconds) between a vowel and a sung-through rest's murmur.
+MURMUR_FADE_S = 0.02
 
 
 def voiced_gaps(notes, rng: np.random.Generator, share: float) -> np.ndarray:
@@ -371,7 +384,10 @@ def voiced_gaps(notes, rng: np.random.Generator, share: float) -> np.ndarray:
     keeps the rest. Annotators of recorded sight-singing mark notes this way (on SSVD 55 % of
     the rests of 15-300 ms are voiced throughout, the pitch in them a median 65 % of the way to
     the next note): each note starts where its pitch has arrived and its vowel begins, the move
-    belongs to neither note. `_f0_track` and `_amplitude_track` render it."""
+    belongs to neither note. `_f0_track` and `_amplitude_track` render it, and
+    `murmur_tracks` sings it on a voiced consonant (a nasal, a lateral or an approximant): the
+    spectrum changes from the vowel to the murmur and back, which is what tells such a rest from
+    a legato step, where the vowel goes on while the pitch moves."""
     notes = _notes_array(notes)
     out = np.zeros((len(notes), 2))
     if len(notes) < 2 or share <= 0:
@@ -382,6 +398,35 @@ def voiced_gaps(notes, rng: np.random.Generator, share: float) -> np.ndarray:
     out[1:, 0] = np.where(sung, rng.uniform(0.2, 0.8, len(gap)), 0.0)
     out[1:, 1] = np.where(sung, rng.uniform(0.2, 0.7, len(gap)), 0.0)
     return out
+
+
+def murmur_tracks(notes, frame_t: np.ndarray, gap_plan: np.ndarray, rng: np.random.Generator,
+                  formant_scale: float = 1.0):
+    """The voiced consonant each sung-through rest of `gap_plan` (`voiced_gaps`) is sung on.
+
+    Returns the murmur's weight per control frame `(frames,)` (1 inside a sung-through rest,
+    0 in the vowels, `MURMUR_FADE_S` raised-cosine crossfades centred on the previous note's
+    offset and on the next note's onset), its formants `(frames, 4)` (one of `MURMURS` drawn per
+    rest, +-5 %, times `formant_scale`) and its low-pass corner in Hz `(frames,)` (drawn in the
+    consonant's range; the vowel's frames hold 1e9, no low-pass). `render_singing` crossfades the
+    vowels' formants into the murmur's and low-passes the harmonics by the weight."""
+    notes = _notes_array(notes)
+    on, off = notes[:, 0], notes[:, 1]
+    weight = np.zeros(len(frame_t))
+    formants = np.zeros((len(frame_t), 4))
+    corner = np.full(len(frame_t), 1e9)
+    names = list(MURMURS)
+    half = MURMUR_FADE_S / 2
+    for i in np.flatnonzero(gap_plan[:, 0] > 0):
+        table, (lo, hi) = MURMURS[names[int(rng.integers(len(names)))]]
+        rows = (frame_t >= off[i - 1] - half) & (frame_t < on[i] + half)
+        t = frame_t[rows]
+        w = _ramp((t - off[i - 1] + half) / MURMUR_FADE_S) * (
+            1.0 - _ramp((t - on[i] + half) / MURMUR_FADE_S))
+        weight[rows] = np.maximum(weight[rows], w)
+        formants[rows] = np.array(table) * formant_scale * rng.uniform(0.95, 1.05, 4)
+        corner[rows] = rng.uniform(lo, hi)
+    return weight, formants, corner
 
 
 def _f0_track(notes: np.ndarray, frame_t: np.ndarray, rng: np.random.Generator,
@@ -565,18 +610,22 @@ def _bandpass(x: np.ndarray, lo: float, hi: float, sr: int, order: int = 2) -> n
 
 
 def _consonants(
-    notes: np.ndarray, n_samples: int, sr: int, rng: np.random.Generator
+    notes: np.ndarray, n_samples: int, sr: int, rng: np.random.Generator,
+    sung_through: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """Short filtered-noise bursts just before some note onsets.
 
     Fricatives ("s", "sh", "f": 40-90 ms band noise) and plosive releases
     ("t", "k": 10-20 ms broadband click) mark syllable starts, which is what
     makes onsets of real singing harder than clean tone onsets.  They are
-    placed so that they end shortly after the annotated onset.
+    placed so that they end shortly after the annotated onset.  A note whose rest
+    ``sung_through`` marks (`voiced_gaps`) gets none: its consonant is the voiced murmur
+    (`murmur_tracks`); its draws are still made, so the other notes' bursts stay the same.
     """
     out = np.zeros(n_samples)
     prev_gap = np.r_[np.inf, notes[1:, 0] - notes[:-1, 1]]
-    for onset, gap in zip(notes[:, 0], prev_gap):
+    murmured = np.zeros(len(notes), bool) if sung_through is None else sung_through
+    for onset, gap, voiced in zip(notes[:, 0], prev_gap, murmured):
         if gap < 0.05 or rng.random() > 0.45:
             continue  # legato or vowel-initial syllable: no consonant
         if rng.random() < 0.5:  # fricative
@@ -594,7 +643,8 @@ def _consonants(
             continue
         burst = _bandpass(rng.standard_normal(length), lo, hi, sr)
         burst *= np.hanning(length) * level / (np.std(burst) + 1e-12)
-        out[start : start + length] += burst
+        if not voiced:
+            out[start : start + length] += burst
     return out
 
 
@@ -671,8 +721,8 @@ def render_singing(
     ``formant_scale`` (vocal-tract length relative to the voice type) and ``pitch_gestures``
     (the share of notes whose pitch also moves inside the note: approaches, overshoots,
     corrections, falls, dips, drifts; see `pitch_gestures`) and ``voiced_gaps`` (the share of
-    short rests the voice sings through while its pitch moves to the next note; see
-    `voiced_gaps`).  Without it every random
+    short rests the voice sings through, on a voiced consonant, while its pitch moves to the
+    next note; see `voiced_gaps` and `murmur_tracks`).  Without it every random
     draw is as before, so existing corpora stay byte-identical.
 
     Returns float32 mono audio peak-normalised to 0.5, of length
@@ -706,6 +756,13 @@ def render_singing(
     env *= 1.0 + 0.03 * _lowpass_noise(rng, n_frames, 15.0, ctrl_rate)  # shimmer
     formants = _formant_tracks(notes, frame_t, rng, voice, nyquist,
                                timbre.get("formant_scale", 1.0))
+    murmur = None
+    if gap_plan is not None and gap_plan[:, 0].any():  # its own generator again (see above)
+        murmur, murmur_formants, murmur_corner = murmur_tracks(
+            notes, frame_t, gap_plan, rng.spawn(1)[0],
+            FORMANT_SCALE[voice] * timbre.get("formant_scale", 1.0))
+        formants = formants + murmur[:, None] * (np.minimum(murmur_formants, 0.9 * nyquist)
+                                                 - formants)
     n_harm = int(min(40, max(1, np.floor(0.95 * nyquist / midi_to_hz(notes[:, 2].min())))))
     tilt = float(rng.uniform(1.0, 1.5))
     tilt = float(timbre.get("tilt", tilt))
@@ -716,6 +773,10 @@ def render_singing(
     # Only synthesise blocks where the voice is audible (saves ~1/3 of work).
     active = np.flatnonzero((env[:-1] > 1e-6) | (env[1:] > 1e-6))
     amps = _harmonic_amplitudes(f0_hz, formants, n_harm, tilt, nyquist) * env[None, :]
+    if murmur is not None:  # the murmur's upper harmonics fall off (12 dB per octave)
+        harmonic_hz = np.arange(1, n_harm + 1)[:, None] * f0_hz[None, :]
+        low_pass = 1.0 / np.sqrt(1.0 + (harmonic_hz / murmur_corner[None, :]) ** 4)
+        amps *= 1.0 - murmur[None, :] + murmur[None, :] * low_pass
 
     # Harmonics via the complex recurrence z_k = z_{k-1} * z_1 (cheaper than
     # calling sin per harmonic); amplitudes are upsampled block-wise.  All
@@ -734,12 +795,15 @@ def render_singing(
     # Aspiration: a little high-passed noise riding on the voiced envelope.
     asp = _bandpass(rng.standard_normal(n_samples), 1500.0, 6000.0, sr)
     voiced_rms = np.sqrt(np.mean(voiced**2)) + 1e-12
-    env_audio = _upsample(env, hop).ravel()[:n_samples]
+    # A murmur is sung with the mouth closed or nearly so: no breath noise rides on it.
+    env_audio = _upsample(env if murmur is None else env * (1.0 - murmur), hop).ravel()[:n_samples]
     voiced += timbre.get("aspiration", 0.04) * voiced_rms * asp / (np.std(asp) + 1e-12) * env_audio
 
     # Consonants and breaths are scaled relative to the typical voiced level.
     ref = np.percentile(np.abs(voiced), 99) + 1e-12
-    noises = _consonants(notes, n_samples, sr, rng) + _breaths(notes, n_samples, sr, rng)
+    sung_through = None if gap_plan is None else gap_plan[:, 0] > 0
+    noises = (_consonants(notes, n_samples, sr, rng, sung_through)
+              + _breaths(notes, n_samples, sr, rng))
     out = voiced + ref * noises
     return _normalise(_reverb(out, sr, rng))
 
