@@ -30,9 +30,10 @@ singers differ from them in ways a transcriber must survive. Each difference is 
 * ``pitch_gestures``: the share of notes whose pitch also moves *inside* the note (an approach
   from below, an overshoot after a step, a correction, a fall at the end, a dip, a drift), which
   annotators of recorded singing do not mark as new notes; additive voices only.
-* ``voiced_gaps``: the share of short rests (15-300 ms) the voice sings through, quieter, while
-  its pitch moves to the next note; the annotation keeps the rest, so each note starts where its
-  pitch has arrived, as on SSVD; additive voices only.
+* ``voiced_gaps``: the share of short rests (15-300 ms) the voice sings through, quieter and
+  on a voiced consonant (a nasal, lateral or approximant murmur), while its pitch moves to the
+  next note; the annotation keeps the rest, so each note starts where its pitch has arrived and
+  its vowel begins, as on SSVD; additive voices only.
 * ``articulations``: how songs are sung, as `(name, share)` pairs (``detached`` applies when this
   is empty): ``detached`` (sight-singing: a short silence after most notes), ``legato`` (notes of
   a phrase joined, the voice gliding from one pitch to the next without a break), ``melismatic``
@@ -95,8 +96,9 @@ class CorpusStyle:
     #: `svt.synthetic.singing.pitch_gestures`), without a new note in the annotation. Additive
     #: voices only; 0 keeps every song as it was.
     pitch_gestures: float = 0.0
-    #: The share of short rests (15-300 ms) that the voice sings through, quieter, while its
-    #: pitch moves to the next note; the annotation keeps the rest, as SSVD's annotators do
+    #: The share of short rests (15-300 ms) that the voice sings through, quieter and on a voiced
+    #: consonant, while its pitch moves to the next note; the annotation keeps the rest, as SSVD's
+    #: annotators do
     #: (`svt.synthetic.singing.voiced_gaps`). Additive voices only; 0 keeps every song as it was.
     voiced_gaps: float = 0.0
 
