@@ -359,8 +359,8 @@ VOICED_GAP_RANGE_S = (0.015, 0.3)
 #: The voiced consonants a sung-through rest is sung on (`murmur_tracks`): formants F1..F4 (Hz,
 #: an adult male voice, scaled like the vowels) and the range of the low-pass corner (Hz) above
 #: which the murmur's harmonics fall off. Nasals radiate through the nose, their energy below
-#: about 500 Hz; a lateral or an approximant keeps more of the upper spectrum. (Rough values of
-#: the acoustic-phonetics literature, e.g. Stevens, *Acoustic Phonetics*, ch. 6 and 9.)
+#: about 500 Hz; a lateral or an approximant keeps more of the upper spectrum. (Rough textbook
+#: values for these consonants, not fitted to any recording.)
 MURMURS = {
     "m": ((250.0, 1100.0, 2200.0, 3300.0), (350.0, 600.0)),
     "n": ((250.0, 1650.0, 2550.0, 3400.0), (350.0, 600.0)),
@@ -625,7 +625,7 @@ def _consonants(
     out = np.zeros(n_samples)
     prev_gap = np.r_[np.inf, notes[1:, 0] - notes[:-1, 1]]
     murmured = np.zeros(len(notes), bool) if sung_through is None else sung_through
-    for onset, gap, voiced in zip(notes[:, 0], prev_gap, murmured):
+    for onset, gap, sung in zip(notes[:, 0], prev_gap, murmured):
         if gap < 0.05 or rng.random() > 0.45:
             continue  # legato or vowel-initial syllable: no consonant
         if rng.random() < 0.5:  # fricative
@@ -643,7 +643,7 @@ def _consonants(
             continue
         burst = _bandpass(rng.standard_normal(length), lo, hi, sr)
         burst *= np.hanning(length) * level / (np.std(burst) + 1e-12)
-        if not voiced:
+        if not sung:
             out[start : start + length] += burst
     return out
 
