@@ -337,7 +337,12 @@ def test_cli_reader_that_goes_away_ends_only_the_json_lines(tmp_path, song, whol
             proc.kill()
         assert proc.returncode == 0, err
         assert "Traceback" not in err and "Broken pipe" not in err
-    np.testing.assert_array_equal(read_notes(tmp_path / "out" / "song.json"), whole[1])
+    written = read_notes(tmp_path / "out" / "song.json")
+    # The same notes. The command runs the pitch network on one thread and this process on the
+    # test's threads: on a CPU without native bfloat16 kernels the sums then come in another
+    # order and a pitch moves by about 1e-4 semitone (seen on an AMD EPYC), never a boundary.
+    np.testing.assert_array_equal(written[:, :2], whole[1][:, :2])
+    np.testing.assert_allclose(written[:, 2], whole[1][:, 2], rtol=0, atol=1e-3)
 
 
 def test_cli_midi_port_that_does_not_exist(monkeypatch, capsys, tmp_path):
