@@ -196,6 +196,40 @@ def _contour(*parts):
     return np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
 
 
+def test_stable_pitch_is_where_the_voice_dwells():
+    from svt.notes.decoding import stable_pitch
+
+    held = 60.0 + 0.3 * np.sin(2 * np.pi * 6.0 * np.arange(30) / 100.0)  # vibrato, +-30 cents
+    # A scoop longer than the 4 trimmed frames: 4 trimmed + 10 more from 56 to 58.5, then held,
+    # then a 2-frame release. The median of the held frames, not of the stable part.
+    scoop = np.linspace(55.0, 58.5, 14)
+    note = np.concatenate([scoop, held, [57.0, 56.0]])
+    assert stable_pitch(note) == pytest.approx(np.median(held), abs=1e-12)
+    plain = np.median(note[4:-2])
+    assert abs(plain - np.median(held)) > 0.1  # what the window leaves out matters here
+    assert stable_pitch(note, window=None) == pytest.approx(plain, abs=1e-12)
+    # A merged note: 12 frames on 60, then 25 on 62 -> the longer level.
+    merged = np.concatenate([np.full(4, 59.0), np.full(12, 60.0), np.full(25, 62.0), [61, 61]])
+    assert stable_pitch(merged) == 62.0
+    # Two levels held as long: the lower one.
+    assert stable_pitch(np.concatenate([np.full(4, 59.0), np.full(10, 64.0), np.full(10, 60.0),
+                                        [58, 58]])) == 60.0
+    # One pitch with vibrato narrower than the window: the plain median, unvoiced frames left out.
+    with_gap = np.concatenate([np.full(4, 50.0), held[:12], [np.nan] * 3, held[12:], [70, 70]])
+    assert stable_pitch(with_gap) == pytest.approx(np.median(held), abs=1e-12)
+    # Vibrato wider than the window (+-80 cents, 5-7 Hz): whole cycles, the note's centre. A
+    # fixed 1-semitone window would sit at an extreme, about 0.5 semitone off.
+    t = np.arange(120) / 100.0
+    for rate in (5.0, 6.0, 7.0):
+        wide = 60.0 + 0.8 * np.sin(2 * np.pi * rate * t + 0.3)
+        assert stable_pitch(wide) == pytest.approx(np.median(wide[4:-2]), abs=1e-12)
+        assert abs(stable_pitch(wide) - 60.0) < 0.05
+    # Nothing voiced -> NaN; voiced only in the trimmed frames -> the whole note's median.
+    assert np.isnan(stable_pitch(np.full(10, np.nan)))
+    edges = np.concatenate([[61.0, 62.0, 63.0, 64.0], np.full(10, np.nan), [65.0, 66.0]])
+    assert stable_pitch(edges) == pytest.approx(63.5)
+
+
 def test_pitch_decoder_cuts_legato_steps_and_keeps_vibrato_and_scoops():
     from svt.notes.decoding import decode_frames, pitch_frames_to_notes
 
