@@ -217,10 +217,10 @@ def test_stable_pitch_is_where_the_voice_dwells():
     # One pitch with vibrato narrower than the window: the plain median, unvoiced frames left out.
     with_gap = np.concatenate([np.full(4, 50.0), held[:12], [np.nan] * 3, held[12:], [70, 70]])
     assert stable_pitch(with_gap) == pytest.approx(np.median(held), abs=1e-12)
-    # Vibrato wider than the window (+-80 cents, 5-7 Hz): whole cycles, the note's centre. A
+    # Vibrato wider than the window (+-80 cents, 4-8 Hz): whole cycles, the note's centre. A
     # fixed 1-semitone window would sit at an extreme, about 0.5 semitone off.
     t = np.arange(120) / 100.0
-    for rate in (5.0, 6.0, 7.0):
+    for rate in (4.0, 5.0, 6.0, 7.0, 8.0):
         wide = 60.0 + 0.8 * np.sin(2 * np.pi * rate * t + 0.3)
         assert stable_pitch(wide) == pytest.approx(np.median(wide[4:-2]), abs=1e-12)
         assert abs(stable_pitch(wide) - 60.0) < 0.05

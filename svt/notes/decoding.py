@@ -281,21 +281,22 @@ def pitch_level_cuts(pitch, penalty: float = 32.0, min_frames: int = 12) -> np.n
 
 #: Narrowest window (semitones) in which `stable_pitch` takes a note's pitch: where the voice
 #: dwells within the scoring's +-50 cents. Measured with the shipped model against the plain
-#: median of the stable part, the window widened for vibrato as below (COnP F1): SSVD 70.62 ->
-#: 71.02, generated legato songs +0.29, recorded-voice legato +0.18, recorded male voice +0.34,
-#: songs of every articulation +0.68, with a backing track +0.05 / 0.00, Festival's voices 0.00
-#: (docs/shipped-model.md, "A note's pitch where the voice dwells").
+#: median of the stable part, the window widened for vibrato as below (COnP F1): SSVD 70.63 ->
+#: 71.17, generated legato songs +0.29, recorded-voice legato +0.18, recorded male voice +0.34,
+#: songs of every articulation +0.68, with a backing track +0.15 / 0.00, Festival's voices 0.00,
+#: in rooms +0.14 to +0.57 (docs/shipped-model.md, "A note's pitch where the voice dwells").
 STABLE_WINDOW_SEMITONES = 1.0
-#: Vibrato is measured on what a moving mean of this many frames (150 ms at 100 frames per
-#: second, a cycle of 6.7 Hz vibrato) leaves out, in stable parts of at least
-#: `VIBRATO_MIN_FRAMES` (two cycles of 6.7 Hz). The window is widened to `VIBRATO_WINDOW_GAIN`
+#: Vibrato is measured on what a moving mean of this many frames (250 ms at 100 frames per
+#: second, a cycle of 4 Hz vibrato) leaves out, in stable parts of at least
+#: `VIBRATO_MIN_FRAMES` (two cycles of 4 Hz). The window is widened to `VIBRATO_WINDOW_GAIN`
 #: times that component's amplitude (sqrt(2) x its standard deviation): the moving mean keeps
-#: 5-30 % of a 5-7 Hz vibrato, so the window spans 2.1-2.9 times the vibrato's extent and holds
-#: whole cycles. A 1-semitone window alone would sit at one extreme of a vibrato wider than
-#: +-50 cents, where a sinusoid dwells longest: 0.5 semitone off for +-80 cents, common in
-#: classical singing.
-VIBRATO_SMOOTHING_FRAMES = 15
-VIBRATO_MIN_FRAMES = 30
+#: between -21 % and +14 % of a 3.5-8 Hz vibrato, so the window spans 2.6-3.6 times the
+#: vibrato's extent and holds whole cycles. A 1-semitone window alone would sit at one extreme
+#: of a vibrato wider than +-50 cents, where a sinusoid dwells longest: 0.5 semitone off for
+#: +-80 cents, common in classical singing. A 150-ms mean (15 frames) measured the same on the
+#: evaluation sets but SSVD (-0.14 COnP) and missed vibrato slower than 5 Hz.
+VIBRATO_SMOOTHING_FRAMES = 25
+VIBRATO_MIN_FRAMES = 50
 VIBRATO_WINDOW_GAIN = 3.0
 
 
@@ -309,7 +310,8 @@ def stable_pitch(sung, head_frames: int = 4, tail_frames: int = 2,
     (widened to hold whole cycles of the note's vibrato, see `VIBRATO_WINDOW_GAIN`) that holds
     the most of them, the lowest such span on a tie. Unlike the plain median it leaves out the
     rest of a scoop or fall longer than the trim and the shorter of two levels a merged note
-    holds; for a note sung on one pitch, with or without vibrato, it is the plain median.
+    holds; for a note sung on one pitch, without vibrato or with a vibrato of 3.5-8 Hz held for
+    at least half a second, it is the plain median.
     `window=None` (or fewer than 3 voiced frames) takes the plain median of the stable part.
     NaN where nothing is voiced; the whole note's median where only the trimmed frames are."""
     sung = np.asarray(sung, dtype=np.float64)
