@@ -282,7 +282,7 @@ def pitch_level_cuts(pitch, penalty: float = 32.0, min_frames: int = 12) -> np.n
 #: Narrowest window (semitones) in which `stable_pitch` takes a note's pitch: where the voice
 #: dwells within the scoring's +-50 cents. Measured with the shipped model against the plain
 #: median of the stable part, the window widened for vibrato as below (COnP F1): SSVD 70.63 ->
-#: 71.17, generated legato songs +0.29, recorded-voice legato +0.18, recorded male voice +0.34,
+#: 71.17, generated legato songs +0.29, recorded-voice legato +0.18, recorded male voice +0.33,
 #: songs of every articulation +0.68, with a backing track +0.15 / 0.00, Festival's voices 0.00,
 #: in rooms +0.14 to +0.57 (docs/shipped-model.md, "A note's pitch where the voice dwells").
 STABLE_WINDOW_SEMITONES = 1.0
@@ -327,7 +327,7 @@ def stable_pitch(sung, head_frames: int = 4, tail_frames: int = 2,
         from scipy.ndimage import uniform_filter1d  # lazily: keeps `import svt.notes` light
 
         contour = np.interp(np.arange(len(part)), np.flatnonzero(voiced), part[voiced])
-        wobble = (contour - uniform_filter1d(contour, VIBRATO_SMOOTHING_FRAMES, mode="nearest"))
+        wobble = contour - uniform_filter1d(contour, VIBRATO_SMOOTHING_FRAMES, mode="nearest")
         window = max(window, VIBRATO_WINDOW_GAIN * np.sqrt(2.0) * float(np.std(wobble[voiced])))
     values = np.sort(part[voiced])
     # For each sorted value, the end of the window starting there; the fullest window wins.
